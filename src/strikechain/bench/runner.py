@@ -1,0 +1,84 @@
+"""Run one benchmark in a fresh process pinned to one core with single-threaded math libraries.
+
+The thread-count variables must be set before NumPy (and BLAS, OpenMP, Numba) are first
+imported, which is why every benchmark runs in its own interpreter.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCHMARKS = {
+    "pricing": "strikechain.bench.pricing",
+}
+"""Benchmark name -> module exposing ``run() -> dict[str, float]``."""
+
+_THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "NUMBA_NUM_THREADS",
+)
+SINGLE_THREAD = dict.fromkeys(_THREAD_VARIABLES, "1")
+
+
+def run_in_subprocess(name: str, out: str) -> int:
+    """Run benchmark ``name`` in a child interpreter; return its exit status."""
+    env = {**os.environ, **SINGLE_THREAD}
+    command = [sys.executable, "-m", "strikechain.bench.runner", name, out]
+    return subprocess.run(command, env=env, check=False).returncode
+
+
+def _pin_to_one_core() -> int | None:
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    core = min(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {core})
+    return core
+
+
+def _context(core: int | None, seconds: float) -> dict[str, object]:
+    import numpy as np
+    import scipy
+
+    return {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "machine": platform.machine(),
+        "processor": platform.processor() or platform.machine(),
+        "pinned_core": core,
+        "threads": SINGLE_THREAD["OMP_NUM_THREADS"],
+        "seconds": round(seconds, 2),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def main(name: str, out: str) -> None:
+    """Child side: pin, run, write ``out/name.json`` and print the metrics."""
+    core = _pin_to_one_core()
+    module = importlib.import_module(BENCHMARKS[name])
+    start = time.perf_counter()
+    metrics = module.run()
+    seconds = time.perf_counter() - start
+    document = {"name": name, "metrics": metrics, "context": _context(core, seconds)}
+    path = Path(out) / f"{name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    width = max(len(key) for key in metrics)
+    print(f"{name}: wrote {path}")
+    for key, value in metrics.items():
+        print(f"  {key:<{width}}  {value:.6g}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])

@@ -1,0 +1,109 @@
+"""The ``strikechain`` command: one entry point for every driver.
+
+Subcommands compose the layers below; they hold no logic of their own beyond parsing,
+formatting and exit codes. Bad input exits with status 2 and a one-line message naming the
+stable error code; success exits 0.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import NoReturn
+
+import click
+
+from strikechain import __version__
+from strikechain.pricing import GREEK_NAMES, PricingError
+
+
+def _fail(code: str, message: str) -> NoReturn:
+    click.echo(f"error: {code}: {message}", err=True)
+    sys.exit(2)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="strikechain")
+def cli() -> None:
+    """strikechain: a deterministic derivatives venue engine and the lab that measures it."""
+
+
+@cli.command()
+@click.option("--spot", type=float, required=True, help="Spot price of the underlying.")
+@click.option("--strike", type=float, required=True, help="Strike price.")
+@click.option("--expiry-years", type=float, required=True, help="Time to expiry in years.")
+@click.option("--vol", type=float, default=None, help="Volatility (0.2 = 20%); prices the option.")
+@click.option("--price", type=float, default=None, help="Option price; solves the implied vol.")
+@click.option("--rate", type=float, default=0.0, show_default=True, help="Continuous rate.")
+@click.option("--carry", type=float, default=None, help="Cost of carry b (default: the rate).")
+@click.option("--put", is_flag=True, help="A put (default: a call).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option(
+    "--deterministic", is_flag=True, help="Use the bit-reproducible mode (as the venue does)."
+)
+def price(
+    spot: float,
+    strike: float,
+    expiry_years: float,
+    vol: float | None,
+    price: float | None,
+    rate: float,
+    carry: float | None,
+    put: bool,
+    as_json: bool,
+    deterministic: bool,
+) -> None:
+    """Price a European option with Greeks, or solve its implied volatility.
+
+    Generalized Black-Scholes-Merton with cost of carry b: b = r for a non-dividend
+    underlying, b = r - q for a dividend yield q, b = 0 for an option on a futures price.
+    """
+    from strikechain.cli.price import PriceRequest, render_table, run_price
+
+    if (vol is None) == (price is None):
+        _fail("USAGE", "give exactly one of --vol (to price) and --price (to solve the vol)")
+    request = PriceRequest(spot, strike, expiry_years, vol, price, rate, carry, not put)
+    try:
+        result = run_price(request, deterministic=deterministic)
+    except PricingError as error:
+        _fail(error.code, error.message)
+    if as_json:
+        keys = (*GREEK_NAMES, "iv") if price is not None else GREEK_NAMES
+        click.echo(json.dumps({key: result[key] for key in keys}))
+    else:
+        render_table(request, result, deterministic=deterministic)
+
+
+@cli.command()
+@click.option(
+    "--seed", type=int, default=7, show_default=True, help="Seed of the synthetic market."
+)
+def demo(seed: int) -> None:
+    """Price and solve a whole option chain, and fit and check a volatility surface."""
+    from strikechain.cli.demo import run_demo
+
+    run_demo(seed)
+
+
+@cli.command()
+@click.argument("name")
+@click.option(
+    "--out", type=click.Path(file_okay=False), default="benchmarks/results", show_default=True
+)
+def bench(name: str, out: str) -> None:
+    """Run benchmark NAME (or ``all``) on one core; write OUT/NAME.json."""
+    from strikechain.bench.runner import BENCHMARKS, run_in_subprocess
+
+    names = sorted(BENCHMARKS) if name == "all" else [name]
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        _fail("UNKNOWN_BENCHMARK", f"{unknown[0]!r}; known: {', '.join(sorted(BENCHMARKS))}, all")
+    for each in names:
+        status = run_in_subprocess(each, out)
+        if status != 0:
+            _fail("BENCHMARK_FAILED", f"{each} exited with status {status}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli()

@@ -1,0 +1,97 @@
+"""The strikechain command: outputs, units and exit codes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from strikechain import pricing as px
+from strikechain.cli.main import cli
+
+HULL = ["--spot", "42", "--strike", "40", "--expiry-years", "0.5", "--rate", "0.1"]
+
+
+def _run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_price_json_has_exactly_the_documented_keys() -> None:
+    code, out, _ = _run("price", *HULL, "--vol", "0.2", "--json")
+    assert code == 0
+    values = json.loads(out)
+    assert list(values) == ["price", "delta", "gamma", "vega", "theta", "rho", "vanna", "volga"]
+    assert values["price"] == pytest.approx(4.7594, abs=5e-5)
+    expected = px.bsm_greeks(42.0, 40.0, 0.5, 0.2, 0.1).as_dict()
+    assert values == pytest.approx(expected, rel=1e-15)
+
+
+def test_price_mode_solves_the_vol() -> None:
+    code, out, _ = _run("price", *HULL, "--price", "0.8086", "--put", "--json")
+    assert code == 0
+    values = json.loads(out)
+    assert values["iv"] == pytest.approx(0.2, abs=1e-4)
+    assert values["price"] == pytest.approx(0.8086, rel=1e-12)
+    assert values["delta"] < 0
+
+
+def test_carry_and_deterministic_mode() -> None:
+    code, out, _ = _run(
+        "price", *HULL, "--vol", "0.2", "--carry", "0.05", "--json", "--deterministic"
+    )
+    assert code == 0
+    from strikechain.pricing import deterministic
+
+    assert json.loads(out)["price"] == deterministic.bsm(42.0, 40.0, 0.5, 0.2, 0.1, 0.05)
+
+
+def test_table_output_names_units() -> None:
+    code, out, _ = _run("price", *HULL, "--vol", "0.2")
+    assert code == 0
+    for word in ("delta", "gamma", "vega", "per 1.00 of vol", "theta / day", "4.7594"):
+        assert word in out
+
+
+ZERO_EXPIRY = ["--spot", "42", "--strike", "40", "--expiry-years", "0", "--rate", "0.1"]
+
+
+@pytest.mark.parametrize(
+    ("args", "code_word"),
+    [
+        ([*HULL, "--vol", "-0.2"], "INVALID_VOLATILITY"),
+        ([*ZERO_EXPIRY, "--vol", "0.2"], "INVALID_EXPIRY"),
+        ([*HULL, "--price", "50"], "ABOVE_MAXIMUM"),
+        ([*HULL, "--price", "1"], "BELOW_INTRINSIC"),
+        ([*HULL, "--vol", "0.2", "--price", "3"], "USAGE"),
+        (HULL, "USAGE"),
+    ],
+)
+def test_bad_input_exits_nonzero_with_a_clear_message(args: list[str], code_word: str) -> None:
+    code, out, err = _run("price", *args)
+    assert code == 2
+    assert code_word in err
+    assert out == ""
+
+
+def test_non_numeric_argument_is_a_usage_error() -> None:
+    code, _, err = _run(
+        "price", "--spot", "abc", "--strike", "40", "--expiry-years", "1", "--vol", "0.2"
+    )
+    assert code == 2
+    assert "abc" in err
+
+
+def test_unknown_benchmark() -> None:
+    code, _, err = _run("bench", "nonsense")
+    assert code == 2
+    assert "UNKNOWN_BENCHMARK" in err
+
+
+def test_demo_runs_and_checks_pass() -> None:
+    code, out, _ = _run("demo", "--seed", "3")
+    assert code == 0
+    assert "SVI fit per expiry" in out
+    assert "Node surface" in out
+    assert "FAILED" not in out
