@@ -34,7 +34,7 @@ def options() -> dict[str, np.ndarray]:
     moneyness = rng.uniform(-14.0, 14.0, n)
     spot = np.exp(rng.uniform(np.log(1e-2), np.log(1e5), n))
     rate = rng.uniform(-0.02, 0.1, n)
-    carry = rate - rng.uniform(-0.05, 0.05, n)
+    carry = np.where(rng.uniform(size=n) < 0.3, rate, rate - rng.uniform(-0.05, 0.05, n))
     strike = spot * np.exp(carry * expiry - moneyness * vol * np.sqrt(expiry))
     call = rng.uniform(size=n) < 0.5
     return {

@@ -546,6 +546,26 @@ def _wanted(greeks: Collection[str]) -> tuple[str, ...]:
     return tuple(name for name in GREEK_NAMES if name in greeks)
 
 
+def _forward(
+    spot: FloatArray,
+    carry: FloatArray,
+    rate: FloatArray,
+    expiry: FloatArray,
+    discount: FloatArray,
+    backend: Backend,
+) -> FloatArray:
+    """``S e^(bT)``; where the carry equals the rate (the default) that is ``S / e^(-rT)``.
+
+    Reusing the discount factor saves an exponential in the common case; the choice is made per
+    element from its own values, so ``carry=None`` and ``carry=rate`` give the same bits.
+    """
+    forward = spot / discount
+    differs = np.flatnonzero(carry != rate)
+    if differs.size:
+        forward[differs] = spot[differs] * backend.exp(carry[differs] * expiry[differs])
+    return forward
+
+
 def _half_and_scale(forward: FloatArray, strike: FloatArray) -> tuple[FloatArray, FloatArray]:
     """``e^(-|x|/2) = sqrt(min(F,K)/max(F,K))`` and ``sqrt(F K)``, without an exponential.
 
@@ -703,9 +723,13 @@ class _Inputs:
         rate = self.rate[part]
         call = self.call[part]
         carry = None if self.carry is None else self.carry[part]
-        with np.errstate(over="ignore", invalid="ignore"):  # invalid elements are flagged later
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # flagged later
             discount = backend.exp(-rate * expiry)
-            forward = underlying if carry is None else underlying * backend.exp(carry * expiry)
+            forward = (
+                underlying
+                if carry is None
+                else _forward(underlying, carry, rate, expiry, discount, backend)
+            )
             intrinsic = np.maximum((2.0 * call - 1.0) * (forward - strike), 0.0)
         return _Chunk(
             underlying,

@@ -81,7 +81,8 @@ def solve_otm(
     ):
         idx = np.flatnonzero(mask)
         if idx.size:
-            target = _Target(beta[idx], complement[idx], y[idx], knots.take(idx))
+            level = branch.level(beta[idx], complement[idx], backend)
+            target = _Target(beta[idx], complement[idx], y[idx], knots.take(idx), level)
             s[idx] = _solve_branch(target, branch, backend)
     return s
 
@@ -147,9 +148,16 @@ class _Target(NamedTuple):
     complement: FloatArray
     y: FloatArray
     knots: _Knots
+    level: FloatArray  # the objective's target value, computed once (see _Branch.level)
 
     def take(self, idx: NDArray[np.intp]) -> _Target:
-        return _Target(self.beta[idx], self.complement[idx], self.y[idx], self.knots.take(idx))
+        return _Target(
+            self.beta[idx],
+            self.complement[idx],
+            self.y[idx],
+            self.knots.take(idx),
+            self.level[idx],
+        )
 
 
 def _guess_lower(target: _Target, backend: Backend) -> FloatArray:
@@ -287,6 +295,7 @@ class _Branch(NamedTuple):
     """How one branch guesses, where its root can lie, and the objective it iterates on."""
 
     guess: Callable[[_Target, Backend], FloatArray]
+    level: Callable[[FloatArray, FloatArray, Backend], FloatArray]
     low: Callable[[_Knots], FloatArray]
     high: Callable[[_Knots], FloatArray]
     objective: Callable[[_Target, FloatArray, Backend], _Step]
@@ -367,7 +376,7 @@ def _objective_lower(target: _Target, s: FloatArray, backend: Backend) -> _Step:
     q = density / (b * log_b)
     ratio2 = -(2.0 + log_b) * q
     ratio3 = (2.0 * log_b * log_b + 6.0 * log_b + 6.0) * q * q
-    g = 1.0 / log_b - 1.0 / backend.log(target.beta)
+    g = 1.0 / log_b - target.level
     h2 = ratio2 + curvature
     h3 = ratio3 + 3.0 * ratio2 * curvature + third
     return _Step(g * log_b / q, h2, h3, b < target.beta)
@@ -386,7 +395,7 @@ def _objective_upper(target: _Target, s: FloatArray, backend: Backend) -> _Step:
     density = backend.exp(-0.5 * (h * h + t * t)) * INV_SQRT_2PI
     rest = density * (backend.mills(h + t) + backend.mills(t - h))
     curvature, third = _derivative_ratios(y, s)
-    g = backend.log(target.complement) - backend.log(rest)
+    g = target.level - backend.log(rest)
     ratio = density / rest
     h2 = ratio + curvature
     h3 = 2.0 * ratio * ratio + 3.0 * ratio * curvature + third
@@ -401,7 +410,23 @@ def _infinity(knots: _Knots) -> FloatArray:
     return np.full_like(knots.s_c, np.inf)
 
 
-_LOWER = _Branch(_guess_lower, _zero, lambda k: k.s_l, _objective_lower)
-_MIDDLE_LOW = _Branch(_guess_middle_low, lambda k: k.s_l, lambda k: k.s_c, _objective_price)
-_MIDDLE_HIGH = _Branch(_guess_middle_high, lambda k: k.s_c, lambda k: k.s_u, _objective_price)
-_UPPER = _Branch(_guess_upper, lambda k: k.s_u, _infinity, _objective_upper)
+def _level_lower(beta: FloatArray, complement: FloatArray, backend: Backend) -> FloatArray:
+    return 1.0 / backend.log(beta)
+
+
+def _level_price(beta: FloatArray, complement: FloatArray, backend: Backend) -> FloatArray:
+    return beta
+
+
+def _level_upper(beta: FloatArray, complement: FloatArray, backend: Backend) -> FloatArray:
+    return backend.log(complement)
+
+
+_LOWER = _Branch(_guess_lower, _level_lower, _zero, lambda k: k.s_l, _objective_lower)
+_MIDDLE_LOW = _Branch(
+    _guess_middle_low, _level_price, lambda k: k.s_l, lambda k: k.s_c, _objective_price
+)
+_MIDDLE_HIGH = _Branch(
+    _guess_middle_high, _level_price, lambda k: k.s_c, lambda k: k.s_u, _objective_price
+)
+_UPPER = _Branch(_guess_upper, _level_upper, lambda k: k.s_u, _infinity, _objective_upper)
