@@ -6,7 +6,10 @@ surfaces with arbitrage checks; node surfaces interpolated in total variance.
 
 The functions here run in the fast mode (NumPy/SciPy transcendentals).
 :mod:`strikechain.pricing.deterministic` offers the same functions with results that are
-bit-identical on every machine, for anything that decides state.
+bit-identical on every machine, for anything that decides state. Volatility surfaces live in
+:mod:`strikechain.pricing.svi` (raw SVI fits and arbitrage checks) and
+:mod:`strikechain.pricing.surface` (surfaces over expiries, node surfaces); they are imported
+on their own because they pull in SciPy's optimizers.
 
 >>> from strikechain import pricing
 >>> round(pricing.bsm(42.0, 40.0, 0.5, 0.2, 0.1), 4)  # Hull's example
