@@ -50,7 +50,7 @@ test: lint
 test-long: $(VENV)/.dev
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --durations=15 -m long
 
-bench: $(VENV)/.bench $(VENV)/.dev
+bench: $(VENV)/.bench
 	$(BIN)/strikechain bench all
 
 lock: | $(BIN)/python

@@ -10,11 +10,13 @@ with the fast mode, and the node surface an oracle reporter would publish.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -94,7 +96,8 @@ def build_chain(surface: list[SviParams]) -> Chain:
 
 
 def run_demo(seed: int) -> None:
-    console = Console()
+    # A log or a pipe gets the width the tables need; a terminal keeps its own.
+    console = Console(width=None if sys.stdout.isatty() else 120)
     rng = np.random.default_rng(seed)
     chain = build_chain(true_surface(rng))
     noise = rng.normal(0.0, QUOTE_NOISE_VOL_POINTS * 0.01, chain.strike.size)
@@ -178,16 +181,16 @@ def _chain_table(
         title=(
             "The chain: quotes, implied vols, and prices and Greeks from the fitted SVI surface"
             f" ({shown.size} of {chain.strike.size} options shown)"
-        )
+        ),
+        box=box.SIMPLE_HEAD,
     )
     for column in (
         "expiry",
         "strike",
-        "type",
         "quote",
         "quote vol",
         "fit vol",
-        "model price",
+        "model",
         "delta",
         "gamma",
         "vega/pt",
@@ -200,15 +203,14 @@ def _chain_table(
             table.add_section()
         previous = chain.label[i]
         table.add_row(
-            f"{chain.label[i]} ({chain.expiry[i] * 365:.0f}d)",
-            f"{chain.strike[i]:,.0f}",
-            "call" if chain.call[i] else "put",
+            f"{chain.expiry[i] * 365:.0f}d",
+            f"{chain.strike[i]:,.0f} {'C' if chain.call[i] else 'P'}",
             f"{quotes[i]:,.2f}",
             f"{solved[i]:.2%}",
             f"{fitted[i]:.2%}",
             f"{g.price[i]:,.2f}",
             f"{g.delta[i]:+.4f}",
-            f"{g.gamma[i]:.3e}",
+            f"{g.gamma[i]:.2e}",
             f"{g.vega[i] / 100:,.2f}",
             f"{g.theta[i] / 365:,.2f}",
         )
