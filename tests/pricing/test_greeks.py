@@ -141,3 +141,29 @@ def test_deep_wing_greeks_are_finite_and_signed() -> None:
     assert np.all(g.gamma > 0)
     assert np.all(g.vega > 0)
     assert g.delta[0] < 0 < g.delta[1]
+
+
+def test_a_subset_of_greeks_matches_the_full_set_bit_for_bit() -> None:
+    strikes = np.array([60.0, 100.0, 140.0])
+    full = px.bsm_greeks(100.0, strikes, 0.5, 0.3, 0.02, 0.01)
+    for subset in (("delta",), ("price", "theta"), ("vanna", "rho"), ("gamma", "volga")):
+        part = px.bsm_greeks(100.0, strikes, 0.5, 0.3, 0.02, 0.01, greeks=subset)
+        assert list(part.as_dict()) == [n for n in px.GREEK_NAMES if n in subset]
+        for name in subset:
+            np.testing.assert_array_equal(getattr(part, name), getattr(full, name))
+    black = px.black76_greeks(100.0, strikes, 0.5, 0.3, 0.02, greeks=("theta", "rho"))
+    np.testing.assert_array_equal(black.rho, px.black76_greeks(100.0, strikes, 0.5, 0.3, 0.02).rho)
+
+
+def test_reading_an_unrequested_greek_raises() -> None:
+    g = px.bsm_greeks(100.0, 100.0, 1.0, 0.2, greeks=("delta",))
+    with pytest.raises(px.PricingError) as info:
+        _ = g.gamma
+    assert info.value.code == "GREEK_NOT_COMPUTED"
+
+
+@pytest.mark.parametrize("greeks", [("delta", "charm"), ()])
+def test_unknown_or_empty_greek_names_are_rejected(greeks: tuple[str, ...]) -> None:
+    with pytest.raises(px.PricingError) as info:
+        px.bsm_greeks(100.0, 100.0, 1.0, 0.2, greeks=greeks)
+    assert info.value.code == "UNKNOWN_GREEK"

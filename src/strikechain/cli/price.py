@@ -7,7 +7,7 @@ from typing import NamedTuple
 from rich.console import Console
 from rich.table import Table
 
-from strikechain.pricing import Pricer
+from strikechain.pricing import Pricer, PricingError
 from strikechain.pricing.backend import DETERMINISTIC, FAST
 
 
@@ -48,7 +48,8 @@ def run_price(request: PriceRequest, *, deterministic: bool) -> dict[str, float]
             request.price, *args, request.rate, request.carry, call=request.call
         )
         vol = iv
-    assert vol is not None  # the CLI passes exactly one of vol and price
+    if vol is None:
+        raise PricingError("USAGE", "give a volatility to price, or a price to solve")
     greeks = pricer.bsm_greeks(*args, vol, request.rate, request.carry, call=request.call)
     result = dict(greeks.as_dict())
     if iv is not None:

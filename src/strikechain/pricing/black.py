@@ -66,8 +66,8 @@ class Greeks(Generic[T]):
     """Price and sensitivities, in the units of the module docstring.
 
     Holds the quantities that were requested (all by default); reading one that was not
-    requested raises :class:`PricingError` ``GREEK_NOT_COMPUTED`` rather than returning a
-    placeholder. Asking for fewer saves the memory traffic of the outputs not needed, which on a
+    requested raises :class:`PricingError` ``GREEK_NOT_COMPUTED`` rather than returning a made-up
+    value. Asking for fewer saves the memory traffic of the outputs not needed, which on a
     million options is a noticeable share of the time.
     """
 
