@@ -192,22 +192,40 @@ NAN = np.nan
 TINY = 5e-324
 
 SPECIAL_CASES = [
-    (detmath.exp, [0.0, -0.0, INF, -INF, NAN, 709.79, -745.14, TINY],
-     [1, 1, INF, 0, NAN, INF, 0, 1]),
-    (detmath.expm1, [0.0, -0.0, INF, -INF, NAN, TINY, -TINY, -50.0, 710.0],
-     [0.0, -0.0, INF, -1, NAN, TINY, -TINY, -1, INF]),
-    (detmath.log, [0.0, -0.0, INF, -INF, NAN, -1.0, 1.0, TINY],
-     [-INF, -INF, INF, NAN, NAN, NAN, 0.0, -744.4400719213812]),
-    (detmath.log1p, [0.0, -0.0, INF, -INF, NAN, -1.0, -2.0, TINY, -TINY],
-     [0.0, -0.0, INF, NAN, NAN, -INF, NAN, TINY, -TINY]),
-    (detmath.cbrt, [0.0, -0.0, INF, -INF, NAN, 8.0, -27.0, 0.125],
-     [0.0, -0.0, INF, -INF, NAN, 2.0, -3.0, 0.5]),
+    (
+        detmath.exp,
+        [0.0, -0.0, INF, -INF, NAN, 709.79, -745.14, TINY],
+        [1, 1, INF, 0, NAN, INF, 0, 1],
+    ),
+    (
+        detmath.expm1,
+        [0.0, -0.0, INF, -INF, NAN, TINY, -TINY, -50.0, 710.0],
+        [0.0, -0.0, INF, -1, NAN, TINY, -TINY, -1, INF],
+    ),
+    (
+        detmath.log,
+        [0.0, -0.0, INF, -INF, NAN, -1.0, 1.0, TINY],
+        [-INF, -INF, INF, NAN, NAN, NAN, 0.0, -744.4400719213812],
+    ),
+    (
+        detmath.log1p,
+        [0.0, -0.0, INF, -INF, NAN, -1.0, -2.0, TINY, -TINY],
+        [0.0, -0.0, INF, NAN, NAN, -INF, NAN, TINY, -TINY],
+    ),
+    (
+        detmath.cbrt,
+        [0.0, -0.0, INF, -INF, NAN, 8.0, -27.0, 0.125],
+        [0.0, -0.0, INF, -INF, NAN, 2.0, -3.0, 0.5],
+    ),
     (detmath.mills, [INF, NAN, 1e308, -INF, -40.0], [0.0, NAN, 1e-308, INF, INF]),
     (detmath.normal_pdf, [INF, -INF, NAN, 40.0, 0.0], [0.0, 0.0, NAN, 0.0, 0.3989422804014327]),
     (detmath.ndtr, [INF, -INF, NAN, 0.0, -0.0, -40.0, 40.0], [1.0, 0.0, NAN, 0.5, 0.5, 0.0, 1.0]),
-    (detmath.ndtri, [0.0, -0.0, 1.0, 0.5, -TINY, 1.5, NAN, INF],
-     [-INF, -INF, INF, 0.0, NAN, NAN, NAN, NAN]),
-]  # fmt: skip
+    (
+        detmath.ndtri,
+        [0.0, -0.0, 1.0, 0.5, -TINY, 1.5, NAN, INF],
+        [-INF, -INF, INF, 0.0, NAN, NAN, NAN, NAN],
+    ),
+]
 
 
 @pytest.mark.parametrize(("function", "inputs", "expected"), SPECIAL_CASES)
@@ -379,10 +397,18 @@ def test_golden_vectors_without_simd_dispatch() -> None:
         pytest.skip("this CPU supports none of NumPy's dispatch targets: nothing to disable")
     env = dict(os.environ, NPY_DISABLE_CPU_FEATURES=" ".join(targets))
     probe = subprocess.run(
-        [sys.executable, "-c", "from numpy._core._multiarray_umath import __cpu_features__ "
-         "as f; import sys; print(' '.join(k for k in sys.argv[1:] if f.get(k)))", *targets],
-        env=env, capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "from numpy._core._multiarray_umath import __cpu_features__ "
+            "as f; import sys; print(' '.join(k for k in sys.argv[1:] if f.get(k)))",
+            *targets,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert probe.stdout.strip() == "", f"NumPy kept {probe.stdout} enabled"
     result = subprocess.run(
         [sys.executable, "-c", GOLDEN_CHECK, str(GOLDEN)],

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 BENCHMARKS = {
+    "engine": "strikechain.bench.engine",
     "pricing": "strikechain.bench.pricing",
 }
 """Benchmark name -> module exposing ``run() -> dict[str, float]``."""

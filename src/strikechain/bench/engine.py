@@ -1,0 +1,313 @@
+"""``strikechain bench engine``: a stationary order flow through ``Engine.apply``.
+
+The workload (seeded, generated before timing): ten perpetual markets, blocks of 1,000
+transactions. Each block mixes post-only adds within a few ticks of the touch, cancels of
+orders resting from earlier blocks, and immediate-or-cancel takers a few ticks through the
+touch, in proportions that keep every book's depth roughly constant (about 40 resting orders per
+side per market). Mid prices drift as a slow random walk.
+
+The generator keeps its own model of every book, applying each block in the engine's lane order
+(cancels, then post-only adds, then takers), so nearly every cancel names a live order and the
+engine rejects almost nothing; ``rejected_share`` measures that.
+
+The reference is a minimal plain-Python price-time book (dict of deques per price, a sorted
+price list per side), fed the same operations in the same order in the same run:
+``reference_book_ops_per_s``. The engine also validates every field, keeps its indexes, sorts
+blocks into lanes and builds event values, so its cost per order is compared, not equated.
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+from collections import deque
+from decimal import Decimal
+
+import numpy as np
+
+from strikechain.engine.engine import Engine
+from strikechain.engine.events import Fill, OrderAccepted, Rejected
+from strikechain.engine.instruments import Instrument, InstrumentKind
+from strikechain.engine.ordering import OrderingPolicy
+from strikechain.engine.txs import (
+    Block,
+    Cancel,
+    ListInstrument,
+    PlaceOrder,
+    PostOnly,
+    Side,
+    TimeInForce,
+    Transaction,
+)
+
+MARKETS = 10
+BLOCK_SIZE = 1_000
+BLOCKS = 200
+DEPTH_PER_SIDE = 40
+SEED = 20261125
+OPERATOR = "operator"
+
+
+def _instruments() -> list[Instrument]:
+    return [
+        Instrument(
+            name=f"M{i}_USDC-PERPETUAL",
+            kind=InstrumentKind.PERPETUAL,
+            underlying=f"M{i}",
+            tick_size=Decimal("0.5"),
+            lot_size=Decimal("0.001"),
+        )
+        for i in range(MARKETS)
+    ]
+
+
+class ReferenceBook:
+    """The minimal price-time book: what a plain Python matcher costs per operation."""
+
+    def __init__(self) -> None:
+        self.levels: tuple[dict[int, deque[list[int]]], dict[int, deque[list[int]]]] = ({}, {})
+        self.prices: tuple[list[int], list[int]] = ([], [])  # ascending
+        self.where: dict[int, tuple[int, int]] = {}  # order id -> (side index, price)
+
+    def add(self, order_id: int, side: int, price: int, size: int) -> None:
+        s = 0 if side == 1 else 1
+        level = self.levels[s].get(price)
+        if level is None:
+            level = self.levels[s][price] = deque()
+            bisect.insort(self.prices[s], price)
+        level.append([order_id, size])
+        self.where[order_id] = (s, price)
+
+    def cancel(self, order_id: int) -> bool:
+        located = self.where.pop(order_id, None)
+        if located is None:
+            return False
+        s, price = located
+        level = self.levels[s][price]
+        for entry in level:
+            if entry[0] == order_id:
+                level.remove(entry)
+                break
+        if not level:
+            del self.levels[s][price]
+            self.prices[s].remove(price)
+        return True
+
+    def take(self, side: int, price: int, size: int) -> list[tuple[int, int]]:
+        """Immediate-or-cancel: fills (maker id, lots) through ``price``."""
+        s = 1 if side == 1 else 0  # the opposite side
+        prices, levels = self.prices[s], self.levels[s]
+        fills = []
+        while size and prices:
+            best = prices[0] if s == 1 else prices[-1]
+            if (best > price) if side == 1 else (best < price):
+                break
+            level = levels[best]
+            entry = level[0]
+            lots = min(size, entry[1])
+            entry[1] -= lots
+            size -= lots
+            fills.append((entry[0], lots))
+            if not entry[1]:
+                level.popleft()
+                del self.where[entry[0]]
+                if not level:
+                    del levels[best]
+                    prices.pop(0 if s == 1 else -1)
+        return fills
+
+    def best(self, side: int) -> int | None:
+        prices = self.prices[0 if side == 1 else 1]
+        if not prices:
+            return None
+        return prices[-1] if side == 1 else prices[0]
+
+    def resting(self) -> int:
+        return len(self.where)
+
+
+class Workload:
+    """Blocks of transactions, and the same operations as reference-book calls."""
+
+    def __init__(self, blocks: int = BLOCKS, seed: int = SEED) -> None:
+        self.instruments = _instruments()
+        self.blocks: list[Block] = []
+        self.operations: list[list[tuple[int, ...]]] = []
+        self._generate(blocks, np.random.default_rng(seed))
+
+    def _generate(self, blocks: int, rng: np.random.Generator) -> None:
+        listing = [ListInstrument(account=OPERATOR, instrument=i) for i in self.instruments]
+        self.blocks.append(Block(height=1, timestamp_ns=1_000_000_000, transactions=list(listing)))
+        self.operations.append([])
+        books = [ReferenceBook() for _ in self.instruments]
+        mids = [20_000 + 1_000 * m for m in range(MARKETS)]
+        live: list[list[tuple[int, str]]] = [[] for _ in self.instruments]  # (order id, client id)
+        next_id = [1]
+        for height in range(2, blocks + 2):
+            txs, ops = self._block(rng, books, mids, live, next_id)
+            self.blocks.append(
+                Block(
+                    height=height,
+                    timestamp_ns=1_000_000_000 + height * 250_000_000,
+                    transactions=txs,
+                )
+            )
+            self.operations.append(ops)
+
+    def _block(
+        self,
+        rng: np.random.Generator,
+        books: list[ReferenceBook],
+        mids: list[int],
+        live: list[list[tuple[int, str]]],
+        next_id: list[int],
+    ) -> tuple[list[Transaction], list[tuple[int, ...]]]:
+        cancels: list[Transaction] = []
+        adds: list[Transaction] = []
+        takes: list[Transaction] = []
+        ops: list[tuple[int, ...]] = []
+        markets = rng.integers(0, MARKETS, size=BLOCK_SIZE)
+        draws = rng.random(BLOCK_SIZE)
+        carried = [list(orders) for orders in live]  # cancels name orders from earlier blocks
+        # Depth control: adds outnumber cancels when a book is thin and the reverse when it is
+        # deep, so depth stays near the target while takers consume about one order each.
+        depth = [len(orders) for orders in live]
+        kinds = []
+        for market, draw in zip(markets.tolist(), draws.tolist(), strict=True):
+            gap = (2 * DEPTH_PER_SIDE - depth[market]) / (2 * DEPTH_PER_SIDE)
+            add = min(max(0.45 + 0.3 * gap, 0.2), 0.7)
+            kind = 0 if draw < add else (2 if draw < add + 0.25 else 1)
+            depth[market] += 1 if kind == 0 else -1
+            kinds.append(kind)
+        # Every random number of the block, drawn at once (per-element draws are slow).
+        drift = rng.integers(-1, 2, size=BLOCK_SIZE).tolist()
+        sides = np.where(rng.random(BLOCK_SIZE) < 0.5, 1, -1).tolist()
+        offsets = rng.integers(1, 4, size=BLOCK_SIZE).tolist()
+        depths = rng.integers(1, 1 + DEPTH_PER_SIDE // 4, size=BLOCK_SIZE).tolist()
+        sizes = rng.integers(1, 6, size=BLOCK_SIZE).tolist()
+        takers = rng.integers(0, 50, size=BLOCK_SIZE).tolist()
+        picks = rng.random(BLOCK_SIZE).tolist()
+        names = [instrument.name for instrument in self.instruments]
+        for i, (kind, market) in enumerate(zip(kinds, markets.tolist(), strict=True)):
+            mids[market] += drift[i]
+            side = sides[i]
+            if kind == 1 and carried[market]:
+                order_id, client = carried[market].pop(int(picks[i] * len(carried[market])))
+                cancels.append(Cancel(account=f"a{order_id % 7}", client_order_id=client))
+                ops.append((1, market, order_id))
+            elif kind == 2:
+                price = mids[market] + side * offsets[i]
+                takes.append(
+                    PlaceOrder(
+                        account=f"t{takers[i]}",
+                        instrument=names[market],
+                        side=Side(side),
+                        price_ticks=price,
+                        size_lots=sizes[i],
+                        time_in_force=TimeInForce.IOC,
+                    )
+                )
+                ops.append((2, market, side, price, sizes[i]))
+            else:
+                order_id = next_id[0]
+                next_id[0] += 1
+                price = mids[market] - side * depths[i]
+                client = f"c{order_id}"
+                adds.append(
+                    PlaceOrder(
+                        account=f"a{order_id % 7}",
+                        instrument=names[market],
+                        side=Side(side),
+                        price_ticks=price,
+                        size_lots=sizes[i],
+                        post_only=PostOnly.REPRICE,
+                        client_order_id=client,
+                    )
+                )
+                ops.append((0, market, order_id, side, price, sizes[i]))
+                live[market].append((order_id, client))
+        lane_ordered = self._model(books, live, ops)
+        order = rng.permutation(len(cancels) + len(adds) + len(takes)).tolist()
+        everything = cancels + adds + takes
+        return [everything[i] for i in order], lane_ordered
+
+    @staticmethod
+    def _model(
+        books: list[ReferenceBook], live: list[list[tuple[int, str]]], ops: list[tuple[int, ...]]
+    ) -> list[tuple[int, ...]]:
+        """Apply a block to the model books in lane order; drop filled orders from ``live``."""
+        lane_ordered = [op for op in ops if op[0] == 1] + [op for op in ops if op[0] == 0]
+        lane_ordered += [op for op in ops if op[0] == 2]
+        for op in lane_ordered:
+            book = books[op[1]]
+            if op[0] == 1:
+                book.cancel(op[2])
+            elif op[0] == 0:
+                _, _, order_id, side, price, size = op
+                best = book.best(-side)
+                if best is not None and ((price >= best) if side == 1 else (price <= best)):
+                    price = best - 1 if side == 1 else best + 1
+                book.add(order_id, side, price, size)
+            else:
+                book.take(op[2], op[3], op[4])
+        for market, book in enumerate(books):
+            live[market] = [entry for entry in live[market] if entry[0] in book.where]
+        return lane_ordered
+
+
+def _time_reference(workload: Workload) -> tuple[float, int]:
+    books = [ReferenceBook() for _ in workload.instruments]
+    count = 0
+    start = time.perf_counter()
+    for ops in workload.operations:
+        for op in ops:
+            book = books[op[1]]
+            if op[0] == 0:
+                _, _, order_id, side, price, size = op
+                best = book.best(-side)
+                if best is not None and ((price >= best) if side == 1 else (price <= best)):
+                    price = best - 1 if side == 1 else best + 1
+                book.add(order_id, side, price, size)
+            elif op[0] == 1:
+                book.cancel(op[2])
+            else:
+                book.take(op[2], op[3], op[4])
+        count += len(ops)
+    return time.perf_counter() - start, count
+
+
+def run() -> dict[str, float]:
+    """All metrics of the engine benchmark."""
+    workload = Workload()
+    engine = Engine(policy=OrderingPolicy.LANES)
+    engine.apply(workload.blocks[0])
+    durations = []
+    accepted = rejected = fills = events = transactions = 0
+    for block in workload.blocks[1:]:
+        start = time.perf_counter()
+        result = engine.apply(block)
+        durations.append(time.perf_counter() - start)
+        if result.rejected:
+            raise RuntimeError(f"the workload's block {block.height} was refused: {result.reason}")
+        transactions += len(block.transactions)
+        events += len(result.events)
+        for event in result.events:
+            kind = type(event)
+            accepted += kind is OrderAccepted
+            rejected += kind is Rejected
+            fills += kind is Fill
+    reference_seconds, reference_ops = _time_reference(workload)
+    total = sum(durations)
+    millis = np.array(durations) * 1e3
+    return {
+        "engine_accepted_orders_per_s": accepted / total,
+        "engine_transactions_per_s": transactions / total,
+        "reference_book_ops_per_s": reference_ops / reference_seconds,
+        "engine_cost_vs_reference": (total / transactions) / (reference_seconds / reference_ops),
+        "rejected_share": rejected / transactions,
+        "fills": float(fills),
+        "events": float(events),
+        "final_book_depth": float(len(engine.orders)),
+        "block_apply_p50_ms": float(np.percentile(millis, 50)),
+        "block_apply_p99_ms": float(np.percentile(millis, 99)),
+    }

@@ -1,0 +1,220 @@
+"""The order book of one instrument: price levels in price-time priority.
+
+Structure, per side:
+
+- ``levels``: price (ticks) -> ``OrderedDict`` of resting orders by order id, oldest first. An
+  ``OrderedDict`` gives O(1) append, O(1) removal of any order (cancel by id) and O(1) access to
+  the oldest (the next maker), all in C.
+- ``sizes``: price -> total remaining lots at that price, kept exact on every change.
+- a binary heap of prices (negated for bids) for the best price in O(log n). Empty levels leave
+  the heap lazily: a price is skipped and dropped when it reaches the top; a set of the prices in
+  the heap keeps a price from being pushed twice, and the heap is rebuilt when stale entries
+  outnumber live ones, so it stays O(levels) in size.
+
+Invariants (checked by :meth:`Book.check` in tests): every level is non-empty; ``sizes``
+equals the sum of its level's remainders; every order's side and price match its level; after
+continuous matching the book is never crossed (best bid < best ask). The book holds no clock and
+emits nothing: the matching code that changes it returns events to the engine.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import OrderedDict
+from collections.abc import Iterator
+
+import msgspec
+
+from strikechain.engine.instruments import Instrument
+from strikechain.engine.invariant import invariant
+
+BUY = 1
+SELL = -1
+
+
+class Order(msgspec.Struct, gc=False, eq=False):
+    """A resting order. Mutable only by the engine: ``remaining`` falls as it fills.
+
+    A msgspec struct: built in C, several times faster than a Python ``__init__``; compared by
+    identity (two orders are never the same value).
+    """
+
+    order_id: int
+    account: str
+    instrument: str
+    side: int
+    price: int
+    size: int
+    remaining: int
+    client_order_id: str
+    post_only: int
+    self_trade: int
+    reduce_only: bool
+    expire_at_ns: int
+
+    @property
+    def filled(self) -> int:
+        return self.size - self.remaining
+
+
+Level = OrderedDict[int, Order]
+
+
+class _Side:
+    """One side of a book. ``sign`` is +1 for asks (low price first), -1 for bids."""
+
+    __slots__ = ("heap", "in_heap", "levels", "sign", "sizes")
+
+    def __init__(self, sign: int) -> None:
+        self.sign = sign
+        self.levels: dict[int, Level] = {}
+        self.sizes: dict[int, int] = {}
+        self.heap: list[int] = []
+        self.in_heap: set[int] = set()
+
+    def best(self) -> int | None:
+        heap, levels = self.heap, self.levels
+        while heap:
+            price = heap[0] * self.sign
+            if price in levels:
+                return price
+            heapq.heappop(heap)
+            self.in_heap.discard(price)
+        return None
+
+    def add(self, order: Order) -> None:
+        price = order.price
+        level = self.levels.get(price)
+        if level is None:
+            level = self.levels[price] = OrderedDict()
+            self.sizes[price] = 0
+            if price not in self.in_heap:
+                self.in_heap.add(price)
+                heapq.heappush(self.heap, price * self.sign)
+                if len(self.heap) > 2 * len(self.levels) + 64:
+                    self._rebuild()
+        level[order.order_id] = order
+        self.sizes[price] += order.remaining
+
+    def remove(self, order: Order) -> None:
+        """Take ``order`` off its level (cancel, or a maker filled completely)."""
+        price = order.price
+        level = self.levels[price]
+        del level[order.order_id]
+        if level:
+            self.sizes[price] -= order.remaining
+        else:
+            del self.levels[price]
+            del self.sizes[price]
+
+    def prices(self) -> Iterator[int]:
+        """Live prices, best first, by walking the heap in order without changing it."""
+        heap = self.heap
+        if not heap:
+            return
+        frontier = [(heap[0], 0)]
+        size = len(heap)
+        while frontier:
+            key, index = heapq.heappop(frontier)
+            price = key * self.sign
+            if price in self.levels:
+                yield price
+            child = 2 * index + 1
+            if child < size:
+                heapq.heappush(frontier, (heap[child], child))
+                if child + 1 < size:
+                    heapq.heappush(frontier, (heap[child + 1], child + 1))
+
+    def _rebuild(self) -> None:
+        self.heap = [price * self.sign for price in self.levels]
+        heapq.heapify(self.heap)
+        self.in_heap = set(self.levels)
+
+
+class Book:
+    """Both sides of one instrument's book."""
+
+    __slots__ = ("asks", "bids", "instrument", "name")
+
+    def __init__(self, instrument: Instrument) -> None:
+        self.instrument = instrument
+        self.name = instrument.name
+        self.bids = _Side(-1)
+        self.asks = _Side(1)
+
+    def side(self, side: int) -> _Side:
+        return self.bids if side == BUY else self.asks
+
+    def opposite(self, side: int) -> _Side:
+        return self.asks if side == BUY else self.bids
+
+    def crosses(self, side: int, price: int) -> bool:
+        """Whether an order at ``price`` on ``side`` would trade against the book now."""
+        if side == BUY:
+            best = self.asks.best()
+            return best is not None and price >= best
+        best = self.bids.best()
+        return best is not None and price <= best
+
+    def best_bid(self) -> int | None:
+        return self.bids.best()
+
+    def best_ask(self) -> int | None:
+        return self.asks.best()
+
+    def add(self, order: Order) -> None:
+        (self.bids if order.side == BUY else self.asks).add(order)
+
+    def remove(self, order: Order) -> None:
+        (self.bids if order.side == BUY else self.asks).remove(order)
+
+    def reduce(self, order: Order, lots: int) -> None:
+        """A maker filled ``lots`` but stays on the book (remaining > 0 after the fill)."""
+        order.remaining -= lots
+        (self.bids if order.side == BUY else self.asks).sizes[order.price] -= lots
+
+    def depth(self, side: int, levels: int) -> list[tuple[int, int]]:
+        """The best ``levels`` (price, total lots) of one side, best first."""
+        book_side = self.side(side)
+        out: list[tuple[int, int]] = []
+        for price in book_side.prices():
+            out.append((price, book_side.sizes[price]))
+            if len(out) == levels:
+                break
+        return out
+
+    def level_count(self, side: int) -> int:
+        return len(self.side(side).levels)
+
+    def order_count(self) -> int:
+        return sum(len(level) for level in self.bids.levels.values()) + sum(
+            len(level) for level in self.asks.levels.values()
+        )
+
+    def orders(self) -> Iterator[Order]:
+        """Every resting order: bids best first, then asks best first, each level oldest first."""
+        for book_side in (self.bids, self.asks):
+            for price in book_side.prices():
+                yield from book_side.levels[price].values()
+
+    def check(self, *, uncrossed: bool = True) -> None:
+        """Verify the invariants of the module docstring (for tests and seeded runs)."""
+        for sign, book_side in ((BUY, self.bids), (SELL, self.asks)):
+            levels, sizes = book_side.levels, book_side.sizes
+            invariant(levels.keys() == sizes.keys(), "levels and sizes disagree")
+            invariant(levels.keys() <= book_side.in_heap, "a live price left the heap")
+            for price, level in levels.items():
+                invariant(bool(level), f"empty level {price} in {self.name}")
+                total = 0
+                for order in level.values():
+                    if (
+                        order.side != sign
+                        or order.price != price
+                        or not 0 < order.remaining <= order.size
+                    ):
+                        invariant(False, f"misfiled or bad order {order} at {price}")
+                    total += order.remaining
+                invariant(sizes[price] == total, f"size of level {price} is off")
+        bid, ask = self.best_bid(), self.best_ask()
+        if uncrossed and bid is not None and ask is not None:
+            invariant(bid < ask, f"{self.name} is crossed: bid {bid} >= ask {ask}")

@@ -1,0 +1,77 @@
+"""Stable rejection codes: what a transaction or block was refused for, by name.
+
+A rejection is an expected outcome of bad input, not an error: the engine answers it with a
+rejection event carrying one of these codes and a message a person can act on, and changes
+nothing else. Codes are part of the public interface (APIs map them to their own error
+numbers); a released code never changes meaning. :class:`Rejection` carries a code through the
+edges (unit conversion, request parsing) that run before a transaction reaches the engine.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class RejectCode(enum.StrEnum):
+    """Why a transaction (or a whole block) was refused."""
+
+    # Units and grids
+    PRICE_NOT_ON_TICK = "PRICE_NOT_ON_TICK"
+    SIZE_NOT_ON_LOT = "SIZE_NOT_ON_LOT"
+    INVALID_NUMBER = "INVALID_NUMBER"
+    PRICE_OUT_OF_RANGE = "PRICE_OUT_OF_RANGE"
+    SIZE_OUT_OF_RANGE = "SIZE_OUT_OF_RANGE"
+    # Instruments and markets
+    UNKNOWN_INSTRUMENT = "UNKNOWN_INSTRUMENT"
+    INSTRUMENT_EXISTS = "INSTRUMENT_EXISTS"
+    INVALID_INSTRUMENT = "INVALID_INSTRUMENT"
+    MARKET_EXPIRED = "MARKET_EXPIRED"
+    TOO_MANY_INSTRUMENTS = "TOO_MANY_INSTRUMENTS"
+    NOT_AUTHORIZED = "NOT_AUTHORIZED"
+    # Orders
+    INVALID_ORDER = "INVALID_ORDER"
+    POST_ONLY_WOULD_CROSS = "POST_ONLY_WOULD_CROSS"
+    FOK_NOT_FILLABLE = "FOK_NOT_FILLABLE"
+    NO_LIQUIDITY = "NO_LIQUIDITY"
+    TOO_MANY_OPEN_ORDERS = "TOO_MANY_OPEN_ORDERS"
+    TOO_MANY_PRICE_LEVELS = "TOO_MANY_PRICE_LEVELS"
+    DUPLICATE_CLIENT_ORDER_ID = "DUPLICATE_CLIENT_ORDER_ID"
+    CLIENT_ORDER_ID_TOO_LONG = "CLIENT_ORDER_ID_TOO_LONG"
+    ORDER_NOT_FOUND = "ORDER_NOT_FOUND"
+    NOT_YOUR_ORDER = "NOT_YOUR_ORDER"
+    AMEND_BELOW_FILLED = "AMEND_BELOW_FILLED"
+    ALREADY_EXPIRED = "ALREADY_EXPIRED"
+    # Blocks
+    BLOCK_TOO_LARGE = "BLOCK_TOO_LARGE"
+    BLOCK_OUT_OF_SEQUENCE = "BLOCK_OUT_OF_SEQUENCE"
+    TIMESTAMP_BACKWARDS = "TIMESTAMP_BACKWARDS"
+    MESSAGE_TOO_LARGE = "MESSAGE_TOO_LARGE"
+    UNKNOWN_TRANSACTION = "UNKNOWN_TRANSACTION"
+
+
+class CancelReason(enum.StrEnum):
+    """Why a resting (or partly executed) order left the book without filling."""
+
+    REQUESTED = "REQUESTED"
+    """The owner cancelled it (cancel, cancel-all, or the remainder of an IOC/market order)."""
+    IMMEDIATE_OR_CANCEL = "IMMEDIATE_OR_CANCEL"
+    """The unfilled remainder of an IOC, FOK or market order."""
+    SELF_TRADE = "SELF_TRADE"
+    """Self-trade prevention removed it, per the taker's mode."""
+    MARKET_EXPIRED = "MARKET_EXPIRED"
+    """Its instrument expired."""
+    DELISTED = "DELISTED"
+    """Its instrument was delisted."""
+    FILL_LIMIT = "FILL_LIMIT"
+    """A taker reached the limit on fills per order; the remainder is cancelled."""
+    PRICE_BAND = "PRICE_BAND"
+    """A market order's remainder met the protection band."""
+
+
+class Rejection(Exception):
+    """A refusal raised at an edge (unit conversion, parsing), carrying a :class:`RejectCode`."""
+
+    def __init__(self, code: RejectCode, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message

@@ -1,0 +1,255 @@
+"""Transactions and blocks: the only inputs of the engine.
+
+Values, never mutated after creation. Every field is an integer, a string, a bool or an
+instrument value, so a block has one canonical encoding (part 3 adds the codec and signatures).
+Prices are in ticks of the instrument, sizes in lots, times in integer nanoseconds.
+
+Validation happens once, where a value is made: ``__post_init__`` runs when a transaction is
+built in Python and when msgspec decodes one from bytes, and refuses wrong types, unknown
+enumeration values and impossible combinations (a post-only IOC, a market order with a price)
+with a :class:`~strikechain.engine.codes.Rejection`. A transaction value is therefore always
+well formed, and the engine checks only what depends on its limits and its state.
+
+``priority_fee`` is the fee a sender declares to be ordered earlier under the fee-priority
+policy (the lab's layer-1 baseline); the default lane policy ignores it.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import msgspec
+
+from strikechain.engine.codes import RejectCode, Rejection
+from strikechain.engine.instruments import Instrument
+
+
+class Side(enum.IntEnum):
+    BUY = 1
+    SELL = -1
+
+
+class OrderType(enum.IntEnum):
+    LIMIT = 1
+    MARKET = 2
+    """Fills against the book up to the protection band, the rest is cancelled."""
+
+
+class TimeInForce(enum.IntEnum):
+    GTC = 1
+    """Good till cancelled: the remainder rests."""
+    IOC = 2
+    """Immediate or cancel: the remainder is cancelled."""
+    FOK = 3
+    """Fill or kill: all of it at once, or nothing."""
+    GTT = 4
+    """Good till time: rests until ``expire_at_ns`` (block time), then expires."""
+
+
+class PostOnly(enum.IntEnum):
+    NONE = 0
+    REPRICE = 1
+    """Deribit's ``post_only``: an order that would cross is repriced one tick behind the touch."""
+    REJECT = 2
+    """Deribit's ``reject_post_only``: an order that would cross is rejected."""
+
+
+class SelfTrade(enum.IntEnum):
+    """What happens when an order would trade against the same account (the taker's mode)."""
+
+    CANCEL_TAKER = 1
+    CANCEL_MAKER = 2
+    CANCEL_BOTH = 3
+
+
+def _refuse(code: RejectCode, message: str) -> Rejection:
+    return Rejection(code, message)
+
+
+def _require_text(value: object, what: str) -> None:
+    if type(value) is not str:
+        raise _refuse(RejectCode.INVALID_ORDER, f"{what} must be text, not {value!r}")
+
+
+def _require_integer(value: object, what: str) -> None:
+    if type(value) is not int:
+        raise _refuse(RejectCode.INVALID_ORDER, f"{what} must be an integer, not {value!r}")
+
+
+def _valid_modes() -> frozenset[tuple[int, int, int, int, int]]:
+    """Every allowed (side, order type, time in force, post-only, self-trade) combination.
+
+    A market order is immediate (GTC, IOC or FOK, never good-till-time) and never post-only; a
+    post-only order is a limit order that may rest (GTC or GTT).
+    """
+    modes = set()
+    for side in Side:
+        for order_type in OrderType:
+            for tif in TimeInForce:
+                for post_only in PostOnly:
+                    for self_trade in SelfTrade:
+                        if order_type == OrderType.MARKET and (tif == TimeInForce.GTT or post_only):
+                            continue
+                        if post_only and tif in (TimeInForce.IOC, TimeInForce.FOK):
+                            continue
+                        modes.add(
+                            (int(side), int(order_type), int(tif), int(post_only), int(self_trade))
+                        )
+    return frozenset(modes)
+
+
+VALID_ORDER_MODES = _valid_modes()
+
+
+def _mode_problem(order: PlaceOrder) -> str:
+    """Why an order's modes are not a valid combination, for a person."""
+    for value, enum_type in (
+        (order.side, Side),
+        (order.order_type, OrderType),
+        (order.time_in_force, TimeInForce),
+        (order.post_only, PostOnly),
+        (order.self_trade, SelfTrade),
+    ):
+        if value not in enum_type.__members__.values():
+            names = ", ".join(f"{m.name}={m.value}" for m in enum_type)
+            return f"{enum_type.__name__} {value!r} is not one of {names}"
+    if order.order_type == OrderType.MARKET:
+        return "a market order is immediate: not good-till-time, not post-only"
+    return "a post-only order must be able to rest: not IOC or FOK"
+
+
+class PlaceOrder(msgspec.Struct, frozen=True, kw_only=True, tag="place", gc=False):
+    account: str
+    instrument: str
+    side: Side
+    size_lots: int
+    price_ticks: int = 0
+    """Limit price; must be 0 for a market order."""
+    order_type: OrderType = OrderType.LIMIT
+    time_in_force: TimeInForce = TimeInForce.GTC
+    post_only: PostOnly = PostOnly.NONE
+    reduce_only: bool = False
+    """Carried now; enforced against positions once accounts exist (part 2)."""
+    self_trade: SelfTrade = SelfTrade.CANCEL_TAKER
+    client_order_id: str = ""
+    expire_at_ns: int = 0
+    """Good-till-time expiry (block time); 0 for every other time in force."""
+    priority_fee: int = 0
+
+    def __post_init__(self) -> None:
+        _require_text(self.account, "account")
+        _require_text(self.instrument, "instrument")
+        _require_text(self.client_order_id, "client order id")
+        for value, what in (
+            (self.size_lots, "size"),
+            (self.price_ticks, "price"),
+            (self.expire_at_ns, "expiry"),
+            (self.priority_fee, "priority fee"),
+        ):
+            _require_integer(value, what)
+        if type(self.reduce_only) is not bool:
+            raise _refuse(RejectCode.INVALID_ORDER, "reduce-only must be true or false")
+        modes = (self.side, self.order_type, self.time_in_force, self.post_only, self.self_trade)
+        if modes not in VALID_ORDER_MODES:
+            raise _refuse(RejectCode.INVALID_ORDER, _mode_problem(self))
+        if self.order_type == OrderType.MARKET and self.price_ticks:
+            raise _refuse(RejectCode.INVALID_ORDER, "a market order takes no price")
+        if (self.time_in_force == TimeInForce.GTT) != (self.expire_at_ns != 0):
+            raise _refuse(
+                RejectCode.INVALID_ORDER, "a good-till-time order, and only it, takes an expiry"
+            )
+
+
+class Amend(msgspec.Struct, frozen=True, kw_only=True, tag="amend", gc=False):
+    """Change an open order's price and/or total size.
+
+    ``size_lots`` is the new total size (filled plus remaining), as in Deribit's ``edit``.
+    A price change or a larger remainder loses time priority; a smaller one keeps it.
+    """
+
+    account: str
+    order_id: int
+    price_ticks: int
+    size_lots: int
+    post_only: PostOnly = PostOnly.NONE
+    priority_fee: int = 0
+
+    def __post_init__(self) -> None:
+        _require_text(self.account, "account")
+        for value, what in (
+            (self.order_id, "order id"),
+            (self.price_ticks, "price"),
+            (self.size_lots, "size"),
+            (self.priority_fee, "priority fee"),
+        ):
+            _require_integer(value, what)
+        if self.post_only not in PostOnly.__members__.values():
+            raise _refuse(
+                RejectCode.INVALID_ORDER, f"post-only {self.post_only!r} is not 0, 1 or 2"
+            )
+
+
+class Cancel(msgspec.Struct, frozen=True, kw_only=True, tag="cancel", gc=False):
+    """Cancel one order, by the engine's ``order_id`` or by the account's ``client_order_id``."""
+
+    account: str
+    order_id: int = 0
+    client_order_id: str = ""
+    priority_fee: int = 0
+
+    def __post_init__(self) -> None:
+        _require_text(self.account, "account")
+        _require_text(self.client_order_id, "client order id")
+        _require_integer(self.order_id, "order id")
+        _require_integer(self.priority_fee, "priority fee")
+        if bool(self.order_id) == bool(self.client_order_id):
+            raise _refuse(RejectCode.INVALID_ORDER, "name the order by its id or its client id")
+
+
+class CancelAll(msgspec.Struct, frozen=True, kw_only=True, tag="cancel_all", gc=False):
+    """Cancel every open order of ``account``, on one ``instrument`` or (empty) on all."""
+
+    account: str
+    instrument: str = ""
+    priority_fee: int = 0
+
+    def __post_init__(self) -> None:
+        _require_text(self.account, "account")
+        _require_text(self.instrument, "instrument")
+        _require_integer(self.priority_fee, "priority fee")
+
+
+class ListInstrument(msgspec.Struct, frozen=True, kw_only=True, tag="list", gc=False):
+    account: str
+    instrument: Instrument
+    priority_fee: int = 0
+
+    def __post_init__(self) -> None:
+        _require_text(self.account, "account")
+        _require_integer(self.priority_fee, "priority fee")
+        if not isinstance(self.instrument, Instrument):
+            raise _refuse(RejectCode.INVALID_INSTRUMENT, "a listing carries an instrument")
+
+
+class DelistInstrument(msgspec.Struct, frozen=True, kw_only=True, tag="delist", gc=False):
+    """Remove an instrument; its open orders are cancelled (``DELISTED``)."""
+
+    account: str
+    instrument: str
+    priority_fee: int = 0
+
+    def __post_init__(self) -> None:
+        _require_text(self.account, "account")
+        _require_text(self.instrument, "instrument")
+        _require_integer(self.priority_fee, "priority fee")
+
+
+Transaction = PlaceOrder | Amend | Cancel | CancelAll | ListInstrument | DelistInstrument
+
+
+class Block(msgspec.Struct, frozen=True, kw_only=True):
+    """An ordered list of transactions with the height and time the driver chose."""
+
+    height: int
+    timestamp_ns: int
+    transactions: list[Transaction]
