@@ -47,7 +47,8 @@ def clearing_price(book: Book) -> Clearing | None:
     bids = _crossing(book.bids.prices(), lambda p: p >= best_ask)
     asks = _crossing(book.asks.prices(), lambda p: p <= best_bid)
     candidates = sorted(set(bids) | set(asks))
-    bid_sizes, ask_sizes = book.bids.sizes, book.asks.sizes
+    bid_sizes = {price: book.bids.size(price) for price in bids}
+    ask_sizes = {price: book.asks.size(price) for price in asks}
     supply = 0
     ask_index = 0
     demand = sum(bid_sizes[p] for p in bids)

@@ -5,14 +5,13 @@ Structure, per side:
 - ``levels``: price (ticks) -> ``OrderedDict`` of resting orders by order id, oldest first. An
   ``OrderedDict`` gives O(1) append, O(1) removal of any order (cancel by id) and O(1) access to
   the oldest (the next maker), all in C.
-- ``sizes``: price -> total remaining lots at that price, kept exact on every change.
 - a binary heap of prices (negated for bids) for the best price in O(log n). Empty levels leave
   the heap lazily: a price is skipped and dropped when it reaches the top; a set of the prices in
   the heap keeps a price from being pushed twice, and the heap is rebuilt when stale entries
   outnumber live ones, so it stays O(levels) in size.
 
-Invariants (checked by :meth:`Book.check` in tests): every level is non-empty; ``sizes``
-equals the sum of its level's remainders; every order's side and price match its level; after
+Invariants (checked by :meth:`Book.check` in tests): every level is non-empty; every order's
+side and price match its level and it has a positive remainder; after
 continuous matching the book is never crossed (best bid < best ask). The book holds no clock and
 emits nothing: the matching code that changes it returns events to the engine.
 """
@@ -25,7 +24,7 @@ from collections.abc import Iterator
 
 import msgspec
 
-from strikechain.engine.instruments import Instrument
+from strikechain.engine.instruments import Instrument, MatchingMode
 from strikechain.engine.invariant import invariant
 
 BUY = 1
@@ -63,12 +62,11 @@ Level = OrderedDict[int, Order]
 class _Side:
     """One side of a book. ``sign`` is +1 for asks (low price first), -1 for bids."""
 
-    __slots__ = ("heap", "in_heap", "levels", "sign", "sizes")
+    __slots__ = ("heap", "in_heap", "levels", "sign")
 
     def __init__(self, sign: int) -> None:
         self.sign = sign
         self.levels: dict[int, Level] = {}
-        self.sizes: dict[int, int] = {}
         self.heap: list[int] = []
         self.in_heap: set[int] = set()
 
@@ -87,25 +85,25 @@ class _Side:
         level = self.levels.get(price)
         if level is None:
             level = self.levels[price] = OrderedDict()
-            self.sizes[price] = 0
             if price not in self.in_heap:
                 self.in_heap.add(price)
                 heapq.heappush(self.heap, price * self.sign)
                 if len(self.heap) > 2 * len(self.levels) + 64:
                     self._rebuild()
         level[order.order_id] = order
-        self.sizes[price] += order.remaining
 
     def remove(self, order: Order) -> None:
         """Take ``order`` off its level (cancel, or a maker filled completely)."""
         price = order.price
         level = self.levels[price]
         del level[order.order_id]
-        if level:
-            self.sizes[price] -= order.remaining
-        else:
+        if not level:
             del self.levels[price]
-            del self.sizes[price]
+
+    def size(self, price: int) -> int:
+        """Total remaining lots at ``price`` (summed when asked: the hot path never needs it)."""
+        level = self.levels.get(price)
+        return 0 if level is None else sum(order.remaining for order in level.values())
 
     def prices(self) -> Iterator[int]:
         """Live prices, best first, by walking the heap in order without changing it."""
@@ -134,11 +132,12 @@ class _Side:
 class Book:
     """Both sides of one instrument's book."""
 
-    __slots__ = ("asks", "bids", "instrument", "name")
+    __slots__ = ("asks", "batch", "bids", "instrument", "name")
 
     def __init__(self, instrument: Instrument) -> None:
         self.instrument = instrument
         self.name = instrument.name
+        self.batch = instrument.matching == MatchingMode.BATCH
         self.bids = _Side(-1)
         self.asks = _Side(1)
 
@@ -169,16 +168,15 @@ class Book:
         (self.bids if order.side == BUY else self.asks).remove(order)
 
     def reduce(self, order: Order, lots: int) -> None:
-        """A maker filled ``lots`` but stays on the book (remaining > 0 after the fill)."""
+        """``order`` filled ``lots`` (or was amended down) and stays on the book, in place."""
         order.remaining -= lots
-        (self.bids if order.side == BUY else self.asks).sizes[order.price] -= lots
 
     def depth(self, side: int, levels: int) -> list[tuple[int, int]]:
         """The best ``levels`` (price, total lots) of one side, best first."""
         book_side = self.side(side)
         out: list[tuple[int, int]] = []
         for price in book_side.prices():
-            out.append((price, book_side.sizes[price]))
+            out.append((price, book_side.size(price)))
             if len(out) == levels:
                 break
         return out
@@ -200,12 +198,10 @@ class Book:
     def check(self, *, uncrossed: bool = True) -> None:
         """Verify the invariants of the module docstring (for tests and seeded runs)."""
         for sign, book_side in ((BUY, self.bids), (SELL, self.asks)):
-            levels, sizes = book_side.levels, book_side.sizes
-            invariant(levels.keys() == sizes.keys(), "levels and sizes disagree")
+            levels = book_side.levels
             invariant(levels.keys() <= book_side.in_heap, "a live price left the heap")
             for price, level in levels.items():
                 invariant(bool(level), f"empty level {price} in {self.name}")
-                total = 0
                 for order in level.values():
                     if (
                         order.side != sign
@@ -213,8 +209,6 @@ class Book:
                         or not 0 < order.remaining <= order.size
                     ):
                         invariant(False, f"misfiled or bad order {order} at {price}")
-                    total += order.remaining
-                invariant(sizes[price] == total, f"size of level {price} is off")
         bid, ask = self.best_bid(), self.best_ask()
         if uncrossed and bid is not None and ask is not None:
             invariant(bid < ask, f"{self.name} is crossed: bid {bid} >= ask {ask}")

@@ -24,6 +24,8 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable
 
+import msgspec
+
 from strikechain.engine import auction
 from strikechain.engine.book import BUY, Book, Order
 from strikechain.engine.codes import CancelReason, RejectCode, Rejection
@@ -63,7 +65,17 @@ _POST_REPRICE, _POST_REJECT = 1, 2
 _CANCEL_TAKER, _CANCEL_MAKER, _CANCEL_BOTH = 1, 2, 3
 _PPM = 1_000_000
 _BATCH = MatchingMode.BATCH
-_NO_IDS: dict[str, int] = {}
+
+
+class OpenOrders(msgspec.Struct, gc=False):
+    """One account's open orders, oldest first, and its client order ids.
+
+    Kept for every account that has placed an order (part 2 adds its collateral and positions
+    beside them), so the hot path never rebuilds it.
+    """
+
+    orders: dict[int, Order]
+    client_ids: dict[str, int]
 
 
 class _Refused(Exception):
@@ -86,14 +98,15 @@ class Engine:
         self._max_client_order_id_length = limits.max_client_order_id_length
         self._max_size_lots = limits.max_size_lots
         self._max_price_ticks = limits.max_price_ticks
+        self._max_open_orders = limits.max_open_orders_per_account
+        self._max_levels = limits.max_price_levels_per_side
         self.height = 0
         self.timestamp_ns = 0
         self.instruments: dict[str, Instrument] = {}
         self.books: dict[str, Book] = {}
         self.expired_instruments: dict[str, Instrument] = {}
         self.orders: dict[int, Order] = {}
-        self.orders_by_account: dict[str, dict[int, Order]] = {}
-        self.client_ids: dict[str, dict[str, int]] = {}
+        self.accounts: dict[str, OpenOrders] = {}
         self.next_order_id = 1
         self._good_till: list[tuple[int, int]] = []  # heap of (expire_at_ns, order_id)
         self._market_expiries: list[tuple[int, str]] = []  # heap of (expiry_ns, name)
@@ -107,6 +120,7 @@ class Engine:
             ListInstrument: self._list,
             DelistInstrument: self._delist,
         }
+        self._known_types = frozenset(self._handlers)
 
     # -- blocks ------------------------------------------------------------------------------
 
@@ -152,13 +166,14 @@ class Engine:
                 RejectCode.BLOCK_TOO_LARGE,
                 f"{count} transactions; at most {self.limits.max_transactions_per_block}",
             )
-        handlers = self._handlers
-        for index, tx in enumerate(block.transactions):
-            if type(tx) not in handlers:
-                return _Refused(
-                    RejectCode.UNKNOWN_TRANSACTION,
-                    f"transaction {index} is a {type(tx).__name__}",
-                )
+        if not set(map(type, block.transactions)) <= self._known_types:
+            handlers = self._handlers
+            index, tx = next(
+                (i, t) for i, t in enumerate(block.transactions) if type(t) not in handlers
+            )
+            return _Refused(
+                RejectCode.UNKNOWN_TRANSACTION, f"transaction {index} is a {type(tx).__name__}"
+            )
         return None
 
     def _apply_in_order(self, transactions: list[Transaction], order: list[int]) -> None:
@@ -183,25 +198,44 @@ class Engine:
         account, name, side = tx.account, tx.instrument, tx.side
         size, price, tif, post_only = tx.size_lots, tx.price_ticks, tx.time_in_force, tx.post_only
         market = tx.order_type == _MARKET
-        self._check_ranges(tx, market)
+        if (
+            not 0 < size <= self._max_size_lots
+            or not (market or 0 < price <= self._max_price_ticks)
+            or not 0 < len(account) <= self._max_account_length
+            or len(tx.client_order_id) > self._max_client_order_id_length
+            or (tif == _GTT and tx.expire_at_ns <= self.timestamp_ns)
+        ):
+            self._refuse_ranges(tx, market)
         book = self.books.get(name)
         if book is None:
             book = self._require_book(name)
         client_order_id = tx.client_order_id
-        if client_order_id and client_order_id in self.client_ids.get(account, _NO_IDS):
+        mine = self.accounts.get(account)
+        if mine is None:
+            mine = self.accounts[account] = OpenOrders({}, {})
+        if client_order_id and client_order_id in mine.client_ids:
             raise _Refused(
                 RejectCode.DUPLICATE_CLIENT_ORDER_ID,
                 f"{account} already has an open order with client id {client_order_id!r}",
             )
-        batch = book.instrument.matching == _BATCH
+        batch = book.batch
         if market:
             price = self._market_limit(book, side)
         requested = price
         if post_only:  # after this the order does not cross
-            price = self._post_only_price(book, side, price, post_only)
+            best = (book.asks if side == BUY else book.bids).best()
+            if best is not None and (price >= best if side == BUY else price <= best):
+                price = self._post_only_reprice(book, side, price, post_only, best)
         rests = not market and tif in (_GTC, _GTT)
         if rests or batch:
-            self._check_capacity(book, account, side, price)
+            if len(mine.orders) >= self._max_open_orders:
+                raise _Refused(
+                    RejectCode.TOO_MANY_OPEN_ORDERS,
+                    f"{account} has {len(mine.orders)} open orders, the most allowed",
+                )
+            levels = (book.bids if side == BUY else book.asks).levels
+            if price not in levels and len(levels) >= self._max_levels:
+                self._check_levels(book, side, price)
         if tif == _FOK:
             if batch:
                 raise _Refused(RejectCode.INVALID_ORDER, "fill-or-kill is not offered in auctions")
@@ -245,11 +279,12 @@ class Engine:
             stop = CancelReason.PRICE_BAND if market else CancelReason.IMMEDIATE_OR_CANCEL
         events.append(OrderCancelled(index, order_id, account, name, order.remaining, stop))
 
-    def _check_ranges(self, tx: PlaceOrder, market: bool) -> None:
-        """What a well-formed order can still get wrong: the limits table and block time.
+    def _refuse_ranges(self, tx: PlaceOrder, market: bool) -> None:
+        """Say which limit (or the block time) a well-formed order breaks, and refuse it.
 
         Types, enumerations and their combinations were checked when the transaction value was
-        made (:mod:`strikechain.engine.txs`).
+        made (:mod:`strikechain.engine.txs`); :meth:`_place` checks the ranges in one test and
+        calls this only when one fails.
         """
         account, size, price = tx.account, tx.size_lots, tx.price_ticks
         if not 0 < len(account) <= self._max_account_length:
@@ -278,6 +313,7 @@ class Engine:
                 f"good-till-time {tx.expire_at_ns} ns is not after block time "
                 f"{self.timestamp_ns} ns",
             )
+        invariant(False, "the range checks of _place and _refuse_ranges disagree")
 
     def _require_book(self, name: str) -> Book:
         book = self.books.get(name)
@@ -303,9 +339,14 @@ class Engine:
         return best + band if side == BUY else max(best - band, 1)
 
     def _post_only_price(self, book: Book, side: int, price: int, mode: int) -> int:
-        best = book.best_ask() if side == BUY else book.best_bid()
+        """The price a post-only order rests at: its own, unless it would cross."""
+        best = (book.asks if side == BUY else book.bids).best()
         if best is None or (price < best if side == BUY else price > best):
             return price
+        return self._post_only_reprice(book, side, price, mode, best)
+
+    def _post_only_reprice(self, book: Book, side: int, price: int, mode: int, best: int) -> int:
+        """A crossing post-only order: rejected, or one tick behind the touch ``best``."""
         if mode == _POST_REJECT:
             raise _Refused(
                 RejectCode.POST_ONLY_WOULD_CROSS,
@@ -316,20 +357,10 @@ class Engine:
             raise _Refused(RejectCode.POST_ONLY_WOULD_CROSS, "no price one tick behind the touch")
         return repriced
 
-    def _check_capacity(self, book: Book, account: str, side: int, price: int) -> None:
-        """Refuse an order that could rest if the account or the book side is full."""
-        open_orders = self.orders_by_account.get(account)
-        if open_orders is not None and len(open_orders) >= self.limits.max_open_orders_per_account:
-            raise _Refused(
-                RejectCode.TOO_MANY_OPEN_ORDERS,
-                f"{account} has {len(open_orders)} open orders, the most allowed",
-            )
-        self._check_levels(book, side, price)
-
     def _check_levels(self, book: Book, side: int, price: int) -> None:
         """Refuse a new price level on a side that has the most allowed."""
-        levels = book.side(side).levels
-        if price not in levels and len(levels) >= self.limits.max_price_levels_per_side:
+        levels = (book.bids if side == BUY else book.asks).levels
+        if price not in levels and len(levels) >= self._max_levels:
             raise _Refused(
                 RejectCode.TOO_MANY_PRICE_LEVELS,
                 f"{book.name} has {len(levels)} price levels on that side, the most allowed",
@@ -374,7 +405,7 @@ class Engine:
         """
         side = taker.side
         opposite = book.opposite(side)
-        levels, sizes = opposite.levels, opposite.sizes
+        levels = opposite.levels
         limit, account = taker.price, taker.account
         events = self._events
         fills = 0
@@ -401,7 +432,6 @@ class Engine:
                 self._forget(maker)
             else:
                 maker.remaining -= lots
-                sizes[best] -= lots
             events.append(
                 Fill(
                     index,
@@ -432,34 +462,27 @@ class Engine:
 
     def _rest(self, book: Book, order: Order) -> None:
         """Put ``order`` on the book and in the indexes."""
-        book.add(order)
-        order_id, account = order.order_id, order.account
+        (book.bids if order.side == BUY else book.asks).add(order)
+        order_id = order.order_id
         self.orders[order_id] = order
-        by_account = self.orders_by_account.get(account)
-        if by_account is None:
-            by_account = self.orders_by_account[account] = {}
-        by_account[order_id] = order
+        mine = self.accounts[order.account]  # created when the order was placed
+        mine.orders[order_id] = order
         if order.client_order_id:
-            self.client_ids.setdefault(account, {})[order.client_order_id] = order_id
+            mine.client_ids[order.client_order_id] = order_id
         if order.expire_at_ns:
             heapq.heappush(self._good_till, (order.expire_at_ns, order_id))
 
     def _forget(self, order: Order) -> None:
         """Drop a finished order (filled, cancelled, expired) from the indexes."""
-        order_id, account = order.order_id, order.account
+        order_id = order.order_id
         del self.orders[order_id]
-        by_account = self.orders_by_account[account]
-        del by_account[order_id]
-        if not by_account:
-            del self.orders_by_account[account]
+        mine = self.accounts[order.account]
+        del mine.orders[order_id]
         if order.client_order_id:
-            ids = self.client_ids[account]
-            del ids[order.client_order_id]
-            if not ids:
-                del self.client_ids[account]
+            del mine.client_ids[order.client_order_id]
 
     def _cancel_order(self, book: Book, order: Order, index: int, reason: CancelReason) -> None:
-        book.remove(order)
+        (book.bids if order.side == BUY else book.asks).remove(order)
         self._forget(order)
         self._events.append(
             OrderCancelled(index, order.order_id, order.account, book.name, order.remaining, reason)
@@ -468,13 +491,15 @@ class Engine:
     # -- cancels and amends ------------------------------------------------------------------
 
     def _cancel(self, tx: Cancel, index: int) -> None:
-        self._check_account(tx.account)
+        if not 0 < len(tx.account) <= self._max_account_length:
+            self._check_account(tx.account)
         order = self._owned_order(tx.account, tx.order_id, tx.client_order_id)
         self._cancel_order(self.books[order.instrument], order, index, CancelReason.REQUESTED)
 
     def _owned_order(self, account: str, order_id: int, client_order_id: str) -> Order:
         if client_order_id:
-            order_id = self.client_ids.get(account, {}).get(client_order_id, 0)
+            mine = self.accounts.get(account)
+            order_id = 0 if mine is None else mine.client_ids.get(client_order_id, 0)
             if not order_id:
                 raise _Refused(
                     RejectCode.ORDER_NOT_FOUND,
@@ -493,10 +518,10 @@ class Engine:
         self._check_account(tx.account)
         if tx.instrument and tx.instrument not in self.books:
             self._require_book(tx.instrument)
-        mine = self.orders_by_account.get(tx.account)
-        if not mine:
+        mine = self.accounts.get(tx.account)
+        if mine is None:
             return
-        for order in list(mine.values()):
+        for order in list(mine.orders.values()):
             if not tx.instrument or order.instrument == tx.instrument:
                 self._cancel_order(
                     self.books[order.instrument], order, index, CancelReason.REQUESTED
@@ -544,7 +569,7 @@ class Engine:
         self._forget(order)
         order.price, order.size, order.remaining = price, size, remaining
         self._events.append(OrderAmended(index, order.order_id, price, remaining, False))
-        if book.instrument.matching == MatchingMode.BATCH:
+        if book.batch:
             self._rest(book, order)
             self._auctions.setdefault(book.name, [])
             return
@@ -647,7 +672,8 @@ class Engine:
 
     def open_orders(self, account: str) -> list[Order]:
         """The account's open orders, oldest first."""
-        return list(self.orders_by_account.get(account, {}).values())
+        mine = self.accounts.get(account)
+        return [] if mine is None else list(mine.orders.values())
 
     def check(self) -> None:
         """Verify every book's invariants and that the indexes agree with the books.
@@ -662,9 +688,9 @@ class Engine:
                 indexed += len(orders)
                 self._check_indexed(orders)
         invariant(indexed == len(self.orders), "the order index holds orders off the books")
-        by_account = sum(len(orders) for orders in self.orders_by_account.values())
+        by_account = sum(len(mine.orders) for mine in self.accounts.values())
         invariant(by_account == indexed, "the per-account index disagrees with the books")
-        client_ids = sum(len(ids) for ids in self.client_ids.values())
+        client_ids = sum(len(mine.client_ids) for mine in self.accounts.values())
         invariant(client_ids <= indexed, "client ids outnumber open orders")
 
     def _check_indexed(self, orders: list[Order]) -> None:
@@ -673,10 +699,11 @@ class Engine:
             account = order.account
             indexed = (
                 self.orders.get(order.order_id) is order
-                and self.orders_by_account[account].get(order.order_id) is order
+                and self.accounts[account].orders.get(order.order_id) is order
                 and (
                     not order.client_order_id
-                    or self.client_ids[account].get(order.client_order_id) == order.order_id
+                    or self.accounts[account].client_ids.get(order.client_order_id)
+                    == order.order_id
                 )
             )
             if not indexed:

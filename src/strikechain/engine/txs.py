@@ -99,6 +99,20 @@ def _valid_modes() -> frozenset[tuple[int, int, int, int, int]]:
 
 
 VALID_ORDER_MODES = _valid_modes()
+_ORDER_MODE_FIELDS = ("side", "order_type", "time_in_force", "post_only", "self_trade")
+
+
+def _plain_ints(value: msgspec.Struct, fields: tuple[str, ...]) -> None:
+    """Store enumeration members as plain ints.
+
+    Callers may pass ``Side.BUY``; the value keeps ``1``. Everything built from a transaction on
+    the engine's hot path (orders, events) then holds plain ints, and a msgspec struct holding an
+    enum member costs about 200 ns more to build, per field, than one holding an int.
+    """
+    for name in fields:
+        field = getattr(value, name)
+        if type(field) is not int:
+            msgspec.structs.force_setattr(value, name, int(field))
 
 
 def _mode_problem(order: PlaceOrder) -> str:
@@ -121,16 +135,21 @@ def _mode_problem(order: PlaceOrder) -> str:
 class PlaceOrder(msgspec.Struct, frozen=True, kw_only=True, tag="place", gc=False):
     account: str
     instrument: str
-    side: Side
+    side: int
+    """:class:`Side`: 1 buy, -1 sell."""
     size_lots: int
     price_ticks: int = 0
     """Limit price; must be 0 for a market order."""
-    order_type: OrderType = OrderType.LIMIT
-    time_in_force: TimeInForce = TimeInForce.GTC
-    post_only: PostOnly = PostOnly.NONE
+    order_type: int = OrderType.LIMIT
+    """:class:`OrderType`."""
+    time_in_force: int = TimeInForce.GTC
+    """:class:`TimeInForce`."""
+    post_only: int = PostOnly.NONE
+    """:class:`PostOnly`."""
     reduce_only: bool = False
     """Carried now; enforced against positions once accounts exist (part 2)."""
-    self_trade: SelfTrade = SelfTrade.CANCEL_TAKER
+    self_trade: int = SelfTrade.CANCEL_TAKER
+    """:class:`SelfTrade`: the mode of this order when it is the taker."""
     client_order_id: str = ""
     expire_at_ns: int = 0
     """Good-till-time expiry (block time); 0 for every other time in force."""
@@ -152,6 +171,7 @@ class PlaceOrder(msgspec.Struct, frozen=True, kw_only=True, tag="place", gc=Fals
         modes = (self.side, self.order_type, self.time_in_force, self.post_only, self.self_trade)
         if modes not in VALID_ORDER_MODES:
             raise _refuse(RejectCode.INVALID_ORDER, _mode_problem(self))
+        _plain_ints(self, _ORDER_MODE_FIELDS)
         if self.order_type == OrderType.MARKET and self.price_ticks:
             raise _refuse(RejectCode.INVALID_ORDER, "a market order takes no price")
         if (self.time_in_force == TimeInForce.GTT) != (self.expire_at_ns != 0):
@@ -171,7 +191,8 @@ class Amend(msgspec.Struct, frozen=True, kw_only=True, tag="amend", gc=False):
     order_id: int
     price_ticks: int
     size_lots: int
-    post_only: PostOnly = PostOnly.NONE
+    post_only: int = PostOnly.NONE
+    """:class:`PostOnly`."""
     priority_fee: int = 0
 
     def __post_init__(self) -> None:
