@@ -125,6 +125,21 @@ class ReferenceBook:
     def resting(self) -> int:
         return len(self.where)
 
+    def apply(self, op: tuple[int, ...]) -> None:
+        """One workload operation: (0, market, id, side, price, size) a post-only add (repriced
+        one tick behind the touch if it would cross), (1, market, id) a cancel, (2, market,
+        side, price, size) an immediate-or-cancel take."""
+        if op[0] == 0:
+            _, _, order_id, side, price, size = op
+            best = self.best(-side)
+            if best is not None and ((price >= best) if side == 1 else (price <= best)):
+                price = best - 1 if side == 1 else best + 1
+            self.add(order_id, side, price, size)
+        elif op[0] == 1:
+            self.cancel(op[2])
+        else:
+            self.take(op[2], op[3], op[4])
+
 
 class Workload:
     """Blocks of transactions, and the same operations as reference-book calls."""
@@ -239,17 +254,7 @@ class Workload:
         lane_ordered = [op for op in ops if op[0] == 1] + [op for op in ops if op[0] == 0]
         lane_ordered += [op for op in ops if op[0] == 2]
         for op in lane_ordered:
-            book = books[op[1]]
-            if op[0] == 1:
-                book.cancel(op[2])
-            elif op[0] == 0:
-                _, _, order_id, side, price, size = op
-                best = book.best(-side)
-                if best is not None and ((price >= best) if side == 1 else (price <= best)):
-                    price = best - 1 if side == 1 else best + 1
-                book.add(order_id, side, price, size)
-            else:
-                book.take(op[2], op[3], op[4])
+            books[op[1]].apply(op)
         for market, book in enumerate(books):
             live[market] = [entry for entry in live[market] if entry[0] in book.where]
         return lane_ordered
@@ -261,17 +266,7 @@ def _time_reference(workload: Workload) -> tuple[float, int]:
     start = time.perf_counter()
     for ops in workload.operations:
         for op in ops:
-            book = books[op[1]]
-            if op[0] == 0:
-                _, _, order_id, side, price, size = op
-                best = book.best(-side)
-                if best is not None and ((price >= best) if side == 1 else (price <= best)):
-                    price = best - 1 if side == 1 else best + 1
-                book.add(order_id, side, price, size)
-            elif op[0] == 1:
-                book.cancel(op[2])
-            else:
-                book.take(op[2], op[3], op[4])
+            books[op[1]].apply(op)
         count += len(ops)
     return time.perf_counter() - start, count
 
