@@ -38,7 +38,7 @@ class Harness:
     def __init__(
         self, policy: OrderingPolicy = OrderingPolicy.LANES, limits: Limits | None = None
     ) -> None:
-        self.engine = Engine(limits or Limits(), policy)
+        self.engine = Engine(limits or Limits(), policy, margin=None)
         self.now = START
         self.apply(
             ListInstrument(account="operator", instrument=perpetual()),

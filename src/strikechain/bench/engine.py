@@ -275,7 +275,7 @@ class _EngineRun:
     """One pass of the workload through a fresh engine: per-block times and event counts."""
 
     def __init__(self, workload: Workload) -> None:
-        engine = Engine(policy=OrderingPolicy.LANES)
+        engine = Engine(policy=OrderingPolicy.LANES, margin=None)
         engine.apply(workload.blocks[0])
         self.durations: list[float] = []
         self.accepted = self.rejected = self.fills = self.events = self.transactions = 0

@@ -25,10 +25,11 @@ maximum. Afterwards the book is uncrossed and the rest rests.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from strikechain.engine.book import Book, Order
-from strikechain.engine.events import AuctionCleared, Event, Fill
+from strikechain.engine.codes import CancelReason
+from strikechain.engine.events import AuctionCleared, Event
 
 _CANCEL_TAKER, _CANCEL_MAKER = 1, 2
 
@@ -85,16 +86,31 @@ def _crossing(prices: object, crosses: Callable[[int], bool]) -> list[int]:
     return out
 
 
-def run(
-    book: Book,
-    events: list[Event],
-    forget: Callable[[Order], None],
-    cancel: Callable[[Book, Order], None],
-) -> None:
-    """Clear ``book`` if it is crossed: fills at one price, appended to ``events``.
+class Hooks(Protocol):
+    """What an auction needs of the engine: it books fills and cancels through these."""
 
-    ``forget`` drops a filled order from the engine's indexes; ``cancel`` cancels an order for
-    self-trade prevention (and records its event).
+    def allowed(self, order: Order, lots: int) -> int:
+        """How many of ``lots`` the order may fill (less for a reduce-only order)."""
+        ...
+
+    def fill(self, maker: Order, taker: Order, price: int, lots: int) -> None:
+        """Book a fill (money, positions, the event); both orders' remainders are updated."""
+        ...
+
+    def forget(self, order: Order) -> None:
+        """Drop a filled order from the engine's indexes."""
+        ...
+
+    def cancel(self, book: Book, order: Order, reason: CancelReason) -> None:
+        """Cancel an order (self-trade prevention, a spent reduce-only order) with its event."""
+        ...
+
+
+def run(book: Book, events: list[Event], hooks: Hooks) -> None:
+    """Clear ``book`` if it is crossed: fills at one price, booked through ``hooks``.
+
+    A reduce-only order fills at most what is left of its owner's position; one with nothing
+    left is cancelled (``REDUCE_ONLY``) and the pairing moves on.
     """
     clearing = clearing_price(book)
     if clearing is None:
@@ -118,39 +134,35 @@ def run(
         if bid.account == ask.account:
             drop_bid, drop_ask = _self_trade(bid, ask)
             if drop_bid:
-                cancel(book, bid)
+                hooks.cancel(book, bid, CancelReason.SELF_TRADE)
                 b += 1
             if drop_ask:
-                cancel(book, ask)
+                hooks.cancel(book, ask, CancelReason.SELF_TRADE)
                 a += 1
             continue
         lots = min(bid.remaining, ask.remaining)
+        if bid.reduce_only or ask.reduce_only:
+            lots = hooks.allowed(ask, hooks.allowed(bid, lots))
+            if not lots:  # one of them has nothing left to reduce
+                if bid.reduce_only and not hooks.allowed(bid, 1):
+                    hooks.cancel(book, bid, CancelReason.REDUCE_ONLY)
+                    b += 1
+                if ask.reduce_only and not hooks.allowed(ask, 1):
+                    hooks.cancel(book, ask, CancelReason.REDUCE_ONLY)
+                    a += 1
+                continue
         volume += lots
         maker, taker = (bid, ask) if bid.order_id < ask.order_id else (ask, bid)
         for order in (bid, ask):
             if order.remaining == lots:
                 book.remove(order)
                 order.remaining = 0
-                forget(order)
+                hooks.forget(order)
             else:
                 book.reduce(order, lots)
         b += bid.remaining == 0
         a += ask.remaining == 0
-        events.append(
-            Fill(
-                -1,
-                book.name,
-                price,
-                lots,
-                taker.side,
-                maker.order_id,
-                taker.order_id,
-                maker.account,
-                taker.account,
-                maker.remaining,
-                taker.remaining,
-            )
-        )
+        hooks.fill(maker, taker, price, lots)
     if volume:
         events.insert(header, AuctionCleared(-1, book.name, price, volume))
 

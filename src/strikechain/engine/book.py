@@ -21,11 +21,15 @@ from __future__ import annotations
 import heapq
 from collections import OrderedDict
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from strikechain.engine.instruments import Instrument, MatchingMode
 from strikechain.engine.invariant import invariant
+
+if TYPE_CHECKING:
+    from strikechain.engine.accounts import Exposure
 
 BUY = 1
 SELL = -1
@@ -50,6 +54,9 @@ class Order(msgspec.Struct, gc=False, eq=False):
     self_trade: int
     reduce_only: bool
     expire_at_ns: int
+    exposure: Exposure
+    """The owner's exposure to this instrument, so fills and cancels reach the sub-ledger
+    without a lookup."""
 
     @property
     def filled(self) -> int:

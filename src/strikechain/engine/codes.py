@@ -41,6 +41,26 @@ class RejectCode(enum.StrEnum):
     NOT_YOUR_ORDER = "NOT_YOUR_ORDER"
     AMEND_BELOW_FILLED = "AMEND_BELOW_FILLED"
     ALREADY_EXPIRED = "ALREADY_EXPIRED"
+    # Money, margin and positions
+    INSUFFICIENT_MARGIN = "INSUFFICIENT_MARGIN"
+    REDUCE_ONLY_WOULD_INCREASE = "REDUCE_ONLY_WOULD_INCREASE"
+    WITHDRAWAL_EXCEEDS_FREE_COLLATERAL = "WITHDRAWAL_EXCEEDS_FREE_COLLATERAL"
+    INVALID_AMOUNT = "INVALID_AMOUNT"
+    AMOUNT_OUT_OF_RANGE = "AMOUNT_OUT_OF_RANGE"
+    UNKNOWN_UNDERLYING = "UNKNOWN_UNDERLYING"
+    DUPLICATE_DEPOSIT = "DUPLICATE_DEPOSIT"
+    DEPOSIT_OUT_OF_ORDER = "DEPOSIT_OUT_OF_ORDER"
+    IN_LIQUIDATION_QUEUE = "IN_LIQUIDATION_QUEUE"
+    INSTRUMENT_HAS_POSITIONS = "INSTRUMENT_HAS_POSITIONS"
+    # Oracle and circuit breaker
+    INVALID_ORACLE_REPORT = "INVALID_ORACLE_REPORT"
+    UNKNOWN_REPORTER = "UNKNOWN_REPORTER"
+    BAD_SIGNATURE = "BAD_SIGNATURE"
+    STALE_REPORT = "STALE_REPORT"
+    REPORT_FROM_FUTURE = "REPORT_FROM_FUTURE"
+    REPORT_NOT_NEWER = "REPORT_NOT_NEWER"
+    NO_INDEX_PRICE = "NO_INDEX_PRICE"
+    CIRCUIT_BREAKER_OPEN = "CIRCUIT_BREAKER_OPEN"
     # Blocks
     BLOCK_TOO_LARGE = "BLOCK_TOO_LARGE"
     BLOCK_OUT_OF_SEQUENCE = "BLOCK_OUT_OF_SEQUENCE"
@@ -66,6 +86,10 @@ class CancelReason(enum.StrEnum):
     """A taker reached the limit on fills per order; the remainder is cancelled."""
     PRICE_BAND = "PRICE_BAND"
     """A market order's remainder met the protection band."""
+    REDUCE_ONLY = "REDUCE_ONLY"
+    """A reduce-only order met a position too small to reduce further."""
+    LIQUIDATION = "LIQUIDATION"
+    """Its sub-ledger fell below maintenance margin and entered the liquidation queue."""
 
 
 class Rejection(Exception):

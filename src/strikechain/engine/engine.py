@@ -10,52 +10,92 @@ a block-level rule (height, time, size) is refused whole and changes nothing.
 Per block:
 
 1. block checks: the next height, time never backwards, the limits table;
-2. the STATE lane (listings, delistings) under the default ordering policy;
-3. the engine's own work from block time: good-till-time orders and option markets expire;
+2. the STATE lane (listings, delistings, oracle reports, deposits, withdrawals, transfers) under
+   the default ordering policy;
+3. the engine's own work from block time: good-till-time orders expire; each underlying's oracle
+   aggregates its fresh reports (index, confidence, circuit breaker) and the marks follow; option
+   markets expire and settle against the average index of their last 30 minutes; perpetuals pay
+   funding at each interval;
 4. the remaining transactions in the policy's order (:mod:`strikechain.engine.ordering`);
-5. one uniform-price auction per batch-auction market that received orders this block.
+5. one uniform-price auction per batch-auction market that received orders this block;
+6. health: every sub-ledger touched this block, or holding positions on an underlying whose
+   marks moved, is checked against maintenance margin; those below it enter the liquidation
+   queue (their open orders on that underlying are cancelled, and until they leave they may
+   only reduce risk), those back above it leave.
 
-Part 2 adds accounts, margin and marks to the order path; part 3 adds the block digest and the
-state root to :class:`~strikechain.engine.events.BlockResult`.
+Money (:mod:`strikechain.engine.accounts`, :mod:`strikechain.engine.clearing`): every fill moves
+cash, positions and cost basis, and fees to the fee pool; with a :class:`MarginPolicy` (the
+default, :class:`StandardMargin`), every order, amend, withdrawal and transfer that would add
+risk is checked against the sub-ledger's free collateral first. ``margin=None`` turns the checks
+off (and with them the oracle's trading rules): the part-1 matching benchmark and the matching
+tests run that way; the money is still booked.
+
+Part 3 adds the block digest and the state root to :class:`~strikechain.engine.events.BlockResult`.
 """
 
 from __future__ import annotations
 
 import heapq
 from collections.abc import Callable
+from fractions import Fraction
 
-import msgspec
-
-from strikechain.engine import auction
+from strikechain.engine import auction, clearing
+from strikechain.engine.accounts import (
+    Account,
+    Exposure,
+    Market,
+    SubLedger,
+    UnderlyingState,
+    market_for,
+)
 from strikechain.engine.book import BUY, Book, Order
 from strikechain.engine.codes import CancelReason, RejectCode, Rejection
 from strikechain.engine.events import (
     BlockResult,
+    CircuitBreakerClosed,
+    CircuitBreakerOpened,
+    Deposited,
     Event,
     Fill,
+    FundingPaid,
+    FundingPayment,
+    IndexUpdated,
     InstrumentDelisted,
     InstrumentExpired,
     InstrumentListed,
+    InstrumentSettled,
+    LiquidationQueued,
+    LiquidationQueueLeft,
     OrderAccepted,
     OrderAmended,
     OrderCancelled,
     OrderExpired,
     OrderRepriced,
+    PositionSettled,
     Rejected,
+    Transferred,
+    WithdrawalRequested,
 )
 from strikechain.engine.instruments import Instrument, MatchingMode, validate_instrument
 from strikechain.engine.invariant import invariant
 from strikechain.engine.limits import DEFAULT_LIMITS, Limits
+from strikechain.engine.margin import STANDARD_MARGIN, MarginPolicy
+from strikechain.engine.marks import update_option_marks, update_perp_mark
+from strikechain.engine.oracle import OracleRejection, OracleReport, OracleState
 from strikechain.engine.ordering import OrderingPolicy, sequence
+from strikechain.engine.params import PPB, VenueConfig
 from strikechain.engine.txs import (
     Amend,
     Block,
     Cancel,
     CancelAll,
     DelistInstrument,
+    Deposit,
     ListInstrument,
     PlaceOrder,
     Transaction,
+    Transfer,
+    Withdraw,
 )
 
 # Plain ints on the hot path: an enum attribute lookup costs more than the comparison.
@@ -65,17 +105,6 @@ _POST_REPRICE, _POST_REJECT = 1, 2
 _CANCEL_TAKER, _CANCEL_MAKER, _CANCEL_BOTH = 1, 2, 3
 _PPM = 1_000_000
 _BATCH = MatchingMode.BATCH
-
-
-class OpenOrders(msgspec.Struct, gc=False):
-    """One account's open orders, oldest first, and its client order ids.
-
-    Kept for every account that has placed an order (part 2 adds its collateral and positions
-    beside them), so the hot path never rebuilds it.
-    """
-
-    orders: dict[int, Order]
-    client_ids: dict[str, int]
 
 
 class _Refused(Exception):
@@ -90,10 +119,17 @@ class Engine:
     """The venue's state and the only way to change it."""
 
     def __init__(
-        self, limits: Limits = DEFAULT_LIMITS, policy: OrderingPolicy = OrderingPolicy.LANES
+        self,
+        limits: Limits = DEFAULT_LIMITS,
+        policy: OrderingPolicy = OrderingPolicy.LANES,
+        *,
+        venue: VenueConfig | None = None,
+        margin: MarginPolicy | None = STANDARD_MARGIN,
     ) -> None:
         self.limits = limits
         self.policy = policy
+        self.venue = venue if venue is not None else VenueConfig()
+        self.margin = margin
         self._max_account_length = limits.max_account_length
         self._max_client_order_id_length = limits.max_client_order_id_length
         self._max_size_lots = limits.max_size_lots
@@ -104,13 +140,31 @@ class Engine:
         self.timestamp_ns = 0
         self.instruments: dict[str, Instrument] = {}
         self.books: dict[str, Book] = {}
+        self.markets: dict[str, Market] = {}
         self.expired_instruments: dict[str, Instrument] = {}
         self.orders: dict[int, Order] = {}
-        self.accounts: dict[str, OpenOrders] = {}
+        self.accounts: dict[str, Account] = {}
+        self.underlyings: dict[str, UnderlyingState] = {
+            name: UnderlyingState(name=name, params=params, oracle=OracleState(name, params.oracle))
+            for name, params in self.venue.underlyings.items()
+        }
         self.next_order_id = 1
+        self.next_deposit_id = 1
+        self.next_withdrawal_id = 1
+        self.deposits_total = 0
+        self.withdrawals_total = 0
+        self.fee_pool = 0
+        self.insurance_fund = 0
+        self.dust = 0
+        self.liquidation_queue: list[SubLedger] = []
+        """Sub-ledgers below maintenance margin, most under water first."""
+        self.awaiting_settlement: list[Market] = []
+        """Expired options with positions whose settlement price is not known yet."""
         self._good_till: list[tuple[int, int]] = []  # heap of (expire_at_ns, order_id)
         self._market_expiries: list[tuple[int, str]] = []  # heap of (expiry_ns, name)
         self._auctions: dict[str, list[int]] = {}  # batch markets touched -> their IOC orders
+        self._touched: list[SubLedger] = []  # sub-ledgers whose money or orders moved
+        self._touched_set: set[int] = set()  # their ids, only to keep the list free of repeats
         self._events: list[Event] = []
         self._handlers: dict[type, Callable[..., None]] = {
             PlaceOrder: self._place,
@@ -119,6 +173,10 @@ class Engine:
             CancelAll: self._cancel_all,
             ListInstrument: self._list,
             DelistInstrument: self._delist,
+            Deposit: self._deposit,
+            Withdraw: self._withdraw,
+            Transfer: self._transfer,
+            OracleReport: self._report,
         }
         self._known_types = frozenset(self._handlers)
 
@@ -142,10 +200,14 @@ class Engine:
         transactions = block.transactions
         before, after = sequence(transactions, self.policy)
         self._apply_in_order(transactions, before)
-        self._expire()
+        self._engine_work()
         self._apply_in_order(transactions, after)
         if self._auctions:
             self._run_auctions()
+        if self.margin is not None:
+            self._check_health()
+        self._touched = []
+        self._touched_set = set()
         self._events = []
         return BlockResult(height=block.height, timestamp_ns=block.timestamp_ns, events=events)
 
@@ -166,7 +228,15 @@ class Engine:
                 RejectCode.BLOCK_TOO_LARGE,
                 f"{count} transactions; at most {self.limits.max_transactions_per_block}",
             )
-        if not set(map(type, block.transactions)) <= self._known_types:
+        kinds = set(map(type, block.transactions))
+        if OracleReport in kinds:
+            reports = sum(type(tx) is OracleReport for tx in block.transactions)
+            if reports > self.limits.max_oracle_reports_per_block:
+                return _Refused(
+                    RejectCode.BLOCK_TOO_LARGE,
+                    f"{reports} oracle reports; at most {self.limits.max_oracle_reports_per_block}",
+                )
+        if not kinds <= self._known_types:
             handlers = self._handlers
             index, tx = next(
                 (i, t) for i, t in enumerate(block.transactions) if type(t) not in handlers
@@ -197,38 +267,44 @@ class Engine:
     def _place(self, tx: PlaceOrder, index: int) -> None:
         account, name, side = tx.account, tx.instrument, tx.side
         size, price, tif, post_only = tx.size_lots, tx.price_ticks, tx.time_in_force, tx.post_only
-        market = tx.order_type == _MARKET
+        is_market = tx.order_type == _MARKET
         if (
             not 0 < size <= self._max_size_lots
-            or not (market or 0 < price <= self._max_price_ticks)
+            or not (is_market or 0 < price <= self._max_price_ticks)
             or not 0 < len(account) <= self._max_account_length
             or len(tx.client_order_id) > self._max_client_order_id_length
             or (tif == _GTT and tx.expire_at_ns <= self.timestamp_ns)
         ):
-            self._refuse_ranges(tx, market)
+            self._refuse_ranges(tx, is_market)
         book = self.books.get(name)
         if book is None:
             book = self._require_book(name)
+        market = self.markets[name]
         client_order_id = tx.client_order_id
         mine = self.accounts.get(account)
-        if mine is None:
-            mine = self.accounts[account] = OpenOrders({}, {})
-        if client_order_id and client_order_id in mine.client_ids:
+        if mine is not None and client_order_id and client_order_id in mine.client_ids:
             raise _Refused(
                 RejectCode.DUPLICATE_CLIENT_ORDER_ID,
                 f"{account} already has an open order with client id {client_order_id!r}",
             )
+        ledger = None if mine is None else mine.ledgers.get(market.underlying)
+        exposure = None if ledger is None else ledger.exposures.get(name)
+        reduce_only = tx.reduce_only
+        if reduce_only or (ledger is not None and ledger.in_liquidation):
+            reduce_only = self._check_reduces(ledger, exposure, name, side, size, reduce_only)
         batch = book.batch
-        if market:
+        if self.margin is not None and not reduce_only:
+            self._check_trading(market, post_only)
+        if is_market:
             price = self._market_limit(book, side)
         requested = price
         if post_only:  # after this the order does not cross
             best = (book.asks if side == BUY else book.bids).best()
             if best is not None and (price >= best if side == BUY else price <= best):
                 price = self._post_only_reprice(book, side, price, post_only, best)
-        rests = not market and tif in (_GTC, _GTT)
+        rests = not is_market and tif in (_GTC, _GTT)
         if rests or batch:
-            if len(mine.orders) >= self._max_open_orders:
+            if mine is not None and len(mine.orders) >= self._max_open_orders:
                 raise _Refused(
                     RejectCode.TOO_MANY_OPEN_ORDERS,
                     f"{account} has {len(mine.orders)} open orders, the most allowed",
@@ -240,6 +316,10 @@ class Engine:
             if batch:
                 raise _Refused(RejectCode.INVALID_ORDER, "fill-or-kill is not offered in auctions")
             self._check_fillable(book, account, side, price, size, tx.self_trade)
+        if self.margin is not None and not reduce_only:
+            self._check_margin(ledger, exposure, market, side, size, price, not post_only)
+        if exposure is None:
+            exposure = self._exposure(account, market)
         order_id = self.next_order_id
         self.next_order_id = order_id + 1
         order = Order(
@@ -253,14 +333,15 @@ class Engine:
             client_order_id,
             post_only,
             tx.self_trade,
-            tx.reduce_only,
+            reduce_only,
             tx.expire_at_ns,
+            exposure,
         )
         events = self._events
         events.append(
             OrderAccepted(index, order_id, account, name, side, requested, size, client_order_id)
         )
-        if price != requested and not market:
+        if price != requested and not is_market:
             events.append(OrderRepriced(index, order_id, price, requested))
         if batch:
             self._rest(book, order)
@@ -276,8 +357,96 @@ class Engine:
             self._rest(book, order)
             return
         if stop is None:
-            stop = CancelReason.PRICE_BAND if market else CancelReason.IMMEDIATE_OR_CANCEL
+            stop = CancelReason.PRICE_BAND if is_market else CancelReason.IMMEDIATE_OR_CANCEL
         events.append(OrderCancelled(index, order_id, account, name, order.remaining, stop))
+
+    def _check_reduces(
+        self,
+        ledger: SubLedger | None,
+        exposure: Exposure | None,
+        name: str,
+        side: int,
+        size: int,
+        reduce_only: bool,
+    ) -> bool:
+        """A reduce-only order (or any order of a sub-ledger in the liquidation queue) must be
+        on the other side of the position and no larger than it. Returns True: the order is
+        reduce-only from here on."""
+        position = 0 if exposure is None else exposure.position
+        if (position > 0 and side < 0 and size <= position) or (
+            position < 0 and side > 0 and size <= -position
+        ):
+            return True
+        if not reduce_only:
+            invariant(ledger is not None and ledger.in_liquidation, "only members are forced")
+            raise _Refused(
+                RejectCode.IN_LIQUIDATION_QUEUE,
+                f"{ledger.account if ledger else ''} is in the liquidation queue on "
+                f"{ledger.underlying if ledger else ''}: only orders that reduce a position "
+                f"(here {position} lots of {name}) are accepted",
+            )
+        raise _Refused(
+            RejectCode.REDUCE_ONLY_WOULD_INCREASE,
+            f"reduce-only {'buy' if side > 0 else 'sell'} of {size} lots against a position "
+            f"of {position} lots in {name} would increase it",
+        )
+
+    def _check_trading(self, market: Market, post_only: int) -> None:
+        """The oracle's rules: no risk without an index; while the circuit breaker is open,
+        only makers (post-only) may add risk."""
+        oracle = market.state.oracle
+        if oracle is None or not oracle.breaker_open:
+            return
+        if oracle.index is None:
+            raise _Refused(
+                RejectCode.NO_INDEX_PRICE,
+                f"{market.underlying} has no index price yet: only reduce-only orders",
+            )
+        if not post_only:
+            raise _Refused(
+                RejectCode.CIRCUIT_BREAKER_OPEN,
+                f"the {market.underlying} circuit breaker is open ({oracle.breaker_reason}): "
+                "takers may only reduce positions",
+            )
+
+    def _check_margin(
+        self,
+        ledger: SubLedger | None,
+        exposure: Exposure | None,
+        market: Market,
+        side: int,
+        size: int,
+        price: int,
+        takes: bool,
+    ) -> None:
+        """Refuse an order whose added requirement (reserve, loss against the mark, taker fee)
+        exceeds the sub-ledger's free collateral. An order that adds no requirement passes."""
+        margin = self.margin
+        if margin is None:
+            return
+        if ledger is None:
+            raise _Refused(
+                RejectCode.INSUFFICIENT_MARGIN,
+                f"no collateral in the {market.underlying} sub-ledger",
+            )
+        if ledger.epoch != ledger.state.epoch:
+            self._refresh(ledger)
+        if exposure is None:
+            exposure = Exposure(ledger=ledger, market=market)
+        value = price * size * market.value_per_tick_lot
+        initial, _, reserve = margin.requirement(exposure, side, size, value)
+        added = initial - exposure.initial + reserve - exposure.reserve
+        if added <= 0:
+            return
+        if takes:
+            added += clearing.fee(value, market.taker_fee_ppm)
+        free = ledger.cash + ledger.value - ledger.initial - ledger.reserve
+        if added > free:
+            raise _Refused(
+                RejectCode.INSUFFICIENT_MARGIN,
+                f"the order needs {added} more margin (USDC minor units) than the "
+                f"{market.underlying} sub-ledger's free collateral of {free}",
+            )
 
     def _refuse_ranges(self, tx: PlaceOrder, market: bool) -> None:
         """Say which limit (or the block time) a well-formed order breaks, and refuse it.
@@ -331,12 +500,20 @@ class Engine:
             )
 
     def _market_limit(self, book: Book, side: int) -> int:
-        """The worst price a market order may trade at: the band around the best opposite."""
+        """The worst price a market order may trade at: the band around the best opposite
+        price and, once the instrument has a mark, the same band around the mark."""
         best = book.best_ask() if side == BUY else book.best_bid()
         if best is None:
             raise _Refused(RejectCode.NO_LIQUIDITY, f"no opposite orders in {book.name}")
-        band = best * self.limits.market_order_band_ppm // _PPM
-        return best + band if side == BUY else max(best - band, 1)
+        band_ppm = self.limits.market_order_band_ppm
+        band = best * band_ppm // _PPM
+        limit = best + band if side == BUY else max(best - band, 1)
+        market = self.markets[book.name]
+        mark = market.mark_minor // market.tick_minor
+        if mark > 0:
+            band = mark * band_ppm // _PPM
+            limit = min(limit, mark + band) if side == BUY else max(limit, mark - band, 1)
+        return limit
 
     def _post_only_price(self, book: Book, side: int, price: int, mode: int) -> int:
         """The price a post-only order rests at: its own, unless it would cross."""
@@ -401,30 +578,38 @@ class Engine:
         """Continuous price-time matching of ``taker`` against the opposite side.
 
         Fills at each maker's price while the taker's price crosses. Returns why matching
-        stopped early (self-trade prevention or the fill limit), or None.
+        stopped early (self-trade prevention or the fill limit), or None. A reduce-only maker
+        fills no more than its owner's position, and is cancelled when nothing is left of it.
         """
         side = taker.side
         opposite = book.opposite(side)
         levels = opposite.levels
         limit, account = taker.price, taker.account
-        events = self._events
         fills = 0
         max_fills = self.limits.max_fills_per_order
+        market = self.markets[book.name]
         while taker.remaining:
             best = opposite.best()
             if best is None or (best > limit if side == BUY else best < limit):
-                return None
+                break
             level = levels[best]
             maker = next(iter(level.values()))
             if maker.account == account:
                 stop = self._prevent_self_trade(book, taker, maker, index)
                 if stop is not None:
+                    self._restate_taker(taker)
                     return stop
                 continue
             if fills == max_fills:
+                self._restate_taker(taker)
                 return CancelReason.FILL_LIMIT
-            fills += 1
             lots = taker.remaining if taker.remaining < maker.remaining else maker.remaining
+            if maker.reduce_only:
+                lots = self._reducible(maker, lots)
+                if not lots:
+                    self._cancel_order(book, maker, index, CancelReason.REDUCE_ONLY)
+                    continue
+            fills += 1
             taker.remaining -= lots
             if lots == maker.remaining:
                 opposite.remove(maker)
@@ -432,22 +617,88 @@ class Engine:
                 self._forget(maker)
             else:
                 maker.remaining -= lots
-            events.append(
-                Fill(
-                    index,
-                    book.name,
-                    best,
-                    lots,
-                    side,
-                    maker.order_id,
-                    taker.order_id,
-                    maker.account,
-                    account,
-                    maker.remaining,
-                    taker.remaining,
-                )
-            )
+            self._fill(market, maker, taker, best, lots, index, False)
+        self._restate_taker(taker)
         return None
+
+    def _reducible(self, order: Order, lots: int) -> int:
+        """How many of ``lots`` a reduce-only order may fill: what is left of the position."""
+        position = order.exposure.position
+        held = -position if order.side == BUY else position
+        return 0 if held <= 0 else (lots if lots < held else held)
+
+    def _fill(
+        self,
+        market: Market,
+        maker: Order,
+        taker: Order,
+        price: int,
+        lots: int,
+        index: int,
+        both_rested: bool,
+    ) -> None:
+        """Book one fill: open-order aggregates, positions, cash, fees, the event.
+
+        ``both_rested``: an auction fill, where the taker's order was resting too (its
+        aggregates fall as well); a continuous taker never rested. The taker's requirement is
+        restated once after matching, not per fill.
+        """
+        value_per_tick_lot = market.value_per_tick_lot
+        maker_exposure = maker.exposure
+        taker_exposure = taker.exposure
+        if not maker.reduce_only:
+            self._unreserve(maker, lots)
+        if both_rested and not taker.reduce_only:
+            self._unreserve(taker, lots)
+        lot_value = price * value_per_tick_lot
+        clearing.trade(maker_exposure, maker.side, lots, lot_value)
+        clearing.trade(taker_exposure, taker.side, lots, lot_value)
+        notional = lot_value * lots
+        maker_fee = -(-notional * market.maker_fee_ppm // _PPM)
+        taker_fee = -(-notional * market.taker_fee_ppm // _PPM)
+        if maker_fee:
+            clearing.pay_fee(maker_exposure, maker_fee)
+        if taker_fee:
+            clearing.pay_fee(taker_exposure, taker_fee)
+        self.fee_pool += maker_fee + taker_fee
+        if self.margin is not None:
+            self._restate(maker_exposure)
+            if both_rested:
+                self._restate(taker_exposure)
+        self._touch(maker_exposure.ledger)
+        self._touch(taker_exposure.ledger)
+        self._events.append(
+            Fill(
+                index,
+                market.name,
+                price,
+                lots,
+                taker.side,
+                maker.order_id,
+                taker.order_id,
+                maker.account,
+                taker.account,
+                maker.remaining,
+                taker.remaining,
+                maker_fee,
+                taker_fee,
+            )
+        )
+
+    def _unreserve(self, order: Order, lots: int) -> None:
+        """Take ``lots`` of a resting order out of its exposure's open-order aggregates."""
+        exposure = order.exposure
+        value = order.price * lots * exposure.market.value_per_tick_lot
+        if order.side == BUY:
+            exposure.buy_lots -= lots
+            exposure.buy_value -= value
+        else:
+            exposure.sell_lots -= lots
+            exposure.sell_value -= value
+
+    def _restate_taker(self, taker: Order) -> None:
+        if self.margin is not None and taker.remaining != taker.size:
+            self._restate(taker.exposure)
 
     def _prevent_self_trade(
         self, book: Book, taker: Order, maker: Order, index: int
@@ -461,7 +712,7 @@ class Engine:
         return None
 
     def _rest(self, book: Book, order: Order) -> None:
-        """Put ``order`` on the book and in the indexes."""
+        """Put ``order`` on the book, in the indexes and in its exposure's reserve."""
         (book.bids if order.side == BUY else book.asks).add(order)
         order_id = order.order_id
         self.orders[order_id] = order
@@ -471,15 +722,32 @@ class Engine:
             mine.client_ids[order.client_order_id] = order_id
         if order.expire_at_ns:
             heapq.heappush(self._good_till, (order.expire_at_ns, order_id))
+        if not order.reduce_only:
+            exposure = order.exposure
+            remaining = order.remaining
+            value = order.price * remaining * exposure.market.value_per_tick_lot
+            if order.side == BUY:
+                exposure.buy_lots += remaining
+                exposure.buy_value += value
+            else:
+                exposure.sell_lots += remaining
+                exposure.sell_value += value
+            if self.margin is not None:
+                self._restate(exposure)
 
     def _forget(self, order: Order) -> None:
-        """Drop a finished order (filled, cancelled, expired) from the indexes."""
+        """Drop a finished order (filled, cancelled, expired) from the indexes; what it had
+        left leaves its exposure's reserve (a filled order's lots left as they filled)."""
         order_id = order.order_id
         del self.orders[order_id]
         mine = self.accounts[order.account]
         del mine.orders[order_id]
         if order.client_order_id:
             del mine.client_ids[order.client_order_id]
+        if order.remaining and not order.reduce_only:
+            self._unreserve(order, order.remaining)
+            if self.margin is not None:
+                self._restate(order.exposure)
 
     def _cancel_order(self, book: Book, order: Order, index: int, reason: CancelReason) -> None:
         (book.bids if order.side == BUY else book.asks).remove(order)
@@ -553,13 +821,44 @@ class Engine:
         if post_only:
             price = self._post_only_price(book, order.side, price, post_only)
         if price == order.price and remaining <= order.remaining:
+            if not order.reduce_only:
+                self._unreserve(order, order.remaining - remaining)
             book.reduce(order, order.remaining - remaining)
             order.size = size
+            if self.margin is not None and not order.reduce_only:
+                self._restate(order.exposure)
             self._events.append(OrderAmended(index, order.order_id, price, remaining, True))
             return
         if price != order.price:
             self._check_levels(book, order.side, price)
+        if order.reduce_only:
+            self._check_reduces(
+                order.exposure.ledger, order.exposure, book.name, order.side, remaining, True
+            )
+        elif self.margin is not None:
+            self._check_amend(book, order, price, remaining, post_only)
         self._requeue(book, order, price, size, remaining, index)
+
+    def _check_amend(
+        self, book: Book, order: Order, price: int, remaining: int, post_only: int
+    ) -> None:
+        """An amend that moves or grows an order adds risk like a new order: the circuit
+        breaker's rule for takers and the margin check apply to the order as amended."""
+        market = self.markets[book.name]
+        takes = not post_only and book.crosses(order.side, price)
+        if takes:
+            self._check_trading(market, 0)
+        exposure = order.exposure
+        ledger = exposure.ledger
+        if ledger.epoch != ledger.state.epoch:
+            self._refresh(ledger)  # before the aggregates change for the comparison
+        self._unreserve(order, order.remaining)
+        try:
+            self._check_margin(
+                exposure.ledger, exposure, market, order.side, remaining, price, takes
+            )
+        finally:
+            self._unreserve(order, -order.remaining)
 
     def _requeue(
         self, book: Book, order: Order, price: int, size: int, remaining: int, index: int
@@ -603,23 +902,58 @@ class Engine:
             )
         if instrument.is_option and instrument.expiry_ns <= self.timestamp_ns:
             raise _Refused(RejectCode.MARKET_EXPIRED, f"{name} expires before block time")
+        state = self.underlyings.get(instrument.underlying)
+        if state is None:
+            if self.margin is not None:
+                raise _Refused(
+                    RejectCode.UNKNOWN_UNDERLYING,
+                    f"{instrument.underlying} has no fees, margin or oracle configured",
+                )
+            state = UnderlyingState(name=instrument.underlying, params=None, oracle=None)
+        try:
+            market = market_for(instrument, state)
+        except Rejection as rejection:
+            raise _Refused(rejection.code, rejection.message) from None
+        self.underlyings.setdefault(state.name, state)
+        state.markets[name] = market
+        self.markets[name] = market
         self.instruments[name] = instrument
         self.books[name] = Book(instrument)
+        now = self.timestamp_ns
         if instrument.is_option:
             heapq.heappush(self._market_expiries, (instrument.expiry_ns, name))
+        elif state.params is not None:
+            interval = state.params.funding.interval_ns
+            market.basis_updated_ns = market.last_funding_ns = now
+            market.next_funding_ns = (now // interval + 1) * interval
         self._events.append(InstrumentListed(index, instrument))
+        if state.oracle is not None and state.oracle.index is not None:
+            self._mark(state)  # a new market is marked at once, so it can be margined
 
     def _delist(self, tx: DelistInstrument, index: int) -> None:
+        """Remove an instrument: its open orders are cancelled and its positions closed at the
+        mark (refused if it has positions but no mark)."""
         self._require_operator(tx.account)
         book = self._require_book(tx.instrument)
+        market = self.markets[book.name]
+        if market.holders and not market.mark_minor:
+            raise _Refused(
+                RejectCode.INSTRUMENT_HAS_POSITIONS,
+                f"{book.name} has open positions and no mark to close them at",
+            )
         self._close_book(book, index, CancelReason.DELISTED)
         del self.instruments[book.name]
+        if market.holders:
+            self._settle(market, market.mark_minor, market.mark_per_lot, 1, index)
+        self._drop_market(market)
         self._events.append(InstrumentDelisted(index, book.name))
 
     def _require_operator(self, account: str) -> None:
         self._check_account(account)
         if account != self.limits.operator:
-            raise _Refused(RejectCode.NOT_AUTHORIZED, f"{account} may not list or delist")
+            raise _Refused(
+                RejectCode.NOT_AUTHORIZED, f"{account} may not do what only the operator may"
+            )
 
     def _close_book(self, book: Book, index: int, reason: CancelReason) -> None:
         for order in list(book.orders()):
@@ -627,10 +961,187 @@ class Engine:
         del self.books[book.name]
         self._auctions.pop(book.name, None)
 
+    def _drop_market(self, market: Market) -> None:
+        """Forget a market whose book is closed and whose positions are settled."""
+        invariant(not market.holders, f"{market.name} dropped with positions")
+        del self.markets[market.name]
+        state = market.state
+        del state.markets[market.name]
+        for ledger in state.ledgers.values():
+            exposure = ledger.exposures.pop(market.name, None)
+            if exposure is not None:
+                invariant(
+                    not (exposure.buy_lots or exposure.sell_lots or exposure.position),
+                    f"{market.name} dropped with orders or a position in {ledger.account}",
+                )
+                if self.margin is not None:
+                    self._refresh(ledger)
+
+    # -- money: deposits, withdrawals, transfers ---------------------------------------------
+
+    def _deposit(self, tx: Deposit, index: int) -> None:
+        self._require_operator(tx.account)
+        self._check_account(tx.beneficiary)
+        state = self._require_underlying(tx.underlying)
+        self._check_amount(tx.amount)
+        if tx.deposit_id < self.next_deposit_id:
+            raise _Refused(
+                RejectCode.DUPLICATE_DEPOSIT,
+                f"deposit {tx.deposit_id} was already credited; nothing changed",
+            )
+        if tx.deposit_id > self.next_deposit_id:
+            raise _Refused(
+                RejectCode.DEPOSIT_OUT_OF_ORDER,
+                f"deposit {tx.deposit_id} arrived before deposit {self.next_deposit_id}",
+            )
+        ledger = self._ledger(tx.beneficiary, state)
+        ledger.cash += tx.amount
+        ledger.deposited += tx.amount
+        self.deposits_total += tx.amount
+        self.next_deposit_id += 1
+        self._touch(ledger)
+        self._events.append(
+            Deposited(index, tx.deposit_id, tx.beneficiary, tx.underlying, tx.amount)
+        )
+
+    def _withdraw(self, tx: Withdraw, index: int) -> None:
+        self._check_account(tx.account)
+        state = self._require_underlying(tx.underlying)
+        self._check_amount(tx.amount)
+        ledger = self._require_withdrawable(tx.account, state, tx.amount)
+        ledger.cash -= tx.amount
+        ledger.withdrawn += tx.amount
+        self.withdrawals_total += tx.amount
+        withdrawal_id = self.next_withdrawal_id
+        self.next_withdrawal_id += 1
+        self._touch(ledger)
+        self._events.append(
+            WithdrawalRequested(index, withdrawal_id, tx.account, tx.underlying, tx.amount)
+        )
+
+    def _transfer(self, tx: Transfer, index: int) -> None:
+        self._check_account(tx.account)
+        source_state = self._require_underlying(tx.from_underlying)
+        target_state = self._require_underlying(tx.to_underlying)
+        self._check_amount(tx.amount)
+        source = self._require_withdrawable(tx.account, source_state, tx.amount)
+        target = self._ledger(tx.account, target_state)
+        source.cash -= tx.amount
+        source.transferred -= tx.amount
+        target.cash += tx.amount
+        target.transferred += tx.amount
+        self._touch(source)
+        self._touch(target)
+        self._events.append(
+            Transferred(index, tx.account, tx.from_underlying, tx.to_underlying, tx.amount)
+        )
+
+    def _require_underlying(self, name: str) -> UnderlyingState:
+        state = self.underlyings.get(name)
+        if state is None:
+            raise _Refused(RejectCode.UNKNOWN_UNDERLYING, f"no sub-ledgers on {name!r}")
+        return state
+
+    def _check_amount(self, amount: int) -> None:
+        if amount > self.limits.max_amount_minor:
+            raise _Refused(
+                RejectCode.AMOUNT_OUT_OF_RANGE,
+                f"amount {amount}; at most {self.limits.max_amount_minor} minor units",
+            )
+
+    def _require_withdrawable(self, account: str, state: UnderlyingState, amount: int) -> SubLedger:
+        """The sub-ledger, if ``amount`` may leave it: free collateral without unrealized gains,
+        and never from a sub-ledger in the liquidation queue."""
+        mine = self.accounts.get(account)
+        ledger = None if mine is None else mine.ledgers.get(state.name)
+        if ledger is None:
+            raise _Refused(
+                RejectCode.WITHDRAWAL_EXCEEDS_FREE_COLLATERAL,
+                f"{account} has no collateral on {state.name}",
+            )
+        if ledger.in_liquidation:
+            raise _Refused(
+                RejectCode.IN_LIQUIDATION_QUEUE,
+                f"{account} is in the liquidation queue on {state.name}: nothing may leave",
+            )
+        if self.margin is not None and ledger.epoch != state.epoch:
+            self._refresh(ledger)
+        available = ledger.withdrawable
+        if amount > available:
+            raise _Refused(
+                RejectCode.WITHDRAWAL_EXCEEDS_FREE_COLLATERAL,
+                f"{amount} minor units requested; {available} may leave the {state.name} "
+                "sub-ledger (free collateral, not counting unrealized gains)",
+            )
+        return ledger
+
+    # -- oracle ------------------------------------------------------------------------------
+
+    def _report(self, tx: OracleReport, index: int) -> None:
+        self._check_account(tx.account)
+        state = self._require_underlying(tx.underlying)
+        if state.oracle is None:
+            raise _Refused(RejectCode.UNKNOWN_UNDERLYING, f"{tx.underlying} has no oracle")
+        try:
+            state.oracle.submit(tx, self.timestamp_ns)
+        except OracleRejection as rejection:
+            raise _Refused(RejectCode(rejection.code), rejection.message) from None
+
+    def _update_oracles(self) -> None:
+        """Aggregate each oracle's fresh reports; move the marks when anything moved."""
+        now = self.timestamp_ns
+        events = self._events
+        for state in self.underlyings.values():
+            oracle = state.oracle
+            if oracle is None:
+                continue
+            update = oracle.aggregate(now)
+            if update.opened:
+                events.append(CircuitBreakerOpened(-1, state.name, update.reason))
+            if update.index_changed and update.index is not None:
+                events.append(
+                    IndexUpdated(
+                        -1, state.name, update.index, update.confidence, len(update.reporters)
+                    )
+                )
+            if update.closed:
+                events.append(CircuitBreakerClosed(-1, state.name))
+            if oracle.index is not None and state.markets:
+                self._mark(state)
+
+    def _mark(self, state: UnderlyingState) -> None:
+        """Mark every market of ``state`` at block time; cached margin goes stale (epoch)."""
+        oracle, params = state.oracle, state.params
+        if oracle is None or params is None or oracle.index is None:
+            invariant(False, f"{state.name}: only configured markets with an index are marked")
+            return
+        index = oracle.index
+        now = self.timestamp_ns
+        options = []
+        for market in state.markets.values():
+            if market.is_option:
+                options.append(market)
+            else:
+                update_perp_mark(market, self.books[market.name], index, now, params.mark)
+        update_option_marks(options, index, oracle.vol_nodes, params.oracle.log_moneyness_ppm, now)
+        state.epoch += 1
+
     # -- the engine's own work ---------------------------------------------------------------
 
-    def _expire(self) -> None:
-        """Good-till-time orders and option markets whose time has come, by block time."""
+    def _engine_work(self) -> None:
+        """What block time triggers: expiries, the oracle and marks, settlement, funding."""
+        self._expire_orders()
+        if self.venue.underlyings:
+            self._update_oracles()
+        if self._market_expiries and self._market_expiries[0][0] <= self.timestamp_ns:
+            self._expire_markets()
+        if self.awaiting_settlement:
+            self._settle_expired()
+        if self.venue.underlyings:
+            self._pay_funding()
+
+    def _expire_orders(self) -> None:
+        """Good-till-time orders whose time has come, by block time."""
         now = self.timestamp_ns
         heap = self._good_till
         while heap and heap[0][0] <= now:
@@ -641,32 +1152,245 @@ class Engine:
             book = self.books[order.instrument]
             book.remove(order)
             self._forget(order)
+            self._touch(order.exposure.ledger)
             self._events.append(
                 OrderExpired(-1, order_id, order.account, book.name, order.remaining)
             )
+
+    def _expire_markets(self) -> None:
+        """Option markets whose expiry has come: books close, positions await settlement."""
+        now = self.timestamp_ns
         markets = self._market_expiries
         while markets and markets[0][0] <= now:
             _, name = heapq.heappop(markets)
-            market = self.books.get(name)
-            if market is None:
+            book = self.books.get(name)
+            if book is None:
                 continue  # delisted before expiry
-            self._close_book(market, -1, CancelReason.MARKET_EXPIRED)
+            self._close_book(book, -1, CancelReason.MARKET_EXPIRED)
             self.expired_instruments[name] = self.instruments.pop(name)
             self._events.append(InstrumentExpired(-1, name))
+            market = self.markets[name]
+            if market.holders:
+                self.awaiting_settlement.append(market)
+            else:
+                self._drop_market(market)
+
+    def _settle_expired(self) -> None:
+        """Settle expired options in cash against the average index of their last window
+        (30 minutes by default); one whose window saw no index waits for a later block."""
+        waiting = []
+        for market in self.awaiting_settlement:
+            state = market.state
+            oracle, params = state.oracle, state.params
+            price = None
+            if oracle is not None and params is not None:
+                window = params.oracle.settlement_window_ns
+                price = oracle.average_index(market.expiry_ns - window, market.expiry_ns)
+            if price is None:
+                waiting.append(market)
+                continue
+            strike = market.strike_minor
+            payoff = max(price - strike, 0) if market.is_call else max(strike - price, 0)
+            self._settle(market, price, payoff * market.lot_numerator, market.lot_denominator, -1)
+            self._drop_market(market)
+        self.awaiting_settlement = waiting
+
+    def _settle(
+        self, market: Market, price: int, numerator: int, denominator: int, index: int
+    ) -> None:
+        """Close every position of ``market`` at ``numerator / denominator`` per long lot."""
+        amounts, dust = clearing.proportional_amounts(market, numerator, denominator)
+        lots = market.long_lots
+        paid = received = 0
+        events = self._events
+        for exposure, amount in amounts:
+            position = exposure.position
+            realized = clearing.close_position(exposure, amount)
+            exposure.ledger.settlements += amount
+            if amount > 0:
+                received += amount
+            else:
+                paid -= amount
+            self._touch(exposure.ledger)
+            if self.margin is not None:
+                self._restate(exposure)
+            events.append(
+                PositionSettled(
+                    index, exposure.ledger.account, market.name, position, amount, realized
+                )
+            )
+        self.dust += dust
+        events.append(
+            InstrumentSettled(
+                index, market.name, price, numerator // denominator, lots, paid, received, dust
+            )
+        )
+
+    def _pay_funding(self) -> None:
+        """Each perpetual whose funding time has come: longs pay shorts the interval's rate
+        of their position's value at the mark (shorts pay longs when it is negative)."""
+        now = self.timestamp_ns
+        for state in self.underlyings.values():
+            params = state.params
+            if params is None:
+                continue
+            funding = params.funding
+            for market in state.markets.values():
+                if market.is_option or now < market.next_funding_ns:
+                    continue
+                elapsed = now - market.last_funding_ns
+                average = market.premium_weighted // market.premium_ns if market.premium_ns else 0
+                rate = average * elapsed // funding.premium_horizon_ns
+                cap = funding.max_rate_ppb * elapsed // funding.interval_ns
+                rate = min(max(rate, -cap), cap)
+                if market.holders and market.mark_per_lot and rate:
+                    self._fund(market, rate)
+                market.premium_weighted = market.premium_ns = 0
+                market.last_funding_ns = now
+                market.next_funding_ns = (now // funding.interval_ns + 1) * funding.interval_ns
+
+    def _fund(self, market: Market, rate_ppb: int) -> None:
+        amounts, dust = clearing.proportional_amounts(market, -market.mark_per_lot * rate_ppb, PPB)
+        paid = received = 0
+        events = self._events
+        for exposure, amount in amounts:
+            clearing.credit(exposure, amount)
+            exposure.ledger.funding += amount
+            if amount > 0:
+                received += amount
+            else:
+                paid -= amount
+            self._touch(exposure.ledger)
+            events.append(
+                FundingPayment(-1, exposure.ledger.account, market.name, exposure.position, amount)
+            )
+        self.dust += dust
+        events.append(
+            FundingPaid(
+                -1,
+                market.name,
+                rate_ppb,
+                market.mark_per_lot,
+                market.long_lots,
+                paid,
+                received,
+                dust,
+            )
+        )
 
     def _run_auctions(self) -> None:
         """Clear every batch market touched this block, then cancel its IOC remainders."""
         for name, immediate in self._auctions.items():
             book = self.books[name]
-            auction.run(book, self._events, self._forget, self._cancel_self_trade)
+            market = self.markets[name]
+            auction.run(book, self._events, _AuctionHooks(self, market))
             for order_id in immediate:
                 order = self.orders.get(order_id)
                 if order is not None:
                     self._cancel_order(book, order, -1, CancelReason.IMMEDIATE_OR_CANCEL)
         self._auctions = {}
 
-    def _cancel_self_trade(self, book: Book, order: Order) -> None:
-        self._cancel_order(book, order, -1, CancelReason.SELF_TRADE)
+    # -- sub-ledgers and health --------------------------------------------------------------
+
+    def _ledger(self, account: str, state: UnderlyingState) -> SubLedger:
+        """The account's sub-ledger on ``state``, created (with the account) on first use."""
+        mine = self.accounts.get(account)
+        if mine is None:
+            mine = self.accounts[account] = Account({}, {}, {})
+        ledger = mine.ledgers.get(state.name)
+        if ledger is None:
+            ledger = SubLedger(account=account, underlying=state.name, state=state)
+            mine.ledgers[state.name] = ledger
+            state.ledgers[account] = ledger
+        return ledger
+
+    def _exposure(self, account: str, market: Market) -> Exposure:
+        return self._ledger(account, market.state).exposure(market)
+
+    def _touch(self, ledger: SubLedger) -> None:
+        key = id(ledger)
+        if key not in self._touched_set:
+            self._touched_set.add(key)
+            self._touched.append(ledger)
+
+    def _restate(self, exposure: Exposure) -> None:
+        """Recompute one exposure's value and requirement and carry the change to its
+        sub-ledger's totals (or everything, if the marks moved since the last time)."""
+        ledger = exposure.ledger
+        if ledger.epoch != ledger.state.epoch:
+            self._refresh(ledger)
+            return
+        margin = self.margin
+        assert margin is not None
+        initial, maintenance, reserve = margin.requirement(exposure)
+        value = exposure.position * exposure.market.mark_per_lot
+        ledger.value += value - exposure.value
+        ledger.initial += initial - exposure.initial
+        ledger.maintenance += maintenance - exposure.maintenance
+        ledger.reserve += reserve - exposure.reserve
+        exposure.value, exposure.initial = value, initial
+        exposure.maintenance, exposure.reserve = maintenance, reserve
+
+    def _refresh(self, ledger: SubLedger) -> None:
+        """Recompute every exposure of ``ledger`` at the current marks."""
+        margin = self.margin
+        assert margin is not None
+        total_value = total_initial = total_maintenance = total_reserve = 0
+        for exposure in ledger.exposures.values():
+            initial, maintenance, reserve = margin.requirement(exposure)
+            value = exposure.position * exposure.market.mark_per_lot
+            exposure.value, exposure.initial = value, initial
+            exposure.maintenance, exposure.reserve = maintenance, reserve
+            total_value += value
+            total_initial += initial
+            total_maintenance += maintenance
+            total_reserve += reserve
+        ledger.value, ledger.initial = total_value, total_initial
+        ledger.maintenance, ledger.reserve = total_maintenance, total_reserve
+        ledger.epoch = ledger.state.epoch
+
+    def _check_health(self) -> None:
+        """End of block: sub-ledgers below maintenance join the liquidation queue (their
+        orders on that underlying cancelled), those back above leave it; the queue is sorted."""
+        candidates = list(self._touched)
+        for state in self.underlyings.values():
+            if state.epoch != state.checked_epoch:  # marks moved: every holder, once
+                candidates.extend(state.holders.values())
+                state.checked_epoch = state.epoch
+        changed = False
+        for ledger in candidates:
+            if ledger.epoch != ledger.state.epoch:
+                self._refresh(ledger)
+            below = ledger.cash + ledger.value < ledger.maintenance
+            if below == ledger.in_liquidation:
+                continue
+            changed = True
+            ledger.in_liquidation = below
+            if below:
+                self._cancel_ledger_orders(ledger)
+                self.liquidation_queue.append(ledger)
+                self._events.append(
+                    LiquidationQueued(
+                        -1, ledger.account, ledger.underlying, ledger.equity, ledger.maintenance
+                    )
+                )
+            else:
+                self.liquidation_queue.remove(ledger)
+                self._events.append(
+                    LiquidationQueueLeft(
+                        -1, ledger.account, ledger.underlying, ledger.equity, ledger.maintenance
+                    )
+                )
+        if changed or self.liquidation_queue:
+            self.liquidation_queue.sort(key=_under_water)
+
+    def _cancel_ledger_orders(self, ledger: SubLedger) -> None:
+        mine = self.accounts[ledger.account]
+        for order in list(mine.orders.values()):
+            if order.exposure.ledger is ledger:
+                self._cancel_order(
+                    self.books[order.instrument], order, -1, CancelReason.LIQUIDATION
+                )
 
     # -- views -------------------------------------------------------------------------------
 
@@ -675,11 +1399,53 @@ class Engine:
         mine = self.accounts.get(account)
         return [] if mine is None else list(mine.orders.values())
 
+    def get_ledger(self, account: str, underlying: str) -> SubLedger | None:
+        """The account's sub-ledger on ``underlying`` (values current as of the last block)."""
+        mine = self.accounts.get(account)
+        ledger = None if mine is None else mine.ledgers.get(underlying)
+        if ledger is not None and self.margin is not None and ledger.epoch != ledger.state.epoch:
+            self._refresh(ledger)
+        return ledger
+
+    def position(self, account: str, instrument: str) -> int:
+        """Lots held (negative: short); 0 if none."""
+        market = self.markets.get(instrument)
+        if market is None:
+            return 0
+        exposure = market.holders.get(account)
+        return 0 if exposure is None else exposure.position
+
+    def total_cash(self) -> int:
+        return sum(
+            ledger.cash for mine in self.accounts.values() for ledger in mine.ledgers.values()
+        )
+
     def check(self) -> None:
-        """Verify every book's invariants and that the indexes agree with the books.
+        """Verify every invariant of the books, the indexes and the money.
 
         Tests and seeded runs call this after every block; a failure is a bug.
         """
+        self._check_books()
+        self._check_money()
+        for market in self.markets.values():
+            self._check_market(market)
+        for mine in self.accounts.values():
+            for ledger in mine.ledgers.values():
+                self._check_ledger(mine, ledger)
+        queued = [ledger for ledger in self.liquidation_queue if ledger.in_liquidation]
+        invariant(len(queued) == len(self.liquidation_queue), "a queue member is not flagged")
+        flagged = sum(
+            ledger.in_liquidation
+            for mine in self.accounts.values()
+            for ledger in mine.ledgers.values()
+        )
+        invariant(flagged == len(self.liquidation_queue), "a flagged sub-ledger is not queued")
+        invariant(
+            self.liquidation_queue == sorted(self.liquidation_queue, key=_under_water),
+            "the liquidation queue is out of order",
+        )
+
+    def _check_books(self) -> None:
         indexed = 0
         for book in self.books.values():
             book.check(uncrossed=True)
@@ -692,6 +1458,93 @@ class Engine:
         invariant(by_account == indexed, "the per-account index disagrees with the books")
         client_ids = sum(len(mine.client_ids) for mine in self.accounts.values())
         invariant(client_ids <= indexed, "client ids outnumber open orders")
+
+    def _check_money(self) -> None:
+        """Money is conserved: all cash, the fee pool, the insurance fund and the dust account
+        add up to deposits minus withdrawals."""
+        held = self.total_cash() + self.fee_pool + self.insurance_fund + self.dust
+        invariant(
+            held == self.deposits_total - self.withdrawals_total,
+            f"money not conserved: {held} held, "
+            f"{self.deposits_total - self.withdrawals_total} deposited net",
+        )
+        invariant(self.dust >= 0 and self.fee_pool >= 0, "the dust account and fee pool are >= 0")
+
+    def _check_market(self, market: Market) -> None:
+        invariant(
+            market.long_lots == market.short_lots,
+            f"{market.name}: long open interest {market.long_lots} != short {market.short_lots}",
+        )
+        longs = sum(e.position for e in market.holders.values() if e.position > 0)
+        shorts = -sum(e.position for e in market.holders.values() if e.position < 0)
+        invariant(
+            longs == market.long_lots and shorts == market.short_lots,
+            f"{market.name}: open interest disagrees with the positions",
+        )
+        for account, exposure in market.holders.items():
+            invariant(
+                exposure.position != 0 and exposure.ledger.account == account,
+                f"{market.name}: holder {account} is flat or misfiled",
+            )
+
+    def _check_ledger(self, mine: Account, ledger: SubLedger) -> None:
+        """Aggregates equal the open orders; totals equal their exposures; at the current marks,
+        cached requirements equal a fresh computation; below maintenance iff queued."""
+        orders: dict[str, list[int]] = {}
+        for order in mine.orders.values():
+            if order.exposure.ledger is ledger and not order.reduce_only:
+                sums = orders.setdefault(order.instrument, [0, 0, 0, 0])
+                value = order.price * order.remaining * order.exposure.market.value_per_tick_lot
+                offset = 0 if order.side == BUY else 2
+                sums[offset] += order.remaining
+                sums[offset + 1] += value
+        positions = 0
+        for name, exposure in ledger.exposures.items():
+            expected = orders.get(name, [0, 0, 0, 0])
+            actual = [
+                exposure.buy_lots,
+                exposure.buy_value,
+                exposure.sell_lots,
+                exposure.sell_value,
+            ]
+            invariant(
+                actual == expected, f"{ledger.account} {name}: reserved {actual} != {expected}"
+            )
+            positions += exposure.position != 0
+            invariant(
+                (exposure.market.holders.get(ledger.account) is exposure)
+                == bool(exposure.position),
+                f"{ledger.account} {name}: holder index disagrees with the position",
+            )
+        invariant(positions == ledger.positions, f"{ledger.account}: position count is off")
+        invariant(
+            ledger.basis == sum(e.basis for e in ledger.exposures.values()),
+            f"{ledger.account} {ledger.underlying}: basis total is off",
+        )
+        margin = self.margin
+        if margin is None:
+            return
+        if ledger.epoch == ledger.state.epoch:
+            totals = [0, 0, 0, 0]
+            for exposure in ledger.exposures.values():
+                initial, maintenance, reserve = margin.requirement(exposure)
+                fresh = [
+                    exposure.position * exposure.market.mark_per_lot,
+                    initial,
+                    maintenance,
+                    reserve,
+                ]
+                cached = [exposure.value, exposure.initial, exposure.maintenance, exposure.reserve]
+                invariant(fresh == cached, f"{ledger.account} {exposure.market.name}: stale cache")
+                totals = [a + b for a, b in zip(totals, fresh, strict=True)]
+            cached_totals = [ledger.value, ledger.initial, ledger.maintenance, ledger.reserve]
+            invariant(totals == cached_totals, f"{ledger.account}: totals disagree")
+            below = ledger.cash + ledger.value < ledger.maintenance
+            invariant(
+                below == ledger.in_liquidation,
+                f"{ledger.account} {ledger.underlying}: below maintenance is "
+                f"{below} but queued is {ledger.in_liquidation}",
+            )
 
     def _check_indexed(self, orders: list[Order]) -> None:
         """Every resting order is in the order, account and client-id indexes."""
@@ -708,3 +1561,38 @@ class Engine:
             )
             if not indexed:
                 invariant(False, f"{order} is missing from an index")
+
+
+def _under_water(ledger: SubLedger) -> tuple[int, Fraction, str, str]:
+    """Queue order: most under water first (equity over maintenance, lowest first; a sub-ledger
+    with no maintenance requirement but negative equity first of all), then by name."""
+    if ledger.maintenance <= 0:
+        return (0, Fraction(ledger.cash + ledger.value), ledger.account, ledger.underlying)
+    return (
+        1,
+        Fraction(ledger.cash + ledger.value, ledger.maintenance),
+        ledger.account,
+        ledger.underlying,
+    )
+
+
+class _AuctionHooks:
+    """What a batch auction needs of the engine (see :class:`auction.Hooks`)."""
+
+    __slots__ = ("engine", "market")
+
+    def __init__(self, engine: Engine, market: Market) -> None:
+        self.engine = engine
+        self.market = market
+
+    def allowed(self, order: Order, lots: int) -> int:
+        return self.engine._reducible(order, lots) if order.reduce_only else lots
+
+    def fill(self, maker: Order, taker: Order, price: int, lots: int) -> None:
+        self.engine._fill(self.market, maker, taker, price, lots, -1, True)
+
+    def forget(self, order: Order) -> None:
+        self.engine._forget(order)
+
+    def cancel(self, book: Book, order: Order, reason: CancelReason) -> None:
+        self.engine._cancel_order(book, order, -1, reason)

@@ -67,6 +67,9 @@ class Fill(msgspec.Struct, frozen=True, tag="fill", gc=False):
     taker_account: str
     maker_remaining_lots: int
     taker_remaining_lots: int
+    maker_fee: int = 0
+    """USDC minor units the maker paid (negative: a rebate it received)."""
+    taker_fee: int = 0
 
 
 class OrderCancelled(msgspec.Struct, frozen=True, tag="cancelled", gc=False):
@@ -107,7 +110,8 @@ class InstrumentDelisted(msgspec.Struct, frozen=True, tag="delisted", gc=False):
 
 
 class InstrumentExpired(msgspec.Struct, frozen=True, tag="instrument_expired", gc=False):
-    """An option reached its expiry: its book closed (settlement comes with part 2)."""
+    """An option reached its expiry: its book closed; :class:`InstrumentSettled` follows once
+    the settlement price (the average index of the last 30 minutes) is known."""
 
     tx: int
     instrument: str
@@ -122,6 +126,128 @@ class AuctionCleared(msgspec.Struct, frozen=True, tag="auction", gc=False):
     volume_lots: int
 
 
+class Deposited(msgspec.Struct, frozen=True, tag="deposited", gc=False):
+    tx: int
+    deposit_id: int
+    account: str
+    underlying: str
+    amount: int
+
+
+class WithdrawalRequested(msgspec.Struct, frozen=True, tag="withdrawal", gc=False):
+    """Collateral left the sub-ledger; the settlement layer pays ``withdrawal_id`` out."""
+
+    tx: int
+    withdrawal_id: int
+    account: str
+    underlying: str
+    amount: int
+
+
+class Transferred(msgspec.Struct, frozen=True, tag="transferred", gc=False):
+    tx: int
+    account: str
+    from_underlying: str
+    to_underlying: str
+    amount: int
+
+
+class IndexUpdated(msgspec.Struct, frozen=True, tag="index", gc=False):
+    """The oracle's aggregate for an underlying changed (minor units per unit)."""
+
+    tx: int
+    underlying: str
+    index: int
+    confidence: int
+    reporters: int
+
+
+class CircuitBreakerOpened(msgspec.Struct, frozen=True, tag="breaker_opened", gc=False):
+    """The underlying's price is not trusted: takers reduce-only, liquidations paused for at
+    most the configured pause. ``reason``: NO_PRICE, NO_QUORUM, DISAGREEMENT,
+    CONFIDENCE_TOO_WIDE."""
+
+    tx: int
+    underlying: str
+    reason: str
+
+
+class CircuitBreakerClosed(msgspec.Struct, frozen=True, tag="breaker_closed", gc=False):
+    tx: int
+    underlying: str
+
+
+class FundingPaid(msgspec.Struct, frozen=True, tag="funding", gc=False):
+    """One perpetual's funding: longs paid shorts ``rate_ppb`` of value (negative: the reverse).
+
+    ``paid`` left the payers, ``received`` reached the receivers, ``dust = paid - received``
+    went to the dust account; one :class:`FundingPayment` per position precedes this event.
+    """
+
+    tx: int
+    instrument: str
+    rate_ppb: int
+    mark_per_lot: int
+    long_lots: int
+    paid: int
+    received: int
+    dust: int
+
+
+class FundingPayment(msgspec.Struct, frozen=True, tag="funding_payment", gc=False):
+    tx: int
+    account: str
+    instrument: str
+    position_lots: int
+    amount: int
+    """Received (negative: paid), USDC minor units."""
+
+
+class PositionSettled(msgspec.Struct, frozen=True, tag="position_settled", gc=False):
+    """A position closed by the venue (option expiry, delisting) against a cash amount."""
+
+    tx: int
+    account: str
+    instrument: str
+    position_lots: int
+    amount: int
+    """Received (negative: paid)."""
+    realized: int
+
+
+class InstrumentSettled(msgspec.Struct, frozen=True, tag="instrument_settled", gc=False):
+    """Every position of an instrument closed at ``price`` per unit of the underlying (the
+    30-minute average index for an option's expiry, the mark for a delisting)."""
+
+    tx: int
+    instrument: str
+    price: int
+    payout_per_lot: int
+    """Per long lot, before rounding each position (``FLOOR``)."""
+    lots: int
+    paid: int
+    received: int
+    dust: int
+
+
+class LiquidationQueued(msgspec.Struct, frozen=True, tag="liquidation_queued", gc=False):
+    """A sub-ledger fell below maintenance margin; it may only reduce risk until it leaves."""
+
+    tx: int
+    account: str
+    underlying: str
+    equity: int
+    maintenance: int
+
+
+class LiquidationQueueLeft(msgspec.Struct, frozen=True, tag="liquidation_left", gc=False):
+    tx: int
+    account: str
+    underlying: str
+    equity: int
+    maintenance: int
+
+
 Event = (
     Rejected
     | OrderAccepted
@@ -134,6 +260,18 @@ Event = (
     | InstrumentDelisted
     | InstrumentExpired
     | AuctionCleared
+    | Deposited
+    | WithdrawalRequested
+    | Transferred
+    | IndexUpdated
+    | CircuitBreakerOpened
+    | CircuitBreakerClosed
+    | FundingPaid
+    | FundingPayment
+    | PositionSettled
+    | InstrumentSettled
+    | LiquidationQueued
+    | LiquidationQueueLeft
 )
 
 

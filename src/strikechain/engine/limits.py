@@ -32,6 +32,10 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
     max_price_ticks: int = 10**15
     """Prices and sizes stay far below 2**63, so products of two fit in 128 bits."""
     max_size_lots: int = 10**12
+    max_amount_minor: int = 10**15
+    """Deposits, withdrawals and transfers: at most a billion USDC each."""
+    max_oracle_reports_per_block: int = 1_000
+    """Signature checks are the dearest work of a block; a block with more is rejected."""
     market_order_band_ppm: int = 50_000
     """A market order fills no further than this from the best opposite price (5%)."""
     operator: str = "operator"
@@ -49,6 +53,8 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
             self.max_instrument_name_length,
             self.max_price_ticks,
             self.max_size_lots,
+            self.max_amount_minor,
+            self.max_oracle_reports_per_block,
         )
         invariant(all(value > 0 for value in positive), "every limit must be positive")
         invariant(0 < self.market_order_band_ppm < 1_000_000, "the band is a fraction below 1")

@@ -4,9 +4,10 @@ The engine, not the driver, decides how a block's transactions are sequenced, so
 replaying the block log applies them in the same order and a sequencer gains nothing by
 reshuffling within a block.
 
-- :attr:`OrderingPolicy.LANES` (the default): state updates (listings, later oracle reports and
-  parameters) first; then what the engine does on its own from block time (order and market
-  expiries, later funding); then cancels; then liquidations (the risk issues add them); then
+- :attr:`OrderingPolicy.LANES` (the default): state updates (listings, oracle reports,
+  deposits, withdrawals and transfers) first; then what the engine does on its own from block
+  time (order and market expiries, the oracle's aggregate and the marks, settlement, funding);
+  then cancels; then liquidations (the risk issues add them); then
   post-only orders; then every other order. Stable by position inside each lane. Makers'
   cancels therefore beat takers in the same block, liquidations beat new intake, and makers
   beat takers: the protections that continuous matching on a slow chain lacks.
@@ -21,14 +22,18 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 
+from strikechain.engine.oracle import OracleReport
 from strikechain.engine.txs import (
     Amend,
     Cancel,
     CancelAll,
     DelistInstrument,
+    Deposit,
     ListInstrument,
     PlaceOrder,
     Transaction,
+    Transfer,
+    Withdraw,
 )
 
 
@@ -54,6 +59,10 @@ class Lane(enum.IntEnum):
 _FIXED_LANES: dict[type, Lane] = {
     ListInstrument: Lane.STATE,
     DelistInstrument: Lane.STATE,
+    OracleReport: Lane.STATE,
+    Deposit: Lane.STATE,
+    Withdraw: Lane.STATE,
+    Transfer: Lane.STATE,
     Cancel: Lane.CANCELS,
     CancelAll: Lane.CANCELS,
 }

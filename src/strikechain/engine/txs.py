@@ -22,6 +22,7 @@ import msgspec
 
 from strikechain.engine.codes import RejectCode, Rejection
 from strikechain.engine.instruments import Instrument
+from strikechain.engine.oracle import OracleReport
 
 
 class Side(enum.IntEnum):
@@ -147,7 +148,8 @@ class PlaceOrder(msgspec.Struct, frozen=True, kw_only=True, tag="place", gc=Fals
     post_only: int = PostOnly.NONE
     """:class:`PostOnly`."""
     reduce_only: bool = False
-    """Carried now; enforced against positions once accounts exist (part 2)."""
+    """Only ever reduces the position: refused if larger than the position (or on its side),
+    and at each fill limited to what is left of the position."""
     self_trade: int = SelfTrade.CANCEL_TAKER
     """:class:`SelfTrade`: the mode of this order when it is the taker."""
     client_order_id: str = ""
@@ -265,7 +267,92 @@ class DelistInstrument(msgspec.Struct, frozen=True, kw_only=True, tag="delist", 
         _require_integer(self.priority_fee, "priority fee")
 
 
-Transaction = PlaceOrder | Amend | Cancel | CancelAll | ListInstrument | DelistInstrument
+def _require_amount(amount: object) -> None:
+    _require_integer(amount, "amount")
+    if amount <= 0:  # type: ignore[operator]
+        raise _refuse(RejectCode.INVALID_AMOUNT, f"amount must be positive, not {amount!r}")
+
+
+class Deposit(msgspec.Struct, frozen=True, kw_only=True, tag="deposit", gc=False):
+    """Credit collateral from a settlement-layer deposit event, relayed by the operator.
+
+    ``deposit_id`` is the settlement contract's deposit index: deposits are credited in index
+    order, exactly once (a repeated index is refused and changes nothing, so relaying twice is
+    harmless; a gap is refused so no deposit can be skipped).
+    """
+
+    account: str
+    """The relayer: only the venue's operator relays deposits."""
+    deposit_id: int
+    beneficiary: str
+    underlying: str
+    """The sub-ledger credited."""
+    amount: int
+    """USDC minor units."""
+    priority_fee: int = 0
+
+    def __post_init__(self) -> None:
+        for value, what in (
+            (self.account, "account"),
+            (self.beneficiary, "beneficiary"),
+            (self.underlying, "underlying"),
+        ):
+            _require_text(value, what)
+        _require_integer(self.deposit_id, "deposit id")
+        _require_integer(self.priority_fee, "priority fee")
+        _require_amount(self.amount)
+
+
+class Withdraw(msgspec.Struct, frozen=True, kw_only=True, tag="withdraw", gc=False):
+    """Request a withdrawal of ``amount`` from the sub-ledger of ``underlying``.
+
+    Only free collateral without unrealized gains may leave; the settlement layer pays the
+    request out (the event carries a withdrawal id in sequence).
+    """
+
+    account: str
+    underlying: str
+    amount: int
+    priority_fee: int = 0
+
+    def __post_init__(self) -> None:
+        _require_text(self.account, "account")
+        _require_text(self.underlying, "underlying")
+        _require_integer(self.priority_fee, "priority fee")
+        _require_amount(self.amount)
+
+
+class Transfer(msgspec.Struct, frozen=True, kw_only=True, tag="transfer", gc=False):
+    """Move collateral between two of the account's sub-ledgers (same rule as a withdrawal)."""
+
+    account: str
+    from_underlying: str
+    to_underlying: str
+    amount: int
+    priority_fee: int = 0
+
+    def __post_init__(self) -> None:
+        _require_text(self.account, "account")
+        _require_text(self.from_underlying, "source underlying")
+        _require_text(self.to_underlying, "destination underlying")
+        _require_integer(self.priority_fee, "priority fee")
+        _require_amount(self.amount)
+        if self.from_underlying == self.to_underlying:
+            raise _refuse(RejectCode.INVALID_AMOUNT, "a transfer needs two different sub-ledgers")
+
+
+Transaction = (
+    PlaceOrder
+    | Amend
+    | Cancel
+    | CancelAll
+    | ListInstrument
+    | DelistInstrument
+    | Deposit
+    | Withdraw
+    | Transfer
+    | OracleReport
+)
 
 
 class Block(msgspec.Struct, frozen=True, kw_only=True):

@@ -1,0 +1,259 @@
+"""Accounts, sub-ledgers, exposures and markets: who holds what, in exact integers.
+
+An account (an Ethereum address) holds one :class:`SubLedger` per underlying. A sub-ledger has
+``cash`` (USDC minor units) and one :class:`Exposure` per instrument it has touched: the position
+in lots, its cost basis, and the account's open orders on it in aggregate. Collateral, positions
+and margin are per sub-ledger; moving collateral between sub-ledgers is a transaction.
+
+The cash model (dYdX v4's quote balance): a fill moves the notional between the two sides'
+``cash`` (the buyer pays, the seller receives) and the lots between their positions, so money is
+conserved exactly at every fill: the sum of all cash plus the fee pool, insurance fund and dust
+account is always deposits minus withdrawals. What a sub-ledger is worth is its **equity**,
+``cash + sum(position x mark)``. Beside the position, the **cost basis** (signed quote units:
+positive for what a long paid, negative for what a short received) gives the realized P&L of
+reductions and the unrealized P&L ``position x mark - basis``; it moves no money. So:
+
+- ``equity = cash + value`` where ``value = sum(position x mark per lot)``;
+- ``unrealized = value - basis``; ``settled = cash + basis = equity - unrealized`` (deposits,
+  transfers, realized P&L, fees, funding and settlements);
+- ``withdrawable = min(equity, settled) - initial - reserve``: unrealized losses count, unrealized
+  gains do not (they back margin but never leave the venue).
+
+Rounding (named, in the venue's favour): fees ``CEIL``, rebates ``FLOOR``; a reduction removes
+``basis x closed / position`` truncated towards zero, the rest stays with the position, so a
+position closed in full takes its whole basis with it; per-lot marks ``FLOOR``.
+
+Invariants (checked by ``Engine.check``): long lots equal short lots per market; each market's
+holders are exactly the exposures with a non-zero position; each exposure's open-order
+aggregates equal the sums over its account's open orders; cached values and requirements equal a
+fresh computation at the current marks.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from strikechain.engine.codes import RejectCode, Rejection
+from strikechain.engine.instruments import Instrument, OptionType
+from strikechain.engine.units import QUOTE_SCALE
+
+if TYPE_CHECKING:
+    from strikechain.engine.book import Order
+    from strikechain.engine.oracle import OracleState
+    from strikechain.engine.params import UnderlyingParams
+
+
+class Market(msgspec.Struct, kw_only=True):
+    """One listed instrument's economics: constants from its listing, and its live marks.
+
+    Prices per unit of the underlying are USDC minor units; ``value_per_tick_lot`` turns a price
+    in ticks and a size in lots into a notional exactly (``price x lots x value_per_tick_lot``),
+    and ``lot_numerator / lot_denominator`` is one lot in units of the underlying.
+    """
+
+    name: str
+    underlying: str
+    state: UnderlyingState
+    is_option: bool
+    is_call: bool
+    expiry_ns: int
+    strike_minor: int
+    """Per unit of the underlying; 0 for a perpetual."""
+    tick_minor: int
+    """One tick, in minor units per unit of the underlying."""
+    value_per_tick_lot: int
+    lot_numerator: int
+    lot_denominator: int
+    maker_fee_ppm: int = 0
+    taker_fee_ppm: int = 0
+    initial_ppm: int = 0
+    """Perps: of notional at the mark. Options: a short's, of the underlying's notional."""
+    maintenance_ppm: int = 0
+    mark_minor: int = 0
+    """The mark per unit of the underlying; 0 until the oracle has given one."""
+    mark_per_lot: int = 0
+    index_per_lot: int = 0
+    long_lots: int = 0
+    short_lots: int = 0
+    holders: dict[str, Exposure] = msgspec.field(default_factory=dict)
+    """Exposures with a non-zero position, by account, in the order they opened."""
+    basis_ema_minor: int = 0
+    """Perps: the averaged basis of the book over the index, per unit."""
+    basis_updated_ns: int = 0
+    premium_weighted: int = 0
+    """Perps: sum of premium (ppb of the index) x ns since the last funding."""
+    premium_ns: int = 0
+    last_funding_ns: int = 0
+    next_funding_ns: int = 0
+
+    def per_lot(self, minor_per_unit: int) -> int:
+        """A per-unit amount for one lot, ``FLOOR``."""
+        return minor_per_unit * self.lot_numerator // self.lot_denominator
+
+
+def market_for(instrument: Instrument, state: UnderlyingState) -> Market:
+    """The market of a listing; raises ``INVALID_INSTRUMENT`` if its grid is not in whole minor
+    units (a tick must be a whole number of USDC minor units, and so must a tick of one lot)."""
+    tick = _whole_minor(instrument.tick_size, "a tick")
+    lot_numerator, lot_denominator = (
+        instrument.lot_size * instrument.contract_size
+    ).as_integer_ratio()
+    value, remainder = divmod(tick * lot_numerator, lot_denominator)
+    if remainder or value <= 0:
+        raise Rejection(
+            RejectCode.INVALID_INSTRUMENT,
+            f"{instrument.name}: one tick of one lot must be a whole number of USDC minor units",
+        )
+    market = Market(
+        name=instrument.name,
+        underlying=instrument.underlying,
+        state=state,
+        is_option=instrument.is_option,
+        is_call=instrument.option_type == OptionType.CALL,
+        expiry_ns=instrument.expiry_ns,
+        strike_minor=instrument.strike_ticks * tick,
+        tick_minor=tick,
+        value_per_tick_lot=value,
+        lot_numerator=lot_numerator,
+        lot_denominator=lot_denominator,
+    )
+    params = state.params
+    if params is not None:
+        fees, margin = params.fees, params.margin
+        if market.is_option:
+            market.maker_fee_ppm, market.taker_fee_ppm = (
+                fees.option_maker_ppm,
+                fees.option_taker_ppm,
+            )
+            market.initial_ppm = margin.option_short_initial_ppm
+            market.maintenance_ppm = margin.option_short_maintenance_ppm
+        else:
+            market.maker_fee_ppm, market.taker_fee_ppm = fees.perp_maker_ppm, fees.perp_taker_ppm
+            market.initial_ppm = margin.perp_initial_ppm
+            market.maintenance_ppm = margin.perp_maintenance_ppm
+    return market
+
+
+def _whole_minor(size: Decimal, what: str) -> int:
+    numerator, denominator = (size * QUOTE_SCALE).as_integer_ratio()
+    if denominator != 1 or numerator <= 0:
+        raise Rejection(
+            RejectCode.INVALID_INSTRUMENT, f"{what} of {size} USDC is not whole minor units"
+        )
+    return numerator
+
+
+class UnderlyingState(msgspec.Struct, kw_only=True):
+    """One underlying's oracle, markets and sub-ledgers.
+
+    ``epoch`` counts mark changes: a sub-ledger whose cached values were computed at another
+    epoch recomputes them before it is used, so a price update costs nothing until an account
+    is touched (and the end-of-block health scan).
+    """
+
+    name: str
+    params: UnderlyingParams | None
+    oracle: OracleState | None
+    epoch: int = 0
+    checked_epoch: int = 0
+    """The epoch at the last end-of-block health check."""
+    markets: dict[str, Market] = msgspec.field(default_factory=dict)
+    ledgers: dict[str, SubLedger] = msgspec.field(default_factory=dict)
+    holders: dict[str, SubLedger] = msgspec.field(default_factory=dict)
+    """Sub-ledgers with at least one position, by account."""
+
+
+class Exposure(msgspec.Struct, kw_only=True):
+    """A sub-ledger's position in one instrument, and its open orders there in aggregate.
+
+    ``value``, ``initial``, ``maintenance`` and ``reserve`` are cached at the sub-ledger's epoch
+    and kept current by the engine as the position or the orders change.
+    """
+
+    ledger: SubLedger
+    market: Market
+    position: int = 0
+    """Lots: positive long, negative short."""
+    basis: int = 0
+    """Signed quote units: what the open position cost (long) or brought in (short)."""
+    realized: int = 0
+    buy_lots: int = 0
+    buy_value: int = 0
+    """Sum of price x remaining lots x value per tick-lot over open buy orders."""
+    sell_lots: int = 0
+    sell_value: int = 0
+    value: int = 0
+    initial: int = 0
+    maintenance: int = 0
+    reserve: int = 0
+
+
+class SubLedger(msgspec.Struct, kw_only=True):
+    """One account's collateral, positions and margin on one underlying."""
+
+    account: str
+    underlying: str
+    state: UnderlyingState
+    cash: int = 0
+    exposures: dict[str, Exposure] = msgspec.field(default_factory=dict)
+    positions: int = 0
+    """How many exposures hold a non-zero position."""
+    epoch: int = -1
+    value: int = 0
+    basis: int = 0
+    initial: int = 0
+    maintenance: int = 0
+    reserve: int = 0
+    in_liquidation: bool = False
+    realized: int = 0
+    fees: int = 0
+    """Fees paid (negative: rebates received)."""
+    funding: int = 0
+    """Funding received (negative: paid)."""
+    settlements: int = 0
+    """Option settlement payouts received (negative: paid)."""
+    deposited: int = 0
+    withdrawn: int = 0
+    transferred: int = 0
+    """Net collateral moved in from the account's other sub-ledgers."""
+
+    @property
+    def equity(self) -> int:
+        return self.cash + self.value
+
+    @property
+    def unrealized(self) -> int:
+        return self.value - self.basis
+
+    @property
+    def free_collateral(self) -> int:
+        """Equity beyond initial margin and open-order reserves: what new risk may use."""
+        return self.cash + self.value - self.initial - self.reserve
+
+    @property
+    def withdrawable(self) -> int:
+        """Free collateral without unrealized gains: what may leave the sub-ledger."""
+        return self.cash + min(self.value, self.basis) - self.initial - self.reserve
+
+    @property
+    def maintenance_excess(self) -> int:
+        """Equity above maintenance; negative means the sub-ledger is liquidatable."""
+        return self.cash + self.value - self.maintenance
+
+    def exposure(self, market: Market) -> Exposure:
+        """The exposure to ``market``, created empty on first use."""
+        exposure = self.exposures.get(market.name)
+        if exposure is None:
+            exposure = self.exposures[market.name] = Exposure(ledger=self, market=market)
+        return exposure
+
+
+class Account(msgspec.Struct):
+    """One account's open orders (oldest first), client order ids and sub-ledgers."""
+
+    orders: dict[int, Order]
+    client_ids: dict[str, int]
+    ledgers: dict[str, SubLedger]
