@@ -76,8 +76,6 @@ class Market(msgspec.Struct, kw_only=True):
     """The mark per unit of the underlying; 0 until the oracle has given one."""
     mark_per_lot: int = 0
     index_per_lot: int = 0
-    long_lots: int = 0
-    short_lots: int = 0
     holders: dict[str, Exposure] = msgspec.field(default_factory=dict)
     """Exposures with a non-zero position, by account, in the order they opened."""
     basis_ema_minor: int = 0
@@ -92,6 +90,15 @@ class Market(msgspec.Struct, kw_only=True):
     def per_lot(self, minor_per_unit: int) -> int:
         """A per-unit amount for one lot, ``FLOOR``."""
         return minor_per_unit * self.lot_numerator // self.lot_denominator
+
+    @property
+    def long_lots(self) -> int:
+        """Long open interest (summed when asked: fills never need it)."""
+        return sum(e.position for e in self.holders.values() if e.position > 0)
+
+    @property
+    def short_lots(self) -> int:
+        return -sum(e.position for e in self.holders.values() if e.position < 0)
 
 
 def market_for(instrument: Instrument, state: UnderlyingState) -> Market:
@@ -157,9 +164,20 @@ class UnderlyingState(msgspec.Struct, kw_only=True):
     name: str
     params: UnderlyingParams | None
     oracle: OracleState | None
+    restricted: bool = False
+    """The circuit breaker is open (or there is no index yet): only makers and reduce-only
+    orders may add to books on this underlying. Mirrors the oracle, for the order path."""
     epoch: int = 0
     checked_epoch: int = 0
     """The epoch at the last end-of-block health check."""
+    marked_ns: int = 0
+    """Block time of the last marking."""
+    mark_interval_ns: int = 0
+    """Marks are recomputed when the index changes, and otherwise at most this often."""
+    vol_nodes: dict[int, tuple[int, ...]] = msgspec.field(default_factory=dict)
+    """The oracle's vol nodes the option marks were computed from."""
+    options: int = 0
+    """How many option markets are listed."""
     markets: dict[str, Market] = msgspec.field(default_factory=dict)
     ledgers: dict[str, SubLedger] = msgspec.field(default_factory=dict)
     holders: dict[str, SubLedger] = msgspec.field(default_factory=dict)
@@ -169,8 +187,16 @@ class UnderlyingState(msgspec.Struct, kw_only=True):
 class Exposure(msgspec.Struct, kw_only=True):
     """A sub-ledger's position in one instrument, and its open orders there in aggregate.
 
-    ``value``, ``initial``, ``maintenance`` and ``reserve`` are cached at the sub-ledger's epoch
-    and kept current by the engine as the position or the orders change.
+    ``value``, ``initial``, ``maintenance`` and ``reserve`` are cached at the sub-ledger's epoch.
+    A change only flags the exposure, and the engine recomputes it when an exact answer is next
+    needed, so a burst of fills and cancels costs one recomputation. Flags, from mild to severe:
+
+    - ``dirty`` alone (a cancel, an amend down): the cached requirement can only be too high,
+      so it is still a safe upper bound;
+    - ``dirty`` with ``pending`` (an order added on the fast path): the cached requirement plus
+      ``pending`` is an upper bound (see ``MarginPolicy.order_bound``);
+    - ``moved`` (a fill, a settlement): the position changed, and so did value, maintenance and
+      everything else: recomputed before any margin decision or health check.
     """
 
     ledger: SubLedger
@@ -185,10 +211,19 @@ class Exposure(msgspec.Struct, kw_only=True):
     """Sum of price x remaining lots x value per tick-lot over open buy orders."""
     sell_lots: int = 0
     sell_value: int = 0
+    buy_loss: int = 0
+    """Sum of loss per lot x remaining lots over open buy orders (see ``Order.loss_per_lot``)."""
+    sell_loss: int = 0
     value: int = 0
     initial: int = 0
     maintenance: int = 0
     reserve: int = 0
+    dirty: bool = False
+    """The cached values may be out of date (listed in the sub-ledger's ``dirty``)."""
+    moved: bool = False
+    """The position moved since: the cached values are not even an upper bound."""
+    pending: int = 0
+    """Upper bounds of what orders added since the last computation may require."""
 
 
 class SubLedger(msgspec.Struct, kw_only=True):
@@ -202,12 +237,20 @@ class SubLedger(msgspec.Struct, kw_only=True):
     positions: int = 0
     """How many exposures hold a non-zero position."""
     epoch: int = -1
+    dirty: list[Exposure] = msgspec.field(default_factory=list)
+    """Exposures to recompute before the totals are read (those still flagged ``dirty``)."""
+    moved: int = 0
+    """How many exposures are flagged ``moved``."""
+    pending: int = 0
+    """Sum of the exposures' ``pending``."""
     value: int = 0
     basis: int = 0
     initial: int = 0
     maintenance: int = 0
     reserve: int = 0
     in_liquidation: bool = False
+    touched: bool = False
+    """Its money or positions moved this block: the end-of-block health check looks at it."""
     realized: int = 0
     fees: int = 0
     """Fees paid (negative: rebates received)."""
@@ -252,8 +295,11 @@ class SubLedger(msgspec.Struct, kw_only=True):
 
 
 class Account(msgspec.Struct):
-    """One account's open orders (oldest first), client order ids and sub-ledgers."""
+    """One account's open orders (oldest first), client order ids, sub-ledgers (by underlying)
+    and exposures (by instrument, the same objects as in the sub-ledgers: one lookup on the
+    order path)."""
 
     orders: dict[int, Order]
     client_ids: dict[str, int]
     ledgers: dict[str, SubLedger]
+    exposures: dict[str, Exposure]

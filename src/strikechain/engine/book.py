@@ -29,7 +29,7 @@ from strikechain.engine.instruments import Instrument, MatchingMode
 from strikechain.engine.invariant import invariant
 
 if TYPE_CHECKING:
-    from strikechain.engine.accounts import Exposure
+    from strikechain.engine.accounts import Exposure, Market
 
 BUY = 1
 SELL = -1
@@ -57,6 +57,10 @@ class Order(msgspec.Struct, gc=False, eq=False):
     exposure: Exposure
     """The owner's exposure to this instrument, so fills and cancels reach the sub-ledger
     without a lookup."""
+    loss_per_lot: int = 0
+    """What each lot would lose at once against the mark if it filled at its price (buying
+    above the mark, selling below it), fixed when the order is placed or amended; its open
+    lots reserve it (:mod:`strikechain.engine.margin`)."""
 
     @property
     def filled(self) -> int:
@@ -139,10 +143,13 @@ class _Side:
 class Book:
     """Both sides of one instrument's book."""
 
-    __slots__ = ("asks", "batch", "bids", "instrument", "name")
+    __slots__ = ("asks", "batch", "bids", "instrument", "market", "name")
 
-    def __init__(self, instrument: Instrument) -> None:
+    def __init__(self, instrument: Instrument, market: Market | None = None) -> None:
         self.instrument = instrument
+        self.market = market
+        """The instrument's economics (:class:`~strikechain.engine.accounts.Market`), which the
+        engine attaches at listing; a book on its own (tests, the auction) needs none."""
         self.name = instrument.name
         self.batch = instrument.matching == MatchingMode.BATCH
         self.bids = _Side(-1)

@@ -81,7 +81,7 @@ from strikechain.engine.invariant import invariant
 from strikechain.engine.limits import DEFAULT_LIMITS, Limits
 from strikechain.engine.margin import STANDARD_MARGIN, MarginPolicy
 from strikechain.engine.marks import update_option_marks, update_perp_mark
-from strikechain.engine.oracle import OracleRejection, OracleReport, OracleState
+from strikechain.engine.oracle import OracleRejection, OracleReport, OracleState, ReportVerifier
 from strikechain.engine.ordering import OrderingPolicy, sequence
 from strikechain.engine.params import PPB, VenueConfig
 from strikechain.engine.txs import (
@@ -125,11 +125,15 @@ class Engine:
         *,
         venue: VenueConfig | None = None,
         margin: MarginPolicy | None = STANDARD_MARGIN,
+        verifier: ReportVerifier | None = None,
     ) -> None:
         self.limits = limits
         self.policy = policy
         self.venue = venue if venue is not None else VenueConfig()
         self.margin = margin
+        self.verifier = verifier if verifier is not None else ReportVerifier(self.venue.signing)
+        """Checks reports' signatures; a node shares it with its ingress, which verifies each
+        report as it arrives, so the engine's own check is a lookup."""
         self._max_account_length = limits.max_account_length
         self._max_client_order_id_length = limits.max_client_order_id_length
         self._max_size_lots = limits.max_size_lots
@@ -145,7 +149,13 @@ class Engine:
         self.orders: dict[int, Order] = {}
         self.accounts: dict[str, Account] = {}
         self.underlyings: dict[str, UnderlyingState] = {
-            name: UnderlyingState(name=name, params=params, oracle=OracleState(name, params.oracle))
+            name: UnderlyingState(
+                name=name,
+                restricted=True,
+                params=params,
+                oracle=OracleState(name, params.oracle, self.venue.signing, self.verifier),
+                mark_interval_ns=params.mark.interval_ns,
+            )
             for name, params in self.venue.underlyings.items()
         }
         self.next_order_id = 1
@@ -163,8 +173,7 @@ class Engine:
         self._good_till: list[tuple[int, int]] = []  # heap of (expire_at_ns, order_id)
         self._market_expiries: list[tuple[int, str]] = []  # heap of (expiry_ns, name)
         self._auctions: dict[str, list[int]] = {}  # batch markets touched -> their IOC orders
-        self._touched: list[SubLedger] = []  # sub-ledgers whose money or orders moved
-        self._touched_set: set[int] = set()  # their ids, only to keep the list free of repeats
+        self._touched: list[SubLedger] = []  # sub-ledgers whose money or positions moved
         self._events: list[Event] = []
         self._handlers: dict[type, Callable[..., None]] = {
             PlaceOrder: self._place,
@@ -206,8 +215,9 @@ class Engine:
             self._run_auctions()
         if self.margin is not None:
             self._check_health()
+        for ledger in self._touched:
+            ledger.touched = False
         self._touched = []
-        self._touched_set = set()
         self._events = []
         return BlockResult(height=block.height, timestamp_ns=block.timestamp_ns, events=events)
 
@@ -279,21 +289,23 @@ class Engine:
         book = self.books.get(name)
         if book is None:
             book = self._require_book(name)
-        market = self.markets[name]
+        market: Market = book.market  # type: ignore[assignment]
         client_order_id = tx.client_order_id
         mine = self.accounts.get(account)
-        if mine is not None and client_order_id and client_order_id in mine.client_ids:
-            raise _Refused(
-                RejectCode.DUPLICATE_CLIENT_ORDER_ID,
-                f"{account} already has an open order with client id {client_order_id!r}",
-            )
-        ledger = None if mine is None else mine.ledgers.get(market.underlying)
-        exposure = None if ledger is None else ledger.exposures.get(name)
+        exposure = None
+        if mine is not None:
+            if client_order_id and client_order_id in mine.client_ids:
+                raise _Refused(
+                    RejectCode.DUPLICATE_CLIENT_ORDER_ID,
+                    f"{account} already has an open order with client id {client_order_id!r}",
+                )
+            exposure = mine.exposures.get(name)
         reduce_only = tx.reduce_only
-        if reduce_only or (ledger is not None and ledger.in_liquidation):
-            reduce_only = self._check_reduces(ledger, exposure, name, side, size, reduce_only)
+        if reduce_only or (exposure is not None and exposure.ledger.in_liquidation):
+            reduce_only = self._check_reduces(exposure, name, side, size, reduce_only)
         batch = book.batch
-        if self.margin is not None and not reduce_only:
+        margin = self.margin
+        if margin is not None and not reduce_only and market.state.restricted:
             self._check_trading(market, post_only)
         if is_market:
             price = self._market_limit(book, side)
@@ -316,8 +328,21 @@ class Engine:
             if batch:
                 raise _Refused(RejectCode.INVALID_ORDER, "fill-or-kill is not offered in auctions")
             self._check_fillable(book, account, side, price, size, tx.self_trade)
-        if self.margin is not None and not reduce_only:
-            self._check_margin(ledger, exposure, market, side, size, price, not post_only)
+        checked = None
+        loss_per_lot = 0
+        if margin is not None and not reduce_only:
+            loss_per_lot = (price * market.value_per_tick_lot - market.mark_per_lot) * side
+            loss_per_lot = max(loss_per_lot, 0)
+            ledger = (
+                exposure.ledger
+                if exposure is not None
+                else None
+                if mine is None
+                else mine.ledgers.get(market.underlying)
+            )
+            checked = self._check_margin(
+                ledger, exposure, market, side, size, price, loss_per_lot, not post_only
+            )
         if exposure is None:
             exposure = self._exposure(account, market)
         order_id = self.next_order_id
@@ -336,6 +361,7 @@ class Engine:
             reduce_only,
             tx.expire_at_ns,
             exposure,
+            loss_per_lot,
         )
         events = self._events
         events.append(
@@ -344,17 +370,23 @@ class Engine:
         if price != requested and not is_market:
             events.append(OrderRepriced(index, order_id, price, requested))
         if batch:
-            self._rest(book, order)
+            self._rest(book, order, checked)
             pending = self._auctions.setdefault(name, [])
             if not rests:
                 pending.append(order_id)
             return
         crosses = not post_only and book.crosses(side, price)
-        stop = self._match(book, order, index) if crosses else None
+        if not crosses:
+            if rests:
+                self._rest(book, order, checked)
+                return
+            stop = None
+        else:
+            stop = self._match(book, order, index)
         if not order.remaining:
             return
         if rests and stop is None:
-            self._rest(book, order)
+            self._rest(book, order, None)
             return
         if stop is None:
             stop = CancelReason.PRICE_BAND if is_market else CancelReason.IMMEDIATE_OR_CANCEL
@@ -362,7 +394,6 @@ class Engine:
 
     def _check_reduces(
         self,
-        ledger: SubLedger | None,
         exposure: Exposure | None,
         name: str,
         side: int,
@@ -378,6 +409,7 @@ class Engine:
         ):
             return True
         if not reduce_only:
+            ledger = None if exposure is None else exposure.ledger
             invariant(ledger is not None and ledger.in_liquidation, "only members are forced")
             raise _Refused(
                 RejectCode.IN_LIQUIDATION_QUEUE,
@@ -417,36 +449,69 @@ class Engine:
         side: int,
         size: int,
         price: int,
+        loss_per_lot: int,
         takes: bool,
-    ) -> None:
-        """Refuse an order whose added requirement (reserve, loss against the mark, taker fee)
-        exceeds the sub-ledger's free collateral. An order that adds no requirement passes."""
+    ) -> tuple[int, int, int] | int:
+        """Refuse an order unless the sub-ledger's free collateral, with the order's reserve
+        (and loss against the mark) and, for a possible taker, its fee, stays non-negative, or
+        the order only reduces the position.
+
+        Fast path: when the cached totals are an upper bound (no position moved since they were
+        computed) and free collateral covers the policy's bound on what the order can add, the
+        order is accepted without computing anything; the bound is returned, to be held as
+        pending. Otherwise the exact requirement with the order is computed and returned, so an
+        order that rests at once needs no second computation.
+        """
         margin = self.margin
-        if margin is None:
-            return
         if ledger is None:
             raise _Refused(
                 RejectCode.INSUFFICIENT_MARGIN,
                 f"no collateral in the {market.underlying} sub-ledger",
             )
-        if ledger.epoch != ledger.state.epoch:
-            self._refresh(ledger)
+        value = price * size * market.value_per_tick_lot
+        fee = -(-value * market.taker_fee_ppm // _PPM) if takes else 0
         if exposure is None:
             exposure = Exposure(ledger=ledger, market=market)
-        value = price * size * market.value_per_tick_lot
-        initial, _, reserve = margin.requirement(exposure, side, size, value)
-        added = initial - exposure.initial + reserve - exposure.reserve
-        if added <= 0:
-            return
-        if takes:
-            added += clearing.fee(value, market.taker_fee_ppm)
-        free = ledger.cash + ledger.value - ledger.initial - ledger.reserve
-        if added > free:
+        elif ledger.epoch == ledger.state.epoch and not ledger.moved:
+            bound = margin.order_bound(  # type: ignore[union-attr]
+                exposure, side, size, value, loss_per_lot * size
+            )
+            free = (
+                ledger.cash + ledger.value - ledger.initial - ledger.reserve - ledger.pending - fee
+            )
+            if free >= bound:
+                return bound
+        self._current(ledger, exposure)
+        required = margin.requirement(  # type: ignore[union-attr]
+            exposure, side, size, value, loss_per_lot * size
+        )
+        initial, _, reserve = required
+        position = exposure.position
+        free = (
+            ledger.cash
+            + ledger.value
+            - exposure.value
+            + position * market.mark_per_lot
+            - ledger.initial
+            + exposure.initial
+            - initial
+            - ledger.reserve
+            + exposure.reserve
+            - reserve
+            - ledger.pending
+            + exposure.pending
+            - fee
+        )
+        if free < 0 and not (
+            (position > 0 and side < 0 and size <= position)
+            or (position < 0 and side > 0 and size <= -position)
+        ):
             raise _Refused(
                 RejectCode.INSUFFICIENT_MARGIN,
-                f"the order needs {added} more margin (USDC minor units) than the "
-                f"{market.underlying} sub-ledger's free collateral of {free}",
+                f"the order would leave the {market.underlying} sub-ledger's free collateral "
+                f"at {free} USDC minor units (its margin, reserve and fee exceed what is free)",
             )
+        return required
 
     def _refuse_ranges(self, tx: PlaceOrder, market: bool) -> None:
         """Say which limit (or the block time) a well-formed order breaks, and refuse it.
@@ -597,11 +662,9 @@ class Engine:
             if maker.account == account:
                 stop = self._prevent_self_trade(book, taker, maker, index)
                 if stop is not None:
-                    self._restate_taker(taker)
                     return stop
                 continue
             if fills == max_fills:
-                self._restate_taker(taker)
                 return CancelReason.FILL_LIMIT
             lots = taker.remaining if taker.remaining < maker.remaining else maker.remaining
             if maker.reduce_only:
@@ -618,7 +681,6 @@ class Engine:
             else:
                 maker.remaining -= lots
             self._fill(market, maker, taker, best, lots, index, False)
-        self._restate_taker(taker)
         return None
 
     def _reducible(self, order: Order, lots: int) -> int:
@@ -640,33 +702,45 @@ class Engine:
         """Book one fill: open-order aggregates, positions, cash, fees, the event.
 
         ``both_rested``: an auction fill, where the taker's order was resting too (its
-        aggregates fall as well); a continuous taker never rested. The taker's requirement is
-        restated once after matching, not per fill.
+        aggregates fall as well); a continuous taker never rested. Requirements are only
+        flagged stale here (see :meth:`_current`).
         """
-        value_per_tick_lot = market.value_per_tick_lot
         maker_exposure = maker.exposure
         taker_exposure = taker.exposure
-        if not maker.reduce_only:
-            self._unreserve(maker, lots)
-        if both_rested and not taker.reduce_only:
+        margin_on = self.margin is not None
+        if margin_on and not maker.reduce_only:
+            value = maker.price * lots * market.value_per_tick_lot
+            if maker.side == BUY:
+                maker_exposure.buy_lots -= lots
+                maker_exposure.buy_value -= value
+                maker_exposure.buy_loss -= maker.loss_per_lot * lots
+            else:
+                maker_exposure.sell_lots -= lots
+                maker_exposure.sell_value -= value
+                maker_exposure.sell_loss -= maker.loss_per_lot * lots
+        if both_rested and margin_on and not taker.reduce_only:
             self._unreserve(taker, lots)
-        lot_value = price * value_per_tick_lot
-        clearing.trade(maker_exposure, maker.side, lots, lot_value)
-        clearing.trade(taker_exposure, taker.side, lots, lot_value)
+        lot_value = price * market.value_per_tick_lot
         notional = lot_value * lots
         maker_fee = -(-notional * market.maker_fee_ppm // _PPM)
         taker_fee = -(-notional * market.taker_fee_ppm // _PPM)
-        if maker_fee:
-            clearing.pay_fee(maker_exposure, maker_fee)
-        if taker_fee:
-            clearing.pay_fee(taker_exposure, taker_fee)
+        trade = clearing.trade
+        trade(maker_exposure, maker.side, lots, lot_value, maker_fee)
+        trade(taker_exposure, taker.side, lots, lot_value, taker_fee)
         self.fee_pool += maker_fee + taker_fee
-        if self.margin is not None:
-            self._restate(maker_exposure)
-            if both_rested:
-                self._restate(taker_exposure)
-        self._touch(maker_exposure.ledger)
-        self._touch(taker_exposure.ledger)
+        if margin_on:
+            touched = self._touched
+            for exposure in (maker_exposure, taker_exposure):
+                ledger = exposure.ledger
+                if not exposure.moved:
+                    exposure.moved = True
+                    ledger.moved += 1
+                    if not exposure.dirty:
+                        exposure.dirty = True
+                        ledger.dirty.append(exposure)
+                if not ledger.touched:
+                    ledger.touched = True
+                    touched.append(ledger)
         self._events.append(
             Fill(
                 index,
@@ -692,13 +766,11 @@ class Engine:
         if order.side == BUY:
             exposure.buy_lots -= lots
             exposure.buy_value -= value
+            exposure.buy_loss -= order.loss_per_lot * lots
         else:
             exposure.sell_lots -= lots
             exposure.sell_value -= value
-
-    def _restate_taker(self, taker: Order) -> None:
-        if self.margin is not None and taker.remaining != taker.size:
-            self._restate(taker.exposure)
+            exposure.sell_loss -= order.loss_per_lot * lots
 
     def _prevent_self_trade(
         self, book: Book, taker: Order, maker: Order, index: int
@@ -711,8 +783,13 @@ class Engine:
             return CancelReason.SELF_TRADE
         return None
 
-    def _rest(self, book: Book, order: Order) -> None:
-        """Put ``order`` on the book, in the indexes and in its exposure's reserve."""
+    def _rest(self, book: Book, order: Order, required: tuple[int, int, int] | int | None) -> None:
+        """Put ``order`` on the book, in the indexes and in its exposure's reserve.
+
+        ``required``: what the margin check just found, if nothing has changed since: the
+        exposure's exact requirement with this order, or the bound the fast path accepted it
+        on (held as pending); None when the exposure must be recomputed.
+        """
         (book.bids if order.side == BUY else book.asks).add(order)
         order_id = order.order_id
         self.orders[order_id] = order
@@ -722,18 +799,29 @@ class Engine:
             mine.client_ids[order.client_order_id] = order_id
         if order.expire_at_ns:
             heapq.heappush(self._good_till, (order.expire_at_ns, order_id))
-        if not order.reduce_only:
+        if self.margin is not None and not order.reduce_only:
             exposure = order.exposure
             remaining = order.remaining
             value = order.price * remaining * exposure.market.value_per_tick_lot
             if order.side == BUY:
                 exposure.buy_lots += remaining
                 exposure.buy_value += value
+                exposure.buy_loss += order.loss_per_lot * remaining
             else:
                 exposure.sell_lots += remaining
                 exposure.sell_value += value
-            if self.margin is not None:
-                self._restate(exposure)
+                exposure.sell_loss += order.loss_per_lot * remaining
+            if required is None:
+                self._moved(exposure)
+            elif type(required) is int:
+                exposure.pending += required
+                ledger = exposure.ledger
+                ledger.pending += required
+                if not exposure.dirty:
+                    exposure.dirty = True
+                    ledger.dirty.append(exposure)
+            else:
+                self._restate(exposure, required)  # type: ignore[arg-type]
 
     def _forget(self, order: Order) -> None:
         """Drop a finished order (filled, cancelled, expired) from the indexes; what it had
@@ -744,10 +832,9 @@ class Engine:
         del mine.orders[order_id]
         if order.client_order_id:
             del mine.client_ids[order.client_order_id]
-        if order.remaining and not order.reduce_only:
+        if order.remaining and not order.reduce_only and self.margin is not None:
             self._unreserve(order, order.remaining)
-            if self.margin is not None:
-                self._restate(order.exposure)
+            self._stale(order.exposure)
 
     def _cancel_order(self, book: Book, order: Order, index: int, reason: CancelReason) -> None:
         (book.bids if order.side == BUY else book.asks).remove(order)
@@ -821,62 +908,79 @@ class Engine:
         if post_only:
             price = self._post_only_price(book, order.side, price, post_only)
         if price == order.price and remaining <= order.remaining:
-            if not order.reduce_only:
+            if self.margin is not None and not order.reduce_only:
                 self._unreserve(order, order.remaining - remaining)
+                self._stale(order.exposure)
             book.reduce(order, order.remaining - remaining)
             order.size = size
-            if self.margin is not None and not order.reduce_only:
-                self._restate(order.exposure)
             self._events.append(OrderAmended(index, order.order_id, price, remaining, True))
             return
         if price != order.price:
             self._check_levels(book, order.side, price)
         if order.reduce_only:
-            self._check_reduces(
-                order.exposure.ledger, order.exposure, book.name, order.side, remaining, True
-            )
+            self._check_reduces(order.exposure, book.name, order.side, remaining, True)
         elif self.margin is not None:
-            self._check_amend(book, order, price, remaining, post_only)
-        self._requeue(book, order, price, size, remaining, index)
+            order_loss = self._check_amend(book, order, price, remaining, post_only)
+            self._requeue(book, order, price, size, remaining, index, order_loss)
+            return
+        self._requeue(book, order, price, size, remaining, index, order.loss_per_lot)
 
     def _check_amend(
         self, book: Book, order: Order, price: int, remaining: int, post_only: int
-    ) -> None:
+    ) -> int:
         """An amend that moves or grows an order adds risk like a new order: the circuit
-        breaker's rule for takers and the margin check apply to the order as amended."""
+        breaker's rule for takers and the margin check apply to the order as amended. Returns
+        its loss per lot against the mark at the new price."""
         market = self.markets[book.name]
+        loss_per_lot = (price * market.value_per_tick_lot - market.mark_per_lot) * order.side
+        loss_per_lot = max(loss_per_lot, 0)
         takes = not post_only and book.crosses(order.side, price)
         if takes:
             self._check_trading(market, 0)
         exposure = order.exposure
         ledger = exposure.ledger
-        if ledger.epoch != ledger.state.epoch:
-            self._refresh(ledger)  # before the aggregates change for the comparison
+        self._current(ledger)  # before the aggregates change for the comparison
         self._unreserve(order, order.remaining)
         try:
             self._check_margin(
-                exposure.ledger, exposure, market, order.side, remaining, price, takes
+                exposure.ledger,
+                exposure,
+                market,
+                order.side,
+                remaining,
+                price,
+                loss_per_lot,
+                takes,
             )
         finally:
             self._unreserve(order, -order.remaining)
+        return loss_per_lot
 
     def _requeue(
-        self, book: Book, order: Order, price: int, size: int, remaining: int, index: int
+        self,
+        book: Book,
+        order: Order,
+        price: int,
+        size: int,
+        remaining: int,
+        index: int,
+        loss_per_lot: int,
     ) -> None:
         """Move an amended order to the back of its (new) level, matching it if it crosses."""
         book.remove(order)
         self._forget(order)
         order.price, order.size, order.remaining = price, size, remaining
+        order.loss_per_lot = loss_per_lot
         self._events.append(OrderAmended(index, order.order_id, price, remaining, False))
         if book.batch:
-            self._rest(book, order)
+            self._rest(book, order, None)
             self._auctions.setdefault(book.name, [])
             return
         stop = self._match(book, order, index)
         if not order.remaining:
             return
         if stop is None:
-            self._rest(book, order)
+            self._rest(book, order, None)
             return
         self._events.append(
             OrderCancelled(index, order.order_id, order.account, book.name, order.remaining, stop)
@@ -916,9 +1020,10 @@ class Engine:
             raise _Refused(rejection.code, rejection.message) from None
         self.underlyings.setdefault(state.name, state)
         state.markets[name] = market
+        state.options += instrument.is_option
         self.markets[name] = market
         self.instruments[name] = instrument
-        self.books[name] = Book(instrument)
+        self.books[name] = Book(instrument, market)
         now = self.timestamp_ns
         if instrument.is_option:
             heapq.heappush(self._market_expiries, (instrument.expiry_ns, name))
@@ -967,15 +1072,17 @@ class Engine:
         del self.markets[market.name]
         state = market.state
         del state.markets[market.name]
+        state.options -= market.is_option
         for ledger in state.ledgers.values():
             exposure = ledger.exposures.pop(market.name, None)
             if exposure is not None:
+                del self.accounts[ledger.account].exposures[market.name]
                 invariant(
                     not (exposure.buy_lots or exposure.sell_lots or exposure.position),
                     f"{market.name} dropped with orders or a position in {ledger.account}",
                 )
                 if self.margin is not None:
-                    self._refresh(ledger)
+                    self._refresh(ledger)  # drops the market's cached share
 
     # -- money: deposits, withdrawals, transfers ---------------------------------------------
 
@@ -1064,8 +1171,8 @@ class Engine:
                 RejectCode.IN_LIQUIDATION_QUEUE,
                 f"{account} is in the liquidation queue on {state.name}: nothing may leave",
             )
-        if self.margin is not None and ledger.epoch != state.epoch:
-            self._refresh(ledger)
+        if self.margin is not None:
+            self._current(ledger)
         available = ledger.withdrawable
         if amount > available:
             raise _Refused(
@@ -1096,6 +1203,7 @@ class Engine:
             if oracle is None:
                 continue
             update = oracle.aggregate(now)
+            state.restricted = oracle.breaker_open
             if update.opened:
                 events.append(CircuitBreakerOpened(-1, state.name, update.reason))
             if update.index_changed and update.index is not None:
@@ -1106,11 +1214,17 @@ class Engine:
                 )
             if update.closed:
                 events.append(CircuitBreakerClosed(-1, state.name))
-            if oracle.index is not None and state.markets:
+            if oracle.index is None or not state.markets:
+                continue
+            due = update.index_changed or now - state.marked_ns >= state.mark_interval_ns
+            if not due and state.options:
+                due = oracle.vol_nodes != state.vol_nodes
+            if due:
                 self._mark(state)
 
     def _mark(self, state: UnderlyingState) -> None:
-        """Mark every market of ``state`` at block time; cached margin goes stale (epoch)."""
+        """Mark every market of ``state`` at block time; if a per-lot value moved, every cached
+        requirement on the underlying goes stale (the epoch)."""
         oracle, params = state.oracle, state.params
         if oracle is None or params is None or oracle.index is None:
             invariant(False, f"{state.name}: only configured markets with an index are marked")
@@ -1118,13 +1232,22 @@ class Engine:
         index = oracle.index
         now = self.timestamp_ns
         options = []
+        changed = False
         for market in state.markets.values():
             if market.is_option:
                 options.append(market)
             else:
-                update_perp_mark(market, self.books[market.name], index, now, params.mark)
-        update_option_marks(options, index, oracle.vol_nodes, params.oracle.log_moneyness_ppm, now)
-        state.epoch += 1
+                changed |= update_perp_mark(
+                    market, self.books[market.name], index, now, params.mark
+                )
+        if options:
+            state.vol_nodes = oracle.vol_nodes
+            changed |= update_option_marks(
+                options, index, state.vol_nodes, params.oracle.log_moneyness_ppm, now
+            )
+        state.marked_ns = now
+        if changed:
+            state.epoch += 1
 
     # -- the engine's own work ---------------------------------------------------------------
 
@@ -1152,7 +1275,6 @@ class Engine:
             book = self.books[order.instrument]
             book.remove(order)
             self._forget(order)
-            self._touch(order.exposure.ledger)
             self._events.append(
                 OrderExpired(-1, order_id, order.account, book.name, order.remaining)
             )
@@ -1212,8 +1334,7 @@ class Engine:
             else:
                 paid -= amount
             self._touch(exposure.ledger)
-            if self.margin is not None:
-                self._restate(exposure)
+            self._moved(exposure)
             events.append(
                 PositionSettled(
                     index, exposure.ledger.account, market.name, position, amount, realized
@@ -1296,7 +1417,7 @@ class Engine:
         """The account's sub-ledger on ``state``, created (with the account) on first use."""
         mine = self.accounts.get(account)
         if mine is None:
-            mine = self.accounts[account] = Account({}, {}, {})
+            mine = self.accounts[account] = Account({}, {}, {}, {})
         ledger = mine.ledgers.get(state.name)
         if ledger is None:
             ledger = SubLedger(account=account, underlying=state.name, state=state)
@@ -1305,24 +1426,67 @@ class Engine:
         return ledger
 
     def _exposure(self, account: str, market: Market) -> Exposure:
-        return self._ledger(account, market.state).exposure(market)
+        exposure = self._ledger(account, market.state).exposure(market)
+        self.accounts[account].exposures[market.name] = exposure
+        return exposure
 
     def _touch(self, ledger: SubLedger) -> None:
-        key = id(ledger)
-        if key not in self._touched_set:
-            self._touched_set.add(key)
+        """Its money or positions moved: the end-of-block health check will look at it."""
+        if not ledger.touched:
+            ledger.touched = True
             self._touched.append(ledger)
 
-    def _restate(self, exposure: Exposure) -> None:
-        """Recompute one exposure's value and requirement and carry the change to its
-        sub-ledger's totals (or everything, if the marks moved since the last time)."""
+    @staticmethod
+    def _stale(exposure: Exposure) -> None:
+        """Flag an exposure whose requirement can only have fallen (a cancel, an amend down):
+        its cached values stay an upper bound until it is recomputed."""
+        if not exposure.dirty:
+            exposure.dirty = True
+            exposure.ledger.dirty.append(exposure)
+
+    @staticmethod
+    def _moved(exposure: Exposure) -> None:
+        """Flag an exposure whose position moved: recomputed before the next decision."""
         ledger = exposure.ledger
+        if not exposure.moved:
+            exposure.moved = True
+            ledger.moved += 1
+        if not exposure.dirty:
+            exposure.dirty = True
+            ledger.dirty.append(exposure)
+
+    def _current(self, ledger: SubLedger, skip: Exposure | None = None) -> None:
+        """Make the sub-ledger's cached totals exact: everything if the marks moved since,
+        else the flagged exposures (but ``skip``, which the caller recomputes itself)."""
         if ledger.epoch != ledger.state.epoch:
             self._refresh(ledger)
             return
-        margin = self.margin
-        assert margin is not None
-        initial, maintenance, reserve = margin.requirement(exposure)
+        dirty = ledger.dirty
+        if dirty:
+            ledger.dirty = [skip] if skip is not None and skip.dirty else []
+            for exposure in dirty:
+                if exposure.dirty and exposure is not skip:
+                    self._restate(exposure)
+
+    def _current_positions(self, ledger: SubLedger) -> None:
+        """Make value and maintenance exact (what health needs): recompute moved exposures."""
+        if ledger.epoch != ledger.state.epoch:
+            self._refresh(ledger)
+            return
+        if ledger.moved:
+            dirty = ledger.dirty
+            for exposure in dirty:
+                if exposure.moved:
+                    self._restate(exposure)
+            ledger.dirty = [exposure for exposure in dirty if exposure.dirty]
+
+    def _restate(self, exposure: Exposure, required: tuple[int, int, int] | None = None) -> None:
+        """Recompute one exposure's value and requirement (or take ``required``) and carry the
+        change to its sub-ledger's totals."""
+        ledger = exposure.ledger
+        if required is None:
+            required = self.margin.requirement(exposure)  # type: ignore[union-attr]
+        initial, maintenance, reserve = required
         value = exposure.position * exposure.market.mark_per_lot
         ledger.value += value - exposure.value
         ledger.initial += initial - exposure.initial
@@ -1330,6 +1494,13 @@ class Engine:
         ledger.reserve += reserve - exposure.reserve
         exposure.value, exposure.initial = value, initial
         exposure.maintenance, exposure.reserve = maintenance, reserve
+        exposure.dirty = False
+        if exposure.pending:
+            ledger.pending -= exposure.pending
+            exposure.pending = 0
+        if exposure.moved:
+            exposure.moved = False
+            ledger.moved -= 1
 
     def _refresh(self, ledger: SubLedger) -> None:
         """Recompute every exposure of ``ledger`` at the current marks."""
@@ -1341,12 +1512,16 @@ class Engine:
             value = exposure.position * exposure.market.mark_per_lot
             exposure.value, exposure.initial = value, initial
             exposure.maintenance, exposure.reserve = maintenance, reserve
+            exposure.dirty = exposure.moved = False
+            exposure.pending = 0
             total_value += value
             total_initial += initial
             total_maintenance += maintenance
             total_reserve += reserve
         ledger.value, ledger.initial = total_value, total_initial
         ledger.maintenance, ledger.reserve = total_maintenance, total_reserve
+        ledger.dirty = []
+        ledger.moved = ledger.pending = 0
         ledger.epoch = ledger.state.epoch
 
     def _check_health(self) -> None:
@@ -1359,8 +1534,7 @@ class Engine:
                 state.checked_epoch = state.epoch
         changed = False
         for ledger in candidates:
-            if ledger.epoch != ledger.state.epoch:
-                self._refresh(ledger)
+            self._current_positions(ledger)
             below = ledger.cash + ledger.value < ledger.maintenance
             if below == ledger.in_liquidation:
                 continue
@@ -1403,8 +1577,8 @@ class Engine:
         """The account's sub-ledger on ``underlying`` (values current as of the last block)."""
         mine = self.accounts.get(account)
         ledger = None if mine is None else mine.ledgers.get(underlying)
-        if ledger is not None and self.margin is not None and ledger.epoch != ledger.state.epoch:
-            self._refresh(ledger)
+        if ledger is not None and self.margin is not None:
+            self._current(ledger)
         return ledger
 
     def position(self, account: str, instrument: str) -> int:
@@ -1493,23 +1667,27 @@ class Engine:
         orders: dict[str, list[int]] = {}
         for order in mine.orders.values():
             if order.exposure.ledger is ledger and not order.reduce_only:
-                sums = orders.setdefault(order.instrument, [0, 0, 0, 0])
+                sums = orders.setdefault(order.instrument, [0, 0, 0, 0, 0, 0])
                 value = order.price * order.remaining * order.exposure.market.value_per_tick_lot
-                offset = 0 if order.side == BUY else 2
+                offset = 0 if order.side == BUY else 3
                 sums[offset] += order.remaining
                 sums[offset + 1] += value
+                sums[offset + 2] += order.loss_per_lot * order.remaining
         positions = 0
         for name, exposure in ledger.exposures.items():
-            expected = orders.get(name, [0, 0, 0, 0])
+            expected = orders.get(name, [0, 0, 0, 0, 0, 0])
             actual = [
                 exposure.buy_lots,
                 exposure.buy_value,
+                exposure.buy_loss,
                 exposure.sell_lots,
                 exposure.sell_value,
+                exposure.sell_loss,
             ]
-            invariant(
-                actual == expected, f"{ledger.account} {name}: reserved {actual} != {expected}"
-            )
+            if self.margin is not None:  # without margin there is nothing to reserve
+                invariant(
+                    actual == expected, f"{ledger.account} {name}: reserved {actual} != {expected}"
+                )
             positions += exposure.position != 0
             invariant(
                 (exposure.market.holders.get(ledger.account) is exposure)
@@ -1524,27 +1702,52 @@ class Engine:
         margin = self.margin
         if margin is None:
             return
-        if ledger.epoch == ledger.state.epoch:
-            totals = [0, 0, 0, 0]
-            for exposure in ledger.exposures.values():
-                initial, maintenance, reserve = margin.requirement(exposure)
-                fresh = [
-                    exposure.position * exposure.market.mark_per_lot,
-                    initial,
-                    maintenance,
-                    reserve,
-                ]
-                cached = [exposure.value, exposure.initial, exposure.maintenance, exposure.reserve]
-                invariant(fresh == cached, f"{ledger.account} {exposure.market.name}: stale cache")
-                totals = [a + b for a, b in zip(totals, fresh, strict=True)]
-            cached_totals = [ledger.value, ledger.initial, ledger.maintenance, ledger.reserve]
-            invariant(totals == cached_totals, f"{ledger.account}: totals disagree")
-            below = ledger.cash + ledger.value < ledger.maintenance
+        cached_totals = [0, 0, 0, 0]
+        fresh_value = fresh_maintenance = pending = moved = 0
+        current = ledger.epoch == ledger.state.epoch
+        flagged = {id(e) for e in ledger.dirty if e.dirty}
+        for exposure in ledger.exposures.values():
+            initial, maintenance, reserve = margin.requirement(exposure)
+            value = exposure.position * exposure.market.mark_per_lot
+            cached = [exposure.value, exposure.initial, exposure.maintenance, exposure.reserve]
+            name = f"{ledger.account} {exposure.market.name}"
+            invariant(not exposure.dirty or id(exposure) in flagged, f"{name}: flag not listed")
+            invariant(exposure.dirty or not (exposure.moved or exposure.pending), f"{name}: flags")
+            if current and not exposure.moved:
+                invariant(
+                    [value, maintenance] == [exposure.value, exposure.maintenance],
+                    f"{name}: cached value or maintenance is stale without a moved flag",
+                )
+                invariant(
+                    initial + reserve <= exposure.initial + exposure.reserve + exposure.pending,
+                    f"{name}: cached requirement {exposure.initial + exposure.reserve} plus "
+                    f"pending {exposure.pending} is below the fresh {initial + reserve}",
+                )
+                if not exposure.dirty:
+                    invariant(
+                        [initial, reserve] == [exposure.initial, exposure.reserve],
+                        f"{name}: cached requirement is stale without a dirty flag",
+                    )
+            cached_totals = [a + b for a, b in zip(cached_totals, cached, strict=True)]
+            fresh_value += value
+            fresh_maintenance += maintenance
+            pending += exposure.pending
+            moved += exposure.moved
+        if current:
             invariant(
-                below == ledger.in_liquidation,
-                f"{ledger.account} {ledger.underlying}: below maintenance is "
-                f"{below} but queued is {ledger.in_liquidation}",
+                cached_totals == [ledger.value, ledger.initial, ledger.maintenance, ledger.reserve],
+                f"{ledger.account} {ledger.underlying}: totals disagree with their exposures",
             )
+            invariant(
+                [pending, moved] == [ledger.pending, ledger.moved],
+                f"{ledger.account} {ledger.underlying}: pending or moved totals are off",
+            )
+        below = ledger.cash + fresh_value < fresh_maintenance
+        invariant(
+            below == ledger.in_liquidation,
+            f"{ledger.account} {ledger.underlying}: below maintenance is "
+            f"{below} but queued is {ledger.in_liquidation}",
+        )
 
     def _check_indexed(self, orders: list[Order]) -> None:
         """Every resting order is in the order, account and client-id indexes."""

@@ -2,28 +2,33 @@
 
 The engine asks a :class:`MarginPolicy` for each exposure's requirement (initial, maintenance,
 and the reserve its open orders hold) at the market's current marks, caches the answers per
-sub-ledger, and uses them for the pre-trade check (an order is accepted if it does not raise the
-requirement, or if the sub-ledger's free collateral covers the raise, the taker fee and any loss
-against the mark), for withdrawals, and for health (below maintenance is liquidatable). The risk
-issues plug portfolio margin in behind the same interface.
+sub-ledger, and uses them for the pre-trade check (an order is accepted if the sub-ledger's free
+collateral, with the order's reserve and, for a possible taker, its fee, stays non-negative, or
+if the order only reduces the position), for withdrawals, and for health (below maintenance is
+liquidatable). The risk issues plug portfolio margin in behind the same interface.
 
 :class:`StandardMargin` (this part):
 
 - **Perpetuals**: initial and maintenance are fractions of the position's notional at the mark.
 - **Options**: a short needs a fraction of the underlying's notional (by default all of it at
-  initial, half at maintenance: conservative, never free); a long needs nothing beyond its
-  premium, which it paid when it filled.
-- **Open orders** reserve initial margin for the risk they could add. Per instrument, only the
-  lots that would grow the position count (a sell against a long first closes it), and the buy
-  side and the sell side are alternatives, so the reserve is the larger of the two:
+  initial, half at maintenance: conservative, never free). A long is paid in full: its initial
+  and maintenance requirement is its own value at the mark, so a long option never backs other
+  risk (no leverage on premium) and can never by itself make a sub-ledger liquidatable.
+- **Open orders** reserve what filling them would take from free collateral. Per instrument,
+  only the lots that would grow the position count for margin (a sell against a long first
+  closes it), and the buy side and the sell side are alternatives, so the reserve is the larger
+  of the two sides' charges:
 
-  * perps: initial margin on ``max(order value, lots x mark)``, plus what the orders would lose
-    at once against the mark (buying above it, selling below it);
-  * options: buys reserve their whole premium; sells reserve a short's initial margin plus any
-    loss against the mark.
+  * perps: initial margin on ``max(order value, lots x mark)`` of the growing lots;
+  * options: buys, the growing lots at the mark (they will need their full value); sells, a
+    short's initial margin on the growing lots;
+  * both, plus every open order's **loss against the mark**: what its lots lose at once when
+    they fill (buying above the mark, selling below it). It is fixed per lot when the order is
+    placed or amended (``Order.loss_per_lot``) and summed over the open lots, so one order's
+    loss is never offset by another order's distance from the mark.
 
-  Orders on the increasing side are taken at their average price (their value in proportion to
-  the lots counted). Reduce-only orders never add risk; the engine keeps them out of the sums.
+  Growing lots are taken at the side's average price (the value in proportion to the lots
+  counted). Reduce-only orders never add risk; the engine keeps them out of the sums.
 
 Rounding: every requirement is ``CEIL`` (the venue asks for whole minor units in its favour);
 the value of a proportion of sell orders is ``FLOOR`` (what they would bring in), of buy orders
@@ -34,7 +39,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from strikechain.engine.accounts import Exposure
+from strikechain.engine.accounts import Exposure, Market
 
 PPM = 1_000_000
 
@@ -43,13 +48,19 @@ class MarginPolicy(Protocol):
     """What the engine needs of a margin model."""
 
     def requirement(
-        self, exposure: Exposure, side: int = 0, lots: int = 0, value: int = 0
+        self, exposure: Exposure, side: int = 0, lots: int = 0, value: int = 0, loss: int = 0
     ) -> tuple[int, int, int]:
         """``(initial, maintenance, reserve)`` of one exposure at its market's marks.
 
-        ``side``, ``lots`` and ``value`` add one more open order (for the pre-trade check)
-        without changing the exposure.
+        ``side``, ``lots``, ``value`` and ``loss`` add one more open order (for the pre-trade
+        check) without changing the exposure.
         """
+        ...
+
+    def order_bound(self, exposure: Exposure, side: int, lots: int, value: int, loss: int) -> int:
+        """An upper bound of what one more order can add to the exposure's requirement, cheaper
+        than :meth:`requirement`: a sub-ledger whose free collateral covers it with room takes
+        the order on the fast path, without recomputing anything."""
         ...
 
 
@@ -57,57 +68,90 @@ class StandardMargin:
     """Per-position margin: perps by notional at the mark, short options by the underlying."""
 
     def requirement(
-        self, exposure: Exposure, side: int = 0, lots: int = 0, value: int = 0
+        self, exposure: Exposure, side: int = 0, lots: int = 0, value: int = 0, loss: int = 0
     ) -> tuple[int, int, int]:
         market = exposure.market
         position = exposure.position
-        buy_lots, buy_value = exposure.buy_lots, exposure.buy_value
-        sell_lots, sell_value = exposure.sell_lots, exposure.sell_value
+        mark = market.mark_per_lot
+        buy_lots = exposure.buy_lots
+        sell_lots = exposure.sell_lots
+        if not (buy_lots or sell_lots or lots):
+            return self._positions(market, position, mark)
+        buy_value, buy_loss = exposure.buy_value, exposure.buy_loss
+        sell_value, sell_loss = exposure.sell_value, exposure.sell_loss
         if side > 0:
             buy_lots += lots
             buy_value += value
+            buy_loss += loss
         elif side < 0:
             sell_lots += lots
             sell_value += value
-        mark = market.mark_per_lot
+            sell_loss += loss
         # Lots of each side that would grow the position, and their value.
         buy_growth = buy_lots + position if position < 0 else buy_lots
         sell_growth = sell_lots - position if position > 0 else sell_lots
-        if buy_growth > 0 and buy_growth < buy_lots:
-            buy_value = -(-buy_value * buy_growth // buy_lots)
-        if sell_growth > 0 and sell_growth < sell_lots:
-            sell_value = sell_value * sell_growth // sell_lots
+        initial, maintenance, _ = self._positions(market, position, mark)
         initial_ppm = market.initial_ppm
+        buys, sells = buy_loss, sell_loss
         if market.is_option:
-            underlying = market.index_per_lot
-            if position < 0:
-                initial = -(position * underlying * initial_ppm // PPM)
-                maintenance = -(position * underlying * market.maintenance_ppm // PPM)
-            else:
-                initial = maintenance = 0
-            buys = buy_value if buy_growth > 0 else 0
-            sells = 0
+            if buy_growth > 0:
+                buys += buy_growth * mark
             if sell_growth > 0:
-                sells = -(-sell_growth * underlying * initial_ppm // PPM)
-                loss = sell_growth * mark - sell_value
-                if loss > 0:
-                    sells += loss
+                sells += -(-sell_growth * market.index_per_lot * initial_ppm // PPM)
             return initial, maintenance, buys if buys > sells else sells
-        gross = (position if position > 0 else -position) * mark
-        initial = -(-gross * initial_ppm // PPM)
-        maintenance = -(-gross * market.maintenance_ppm // PPM)
-        buys = sells = 0
         if buy_growth > 0:
+            if buy_growth < buy_lots:
+                buy_value = -(-buy_value * buy_growth // buy_lots)
             at_mark = buy_growth * mark
-            buys = -(-(buy_value if buy_value > at_mark else at_mark) * initial_ppm // PPM)
-            if buy_value > at_mark:
-                buys += buy_value - at_mark
+            buys += -(-(buy_value if buy_value > at_mark else at_mark) * initial_ppm // PPM)
         if sell_growth > 0:
+            if sell_growth < sell_lots:
+                sell_value = sell_value * sell_growth // sell_lots
             at_mark = sell_growth * mark
-            sells = -(-(sell_value if sell_value > at_mark else at_mark) * initial_ppm // PPM)
-            if at_mark > sell_value:
-                sells += at_mark - sell_value
+            sells += -(-(sell_value if sell_value > at_mark else at_mark) * initial_ppm // PPM)
         return initial, maintenance, buys if buys > sells else sells
+
+    def order_bound(self, exposure: Exposure, side: int, lots: int, value: int, loss: int) -> int:
+        """Perps: adding ``l`` lots at price ``p`` to a side whose orders average ``a`` moves
+        the growing lots' value by at most ``l max(p, a) + l p`` and their value at the mark by
+        ``l m``, so initial margin on ``3 l max(p, a, m)`` bounds the change. Options: buys
+        grow by at most ``l m``, sells by a short's margin on ``l`` lots. Plus the order's loss
+        against the mark, plus one minor unit for each rounding."""
+        market = exposure.market
+        mark = market.mark_per_lot
+        if market.is_option:
+            if side > 0:
+                return lots * mark + loss + 1
+            return -(-lots * market.index_per_lot * market.initial_ppm // PPM) + loss + 1
+        if side > 0:
+            side_lots, side_value = exposure.buy_lots, exposure.buy_value
+        else:
+            side_lots, side_value = exposure.sell_lots, exposure.sell_value
+        largest = value if value > lots * mark else lots * mark
+        if side_lots:
+            at_average = -(-side_value * lots // side_lots)
+            largest = max(largest, at_average)
+        return -(-3 * largest * market.initial_ppm // PPM) + loss + 2
+
+    @staticmethod
+    def _positions(market: Market, position: int, mark: int) -> tuple[int, int, int]:
+        """The position's own requirement, with no open orders."""
+        if market.is_option:
+            if position > 0:
+                held = position * mark
+                return held, held, 0
+            underlying = -position * market.index_per_lot
+            return (
+                -(-underlying * market.initial_ppm // PPM),
+                -(-underlying * market.maintenance_ppm // PPM),
+                0,
+            )
+        gross = (position if position > 0 else -position) * mark
+        return (
+            -(-gross * market.initial_ppm // PPM),
+            -(-gross * market.maintenance_ppm // PPM),
+            0,
+        )
 
 
 STANDARD_MARGIN = StandardMargin()

@@ -1,8 +1,10 @@
 """Marks: the prices positions are valued and margined at, from the oracle and the book.
 
+- **When**: the engine marks an underlying when its index or vol nodes change, and otherwise
+  once per mark interval (``MarkParams.interval_ns``) of block time.
 - **Perpetuals**: ``mark = index + basis``, where the basis is an exponential average of the
-  book's mid over the index, clamped to a fraction of the index. Each block moves the average
-  towards that block's sample (mid minus index; zero when the book is one-sided, so an empty
+  book's mid over the index, clamped to a fraction of the index. Each marking moves the average
+  towards that moment's sample (mid minus index; zero when the book is one-sided, so an empty
   book lets the mark fall back to the index) with weight ``dt / (dt + tau)``: exact integer
   arithmetic, rounded ``FLOOR``, so every replica computes the same mark. The clamp bounds what a
   thin book can do to the mark; the index bounds what a trader can do to it.
@@ -27,8 +29,9 @@ from strikechain.engine.params import PPB, PPM, MarkParams
 
 def update_perp_mark(
     market: Market, book: Book, index: int, now_ns: int, params: MarkParams
-) -> None:
-    """Advance the basis average to ``now_ns``, set the mark, and accumulate the premium."""
+) -> bool:
+    """Advance the basis average to ``now_ns``, set the mark, and accumulate the premium.
+    Returns whether the per-lot mark or index changed (what margin depends on)."""
     dt = now_ns - market.basis_updated_ns
     if dt > 0:
         bid, ask = book.best_bid(), book.best_ask()
@@ -43,7 +46,7 @@ def update_perp_mark(
         market.premium_weighted += market.basis_ema_minor * PPB // index * dt
         market.premium_ns += dt
         market.basis_updated_ns = now_ns
-    set_mark(market, index, index + market.basis_ema_minor)
+    return set_mark(market, index, index + market.basis_ema_minor)
 
 
 def update_option_marks(
@@ -52,10 +55,11 @@ def update_option_marks(
     vol_nodes: dict[int, tuple[int, ...]],
     log_moneyness_ppm: tuple[int, ...],
     now_ns: int,
-) -> None:
-    """Mark every option of one underlying in one vectorized, deterministic call."""
+) -> bool:
+    """Mark every option of one underlying in one vectorized, deterministic call; returns
+    whether any per-lot mark or index changed."""
     if not options:
-        return
+        return False
     marks = option_marks(
         index,
         vol_nodes,
@@ -65,11 +69,19 @@ def update_option_marks(
         [market.expiry_ns for market in options],
         [market.is_call for market in options],
     )
+    changed = False
     for market, mark in zip(options, marks, strict=True):
-        set_mark(market, index, int(mark))
+        changed |= set_mark(market, index, int(mark))
+    return changed
 
 
-def set_mark(market: Market, index: int, mark_minor: int) -> None:
+def set_mark(market: Market, index: int, mark_minor: int) -> bool:
+    """Set a market's marks; returns whether the per-lot values changed."""
     market.mark_minor = mark_minor
-    market.mark_per_lot = market.per_lot(mark_minor)
-    market.index_per_lot = market.per_lot(index)
+    mark_per_lot = market.per_lot(mark_minor)
+    index_per_lot = market.per_lot(index)
+    if mark_per_lot == market.mark_per_lot and index_per_lot == market.index_per_lot:
+        return False
+    market.mark_per_lot = mark_per_lot
+    market.index_per_lot = index_per_lot
+    return True

@@ -255,6 +255,36 @@ def report_digest(report: OracleReport, domain: SigningDomain = DEFAULT_DOMAIN) 
     return typed_data_digest(domain.separator, report_struct_hash(report))
 
 
+class ReportVerifier:
+    """Who signed a report, remembered for the last ``capacity`` reports.
+
+    The signer is a pure function of the report (its fields, its signature and the domain), so
+    remembering it cannot change any outcome; it only moves the cost. A node verifies each
+    report as it arrives, on its network threads, with the same verifier it hands the engine,
+    and the engine's sequential check becomes a lookup; a replica replaying the log without
+    that warm-up verifies everything itself. Bounded: the oldest entries leave first.
+    """
+
+    __slots__ = ("_memo", "capacity", "domain")
+
+    def __init__(self, domain: SigningDomain = DEFAULT_DOMAIN, capacity: int = 65_536) -> None:
+        invariant(capacity > 0, "a verifier remembers at least one report")
+        self.domain = domain
+        self.capacity = capacity
+        self._memo: dict[OracleReport, str | None] = {}
+
+    def signer(self, report: OracleReport) -> str | None:
+        """The address that signed ``report`` (None if nobody validly did)."""
+        memo = self._memo
+        if report in memo:
+            return memo[report]
+        signer = recover_address(report_digest(report, self.domain), report.signature)
+        if len(memo) >= self.capacity:
+            del memo[next(iter(memo))]
+        memo[report] = signer
+        return signer
+
+
 def sign_report(
     report: OracleReport, private_key: bytes, domain: SigningDomain = DEFAULT_DOMAIN
 ) -> OracleReport:
@@ -506,14 +536,21 @@ class OracleState:
         "index",
         "params",
         "underlying",
+        "verifier",
     )
 
     def __init__(
-        self, underlying: str, params: OracleParams, domain: SigningDomain = DEFAULT_DOMAIN
+        self,
+        underlying: str,
+        params: OracleParams,
+        domain: SigningDomain = DEFAULT_DOMAIN,
+        verifier: ReportVerifier | None = None,
     ) -> None:
         self.underlying = underlying
         self.params = params
         self.domain = domain
+        self.verifier = verifier if verifier is not None else ReportVerifier(domain)
+        invariant(self.verifier.domain == domain, "the verifier checks this oracle's domain")
         self._position = {reporter: i for i, reporter in enumerate(params.reporters)}
         self._latest: dict[str, OracleReport] = {}
         self._vol_nodes: dict[int, tuple[int, ...]] = {}
@@ -563,7 +600,7 @@ class OracleState:
             if vol_slice.expiry_ns <= now_ns:
                 raise _invalid(f"slice expiry {vol_slice.expiry_ns} is not after {now_ns}")
         self._check_time(report, now_ns)
-        if recover_address(report_digest(report, self.domain), report.signature) != report.account:
+        if self.verifier.signer(report) != report.account:
             raise OracleRejection(
                 OracleRejectCode.BAD_SIGNATURE,
                 f"the signature is not {report.account}'s signature of this report",

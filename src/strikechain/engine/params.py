@@ -26,6 +26,7 @@ import msgspec
 
 from strikechain.engine.invariant import invariant
 from strikechain.engine.oracle import OracleParams
+from strikechain.engine.signing import DEFAULT_DOMAIN, SigningDomain
 from strikechain.engine.units import NANOS_PER_HOUR, NANOS_PER_SECOND
 
 PPM: Final = 1_000_000
@@ -102,16 +103,22 @@ class FundingParams(msgspec.Struct, frozen=True, kw_only=True):
 class MarkParams(msgspec.Struct, frozen=True, kw_only=True):
     """Perp mark = index + an exponential average of the book's basis, clamped.
 
-    The average moves towards each block's sample (book mid minus index, or zero when the book
+    The average moves towards each marking's sample (book mid minus index, or zero when the book
     is one-sided) with weight ``dt / (dt + basis_tau_ns)``, exact in integers; the result is
     clamped to ``basis_clamp_ppm`` of the index, so a thin book can tilt the mark only a little.
     """
 
     basis_tau_ns: int = 60 * NANOS_PER_SECOND
     basis_clamp_ppm: int = 5_000
+    interval_ns: int = NANOS_PER_SECOND
+    """Marks are recomputed whenever the index or the vol nodes change, and otherwise once this
+    much block time has passed (the basis sample and option time decay): every margin cached
+    on the underlying goes stale with a new mark, so marking every block of a fast chain would
+    cost every account a recomputation per block for changes below a minor unit per lot."""
 
     def __post_init__(self) -> None:
         invariant(self.basis_tau_ns > 0, "the basis time constant is positive")
+        invariant(self.interval_ns >= 0, "the mark interval is not negative")
         invariant(0 <= self.basis_clamp_ppm < PPM, "the basis clamp is below 100%")
 
 
@@ -133,6 +140,8 @@ class VenueConfig(msgspec.Struct, frozen=True, kw_only=True):
     insurance_fund: str = "insurance-fund"
     dust: str = "dust"
     """Where rounding remainders of funding and settlement go, so money never vanishes."""
+    signing: SigningDomain = DEFAULT_DOMAIN
+    """The EIP-712 domain of signed reports (the settlement chain and contract)."""
 
     def __post_init__(self) -> None:
         names = (self.fee_pool, self.insurance_fund, self.dust)
