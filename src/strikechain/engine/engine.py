@@ -328,21 +328,36 @@ class Engine:
             if batch:
                 raise _Refused(RejectCode.INVALID_ORDER, "fill-or-kill is not offered in auctions")
             self._check_fillable(book, account, side, price, size, tx.self_trade)
-        checked = None
+        checked: tuple[int, int, int] | int | None = None
         loss_per_lot = 0
         if margin is not None and not reduce_only:
+            value = price * size * market.value_per_tick_lot
             loss_per_lot = (price * market.value_per_tick_lot - market.mark_per_lot) * side
-            loss_per_lot = max(loss_per_lot, 0)
-            ledger = (
-                exposure.ledger
-                if exposure is not None
-                else None
-                if mine is None
-                else mine.ledgers.get(market.underlying)
-            )
-            checked = self._check_margin(
-                ledger, exposure, market, side, size, price, loss_per_lot, not post_only
-            )
+            if loss_per_lot < 0:  # noqa: PLR1730 (max() is a call, on the hottest path)
+                loss_per_lot = 0
+            ledger: SubLedger | None
+            if exposure is not None:
+                ledger = exposure.ledger
+                if not ledger.moved and ledger.epoch == market.state.epoch:
+                    # The fast path of _check_margin, inlined: the hottest margin decision.
+                    bound = margin.order_bound(exposure, side, size, value, loss_per_lot * size)
+                    fee = 0 if post_only else -(-value * market.taker_fee_ppm // _PPM)
+                    if (
+                        ledger.cash
+                        + ledger.value
+                        - ledger.initial
+                        - ledger.reserve
+                        - ledger.pending
+                        - fee
+                        >= bound
+                    ):
+                        checked = bound
+            else:
+                ledger = None if mine is None else mine.ledgers.get(market.underlying)
+            if checked is None:
+                checked = self._exact_margin(
+                    ledger, exposure, market, side, size, value, loss_per_lot, not post_only
+                )
         if exposure is None:
             exposure = self._exposure(account, market)
         order_id = self.next_order_id
@@ -462,25 +477,56 @@ class Engine:
         pending. Otherwise the exact requirement with the order is computed and returned, so an
         order that rests at once needs no second computation.
         """
+        if ledger is not None and exposure is not None:
+            value = price * size * market.value_per_tick_lot
+            if ledger.epoch == ledger.state.epoch and not ledger.moved:
+                bound = self.margin.order_bound(  # type: ignore[union-attr]
+                    exposure, side, size, value, loss_per_lot * size
+                )
+                fee = -(-value * market.taker_fee_ppm // _PPM) if takes else 0
+                free = (
+                    ledger.cash
+                    + ledger.value
+                    - ledger.initial
+                    - ledger.reserve
+                    - ledger.pending
+                    - fee
+                )
+                if free >= bound:
+                    return bound
+        return self._exact_margin(
+            ledger,
+            exposure,
+            market,
+            side,
+            size,
+            price * size * market.value_per_tick_lot,
+            loss_per_lot,
+            takes,
+        )
+
+    def _exact_margin(
+        self,
+        ledger: SubLedger | None,
+        exposure: Exposure | None,
+        market: Market,
+        side: int,
+        size: int,
+        value: int,
+        loss_per_lot: int,
+        takes: bool,
+    ) -> tuple[int, int, int]:
+        """The slow path of :meth:`_check_margin`: bring the sub-ledger's totals up to date and
+        compute the exposure's exact requirement with the order (``value`` its notional)."""
         margin = self.margin
         if ledger is None:
             raise _Refused(
                 RejectCode.INSUFFICIENT_MARGIN,
                 f"no collateral in the {market.underlying} sub-ledger",
             )
-        value = price * size * market.value_per_tick_lot
         fee = -(-value * market.taker_fee_ppm // _PPM) if takes else 0
         if exposure is None:
             exposure = Exposure(ledger=ledger, market=market)
-        elif ledger.epoch == ledger.state.epoch and not ledger.moved:
-            bound = margin.order_bound(  # type: ignore[union-attr]
-                exposure, side, size, value, loss_per_lot * size
-            )
-            free = (
-                ledger.cash + ledger.value - ledger.initial - ledger.reserve - ledger.pending - fee
-            )
-            if free >= bound:
-                return bound
         self._current(ledger, exposure)
         required = margin.requirement(  # type: ignore[union-attr]
             exposure, side, size, value, loss_per_lot * size
@@ -832,9 +878,20 @@ class Engine:
         del mine.orders[order_id]
         if order.client_order_id:
             del mine.client_ids[order.client_order_id]
-        if order.remaining and not order.reduce_only and self.margin is not None:
-            self._unreserve(order, order.remaining)
-            self._stale(order.exposure)
+        remaining = order.remaining
+        if remaining and not order.reduce_only and self.margin is not None:
+            exposure = order.exposure  # _unreserve and _stale, inlined: every cancel runs this
+            if order.side == BUY:
+                exposure.buy_lots -= remaining
+                exposure.buy_value -= order.price * remaining * exposure.market.value_per_tick_lot
+                exposure.buy_loss -= order.loss_per_lot * remaining
+            else:
+                exposure.sell_lots -= remaining
+                exposure.sell_value -= order.price * remaining * exposure.market.value_per_tick_lot
+                exposure.sell_loss -= order.loss_per_lot * remaining
+            if not exposure.dirty:
+                exposure.dirty = True
+                exposure.ledger.dirty.append(exposure)
 
     def _cancel_order(self, book: Book, order: Order, index: int, reason: CancelReason) -> None:
         (book.bids if order.side == BUY else book.asks).remove(order)
