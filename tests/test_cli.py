@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -89,9 +90,31 @@ def test_unknown_benchmark() -> None:
     assert "UNKNOWN_BENCHMARK" in err
 
 
-def test_demo_runs_and_checks_pass() -> None:
+def test_demo_runs_the_venue_then_the_pricing_and_checks_pass() -> None:
     code, out, _ = _run("demo", "--seed", "3")
     assert code == 0
-    assert "SVI fit per expiry" in out
+    venue, pricing = out.index("a seeded venue session"), out.index("SVI fit per expiry")
+    assert venue < pricing
+    for title in ("Markets", "Funding", "Option settlement", "Rejections by code"):
+        assert title in out
+    assert "BTC_USDC-PERPETUAL" in out
+    assert "ETH_USDC-PERPETUAL" in out
+    assert "after each of the 300 blocks: passed" in out
+    assert re.search(r"held - net deposits +0 minor units: exact", out)
     assert "Node surface" in out
     assert "FAILED" not in out
+    assert "VIOLATED" not in out
+
+
+def test_demo_parts_run_alone() -> None:
+    code, out, _ = _run("demo", "--part", "pricing", "--seed", "5")
+    assert code == 0
+    assert "SVI fit per expiry" in out
+    assert "venue session" not in out
+    code, out, _ = _run("demo", "--part", "venue", "--blocks", "200", "--seed", "5")
+    assert code == 0
+    assert "after each of the 200 blocks: passed" in out
+    assert "SVI fit" not in out
+    code, _, err = _run("demo", "--blocks", "10")
+    assert code == 2
+    assert "--blocks" in err

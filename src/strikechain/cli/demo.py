@@ -1,11 +1,15 @@
-"""``strikechain demo``: a whole option chain priced, inverted, fitted and checked.
+"""``strikechain demo``: the venue running a seeded session, then the pricing behind it.
 
-Until the venue exists, the demo shows the pricing library doing the venue's future work on a
-seeded synthetic BTC market: an arbitrage-free "true" surface (SSVI, which is raw SVI per
-expiry), noisy option quotes on Deribit-style daily, weekly, monthly and quarterly expiries,
-implied vols solved from those quotes, an SVI fit with arbitrage checks, the chain priced with
-Greeks from the fitted surface, the round trip back to vols, the deterministic mode's agreement
-with the fast mode, and the node surface an oracle reporter would publish.
+The venue part (:mod:`strikechain.cli.demo_venue`) runs a scripted engine session across BTC and
+ETH perpetuals and a BTC option chain, with every invariant checked after every block, and
+prints its trades, fees, funding, settlement, rejections and the conservation of money.
+
+The pricing part shows the pricing library doing the venue's off-engine work on a seeded
+synthetic BTC market: an arbitrage-free "true" surface (SSVI, which is raw SVI per expiry),
+noisy option quotes on Deribit-style daily, weekly, monthly and quarterly expiries, implied vols
+solved from those quotes, an SVI fit with arbitrage checks, the chain priced with Greeks from
+the fitted surface, the round trip back to vols, the deterministic mode's agreement with the
+fast mode, and the node surface an oracle reporter would publish.
 """
 
 from __future__ import annotations
@@ -95,9 +99,23 @@ def build_chain(surface: list[SviParams]) -> Chain:
     )
 
 
-def run_demo(seed: int) -> None:
+DEMO_PARTS = ("all", "venue", "pricing")
+DEMO_BLOCKS = 300
+
+
+def run_demo(seed: int, part: str = "all", blocks: int = DEMO_BLOCKS) -> None:
+    """The venue session, then the pricing demo (or one of them: ``part``)."""
     # A log or a pipe gets the width the tables need; a terminal keeps its own.
     console = Console(width=None if sys.stdout.isatty() else 120)
+    if part in ("all", "venue"):
+        from strikechain.cli.demo_venue import run_venue_demo
+
+        run_venue_demo(console, seed, blocks)
+    if part in ("all", "pricing"):
+        run_pricing_demo(console, seed)
+
+
+def run_pricing_demo(console: Console, seed: int) -> None:
     rng = np.random.default_rng(seed)
     chain = build_chain(true_surface(rng))
     noise = rng.normal(0.0, QUOTE_NOISE_VOL_POINTS * 0.01, chain.strike.size)

@@ -76,13 +76,32 @@ def price(
 
 @cli.command()
 @click.option(
-    "--seed", type=int, default=7, show_default=True, help="Seed of the synthetic market."
+    "--seed",
+    type=click.IntRange(min=0),
+    default=7,
+    show_default=True,
+    help="Seed of the venue session and the synthetic market.",
 )
-def demo(seed: int) -> None:
-    """Price and solve a whole option chain, and fit and check a volatility surface."""
+@click.option(
+    "--part",
+    type=click.Choice(["all", "venue", "pricing"]),
+    default="all",
+    show_default=True,
+    help="The venue session, the pricing demo, or both.",
+)
+@click.option(
+    "--blocks",
+    type=click.IntRange(200, 12_000),
+    default=300,
+    show_default=True,
+    help="Blocks of the venue session (60 transactions each).",
+)
+def demo(seed: int, part: str, blocks: int) -> None:
+    """Run a seeded venue session (perps, options, oracle, funding, expiry) and print what it
+    did; then price, solve and fit a whole option chain."""
     from strikechain.cli.demo import run_demo
 
-    run_demo(seed)
+    run_demo(seed, part, blocks)
 
 
 @cli.command()

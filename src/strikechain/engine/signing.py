@@ -239,7 +239,14 @@ DEFAULT_DOMAIN: Final = SigningDomain()
 def _private_key(private_key: bytes) -> PrivateKey:
     if type(private_key) is not bytes or len(private_key) != PRIVATE_KEY_BYTES:
         raise ValueError("a private key is exactly 32 bytes")
-    return PrivateKey(private_key)  # ValueError unless 0 < key < n
+    return _loaded_key(private_key)
+
+
+@functools.lru_cache(maxsize=256)
+def _loaded_key(private_key: bytes) -> PrivateKey:
+    """Loading a key computes its public point, about 100 us, most of a signature's cost; a
+    reporter signs with the same key every second, so the last few keys stay loaded."""
+    return PrivateKey(private_key)  # ValueError unless 0 < key < n (errors are not cached)
 
 
 def _require_digest(digest: bytes) -> None:

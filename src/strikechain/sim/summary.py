@@ -1,0 +1,352 @@
+"""Run a scripted session through an engine and tally what it did.
+
+:func:`run_session` applies every block of a :class:`~strikechain.sim.scripted.ScriptedSession`
+to an :class:`~strikechain.engine.engine.Engine` (optionally calling ``Engine.check`` after
+each block) and returns a :class:`SessionSummary`: transactions accepted and rejected by code,
+fills, volume and fees per instrument, open interest at the end, funding and its dust, option
+settlement, liquidation-queue entries, circuit-breaker openings, the money conservation check,
+and one digest per block.
+
+Amounts are integers in USDC minor units, sizes in lots, as the engine keeps them. Volume in
+quote units is ``price_ticks x size_lots x value_per_tick_lot``, exact.
+
+A block the engine refuses whole, or a broken invariant, stops the run with an
+:class:`~strikechain.engine.invariant.InvariantViolation` naming the seed and the height: the
+seed alone reproduces it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import msgspec
+
+from strikechain.engine.engine import Engine
+from strikechain.engine.events import (
+    BlockResult,
+    CircuitBreakerClosed,
+    CircuitBreakerOpened,
+    Fill,
+    FundingPaid,
+    InstrumentSettled,
+    LiquidationQueued,
+    LiquidationQueueLeft,
+    Rejected,
+)
+from strikechain.engine.instruments import Instrument
+from strikechain.engine.invariant import InvariantViolation
+from strikechain.engine.signing import keccak256
+from strikechain.engine.txs import Block
+from strikechain.sim.scripted import ScriptedSession, SessionParams, value_per_tick_lot
+
+_ENCODER = msgspec.msgpack.Encoder()
+
+
+def block_digest(result: BlockResult) -> bytes:
+    """A 32-byte digest of what a block did: the engine's own ``block_digest`` once
+    :class:`~strikechain.engine.events.BlockResult` carries one, until then the keccak-256 of
+    the result's msgpack encoding (structs encode their fields in declaration order, so equal
+    results encode to equal bytes)."""
+    digest = getattr(result, "block_digest", None)
+    if isinstance(digest, bytes):
+        return digest
+    return keccak256(_ENCODER.encode(result))
+
+
+@dataclass(frozen=True)
+class SettlementSummary:
+    """An option's cash settlement at expiry."""
+
+    price: int
+    """The settlement price: the average index of the last 30 minutes (minor units)."""
+    payout_per_lot: int
+    lots: int
+    paid: int
+    """By the holders who owed (shorts of an in-the-money option)."""
+    received: int
+    dust: int
+
+
+@dataclass(frozen=True)
+class InstrumentSummary:
+    name: str
+    fills: int
+    volume_lots: int
+    volume_quote: int
+    fees: int
+    """Charged to takers and makers (a positive maker fee), minor units."""
+    rebates: int
+    """Paid to makers (the magnitude of negative maker fees)."""
+    open_interest_lots: int
+    """Long lots at the end (equal to the short lots); 0 once expired and settled."""
+    fundings: int
+    """Funding events (an interval with holders and a non-zero rate)."""
+    funding_paid: int
+    funding_dust: int
+    settlement: SettlementSummary | None
+
+
+@dataclass(frozen=True)
+class Conservation:
+    """Money at the end: everything held equals deposits minus withdrawals, exactly."""
+
+    deposits: int
+    withdrawals: int
+    cash: int
+    """Sum of all sub-ledgers' cash."""
+    fee_pool: int
+    insurance_fund: int
+    dust: int
+
+    @property
+    def held(self) -> int:
+        return self.cash + self.fee_pool + self.insurance_fund + self.dust
+
+    @property
+    def net_deposits(self) -> int:
+        return self.deposits - self.withdrawals
+
+    @property
+    def exact(self) -> bool:
+        return self.held == self.net_deposits
+
+
+@dataclass(frozen=True)
+class SessionSummary:
+    params: SessionParams
+    blocks: int
+    transactions: int
+    first_block_ns: int
+    last_block_ns: int
+    rejected_by_code: dict[str, int]
+    """Sorted by count, most frequent first."""
+    events: dict[str, int]
+    """Events by kind (``Fill``, ``OrderCancelled``, ...), sorted by name."""
+    instruments: tuple[InstrumentSummary, ...]
+    liquidations_queued: int
+    liquidations_left: int
+    liquidation_queue_end: int
+    breaker_opened: dict[str, int]
+    """Openings per underlying."""
+    breaker_closed: dict[str, int]
+    breaker_reasons: dict[str, int]
+    conservation: Conservation
+    block_digests: tuple[bytes, ...]
+
+    @property
+    def rejected(self) -> int:
+        return sum(self.rejected_by_code.values())
+
+    @property
+    def accepted(self) -> int:
+        return self.transactions - self.rejected
+
+    @property
+    def fills(self) -> int:
+        return sum(i.fills for i in self.instruments)
+
+    @property
+    def volume_quote(self) -> int:
+        return sum(i.volume_quote for i in self.instruments)
+
+    @property
+    def fees(self) -> int:
+        return sum(i.fees for i in self.instruments)
+
+    @property
+    def rebates(self) -> int:
+        return sum(i.rebates for i in self.instruments)
+
+    @property
+    def funding_paid(self) -> int:
+        return sum(i.funding_paid for i in self.instruments)
+
+    @property
+    def funding_dust(self) -> int:
+        return sum(i.funding_dust for i in self.instruments)
+
+    @property
+    def settlements(self) -> dict[str, SettlementSummary]:
+        return {i.name: i.settlement for i in self.instruments if i.settlement is not None}
+
+    @property
+    def digest(self) -> bytes:
+        """One digest of the whole run: keccak-256 over the block digests in order."""
+        return keccak256(b"".join(self.block_digests))
+
+    def instrument(self, name: str) -> InstrumentSummary:
+        return next(i for i in self.instruments if i.name == name)
+
+
+class _InstrumentTally:
+    __slots__ = (
+        "fees",
+        "fills",
+        "funding_dust",
+        "funding_paid",
+        "fundings",
+        "rebates",
+        "settlement",
+        "value_per_tick_lot",
+        "volume_lots",
+        "volume_quote",
+    )
+
+    def __init__(self, instrument: Instrument) -> None:
+        self.value_per_tick_lot = value_per_tick_lot(instrument)
+        self.fills = self.volume_lots = self.volume_quote = self.fees = self.rebates = 0
+        self.fundings = self.funding_paid = self.funding_dust = 0
+        self.settlement: SettlementSummary | None = None
+
+
+class Tally:
+    """Counts what a stream of blocks did, one block result at a time."""
+
+    def __init__(self, instruments: tuple[Instrument, ...]) -> None:
+        self.instruments = {i.name: _InstrumentTally(i) for i in instruments}
+        self.blocks = self.transactions = 0
+        self.first_block_ns = self.last_block_ns = 0
+        self.rejected: dict[str, int] = {}
+        self.events: dict[str, int] = {}
+        self.queued = self.left = 0
+        self.opened: dict[str, int] = {}
+        self.closed: dict[str, int] = {}
+        self.reasons: dict[str, int] = {}
+        self.digests: list[bytes] = []
+
+    def add(self, block: Block, result: BlockResult) -> None:
+        if not self.blocks:
+            self.first_block_ns = block.timestamp_ns
+        self.blocks += 1
+        self.last_block_ns = block.timestamp_ns
+        self.transactions += len(block.transactions)
+        self.digests.append(block_digest(result))
+        events = self.events
+        for event in result.events:
+            kind = type(event)
+            name = kind.__name__
+            events[name] = events.get(name, 0) + 1
+            if kind is Fill:
+                self._fill(event)  # type: ignore[arg-type]
+            elif kind is Rejected:
+                code = event.code  # type: ignore[union-attr]
+                self.rejected[code] = self.rejected.get(code, 0) + 1
+            else:
+                self._other(event)
+
+    def _fill(self, fill: Fill) -> None:
+        tally = self.instruments[fill.instrument]
+        tally.fills += 1
+        tally.volume_lots += fill.size_lots
+        tally.volume_quote += fill.price_ticks * fill.size_lots * tally.value_per_tick_lot
+        for fee in (fill.maker_fee, fill.taker_fee):
+            if fee >= 0:
+                tally.fees += fee
+            else:
+                tally.rebates -= fee
+
+    def _other(self, event: object) -> None:
+        if isinstance(event, FundingPaid):
+            tally = self.instruments[event.instrument]
+            tally.fundings += 1
+            tally.funding_paid += event.paid
+            tally.funding_dust += event.dust
+        elif isinstance(event, InstrumentSettled):
+            self.instruments[event.instrument].settlement = SettlementSummary(
+                price=event.price,
+                payout_per_lot=event.payout_per_lot,
+                lots=event.lots,
+                paid=event.paid,
+                received=event.received,
+                dust=event.dust,
+            )
+        elif isinstance(event, LiquidationQueued):
+            self.queued += 1
+        elif isinstance(event, LiquidationQueueLeft):
+            self.left += 1
+        elif isinstance(event, CircuitBreakerOpened):
+            self.opened[event.underlying] = self.opened.get(event.underlying, 0) + 1
+            self.reasons[event.reason] = self.reasons.get(event.reason, 0) + 1
+        elif isinstance(event, CircuitBreakerClosed):
+            self.closed[event.underlying] = self.closed.get(event.underlying, 0) + 1
+
+    def summary(self, params: SessionParams, engine: Engine) -> SessionSummary:
+        instruments = []
+        for name, tally in self.instruments.items():
+            market = engine.markets.get(name)
+            instruments.append(
+                InstrumentSummary(
+                    name=name,
+                    fills=tally.fills,
+                    volume_lots=tally.volume_lots,
+                    volume_quote=tally.volume_quote,
+                    fees=tally.fees,
+                    rebates=tally.rebates,
+                    open_interest_lots=0 if market is None else market.long_lots,
+                    fundings=tally.fundings,
+                    funding_paid=tally.funding_paid,
+                    funding_dust=tally.funding_dust,
+                    settlement=tally.settlement,
+                )
+            )
+        return SessionSummary(
+            params=params,
+            blocks=self.blocks,
+            transactions=self.transactions,
+            first_block_ns=self.first_block_ns,
+            last_block_ns=self.last_block_ns,
+            rejected_by_code=dict(sorted(self.rejected.items(), key=lambda kv: (-kv[1], kv[0]))),
+            events=dict(sorted(self.events.items())),
+            instruments=tuple(instruments),
+            liquidations_queued=self.queued,
+            liquidations_left=self.left,
+            liquidation_queue_end=len(engine.liquidation_queue),
+            breaker_opened=dict(sorted(self.opened.items())),
+            breaker_closed=dict(sorted(self.closed.items())),
+            breaker_reasons=dict(sorted(self.reasons.items())),
+            conservation=Conservation(
+                deposits=engine.deposits_total,
+                withdrawals=engine.withdrawals_total,
+                cash=engine.total_cash(),
+                fee_pool=engine.fee_pool,
+                insurance_fund=engine.insurance_fund,
+                dust=engine.dust,
+            ),
+            block_digests=tuple(self.digests),
+        )
+
+
+def run_session(
+    session: ScriptedSession | SessionParams | None = None,
+    *,
+    engine: Engine | None = None,
+    check_every_block: bool = False,
+) -> SessionSummary:
+    """Apply every block of ``session`` (default: :class:`SessionParams` defaults) to
+    ``engine`` (default: a fresh engine with the session's venue) and summarize.
+
+    ``check_every_block`` calls ``Engine.check`` after each block: every invariant of books,
+    money, open interest, margin caches and the liquidation queue.
+    """
+    if not isinstance(session, ScriptedSession):
+        session = ScriptedSession(session)
+    seed = session.params.seed
+    if engine is None:
+        engine = Engine(venue=session.venue)
+    tally = Tally(session.instruments)
+    for block in session.blocks():
+        result = engine.apply(block)
+        if result.rejected:
+            raise InvariantViolation(
+                f"seed {seed}: block {block.height} refused whole: {result.rejected} "
+                f"{result.reason}"
+            )
+        if check_every_block:
+            try:
+                engine.check()
+            except InvariantViolation as violation:
+                raise InvariantViolation(
+                    f"seed {seed}: after block {block.height}: {violation}"
+                ) from violation
+        tally.add(block, result)
+    return tally.summary(session.params, engine)
