@@ -755,15 +755,7 @@ class Engine:
         taker_exposure = taker.exposure
         margin_on = self.margin is not None
         if margin_on and not maker.reduce_only:
-            value = maker.price * lots * market.value_per_tick_lot
-            if maker.side == BUY:
-                maker_exposure.buy_lots -= lots
-                maker_exposure.buy_value -= value
-                maker_exposure.buy_loss -= maker.loss_per_lot * lots
-            else:
-                maker_exposure.sell_lots -= lots
-                maker_exposure.sell_value -= value
-                maker_exposure.sell_loss -= maker.loss_per_lot * lots
+            self._unreserve(maker, lots)
         if both_rested and margin_on and not taker.reduce_only:
             self._unreserve(taker, lots)
         lot_value = price * market.value_per_tick_lot

@@ -113,7 +113,8 @@ MONTH_CODES: Final = (
     "NOV",
     "DEC",
 )
-_UNDERLYING: Final = re.compile(r"[A-Z0-9]*[A-Z][A-Z0-9]*")
+UNDERLYING_NAME: Final = re.compile(r"[A-Z0-9]*[A-Z][A-Z0-9]*")
+"""An underlying's name: capitals and digits, at least one letter (BTC, ETH, 1000PEPE)."""
 _NAME: Final = re.compile(
     r"(?P<underlying>[A-Z0-9]+)_USDC-(?:PERPETUAL|"
     r"(?P<day>[0-9]+)(?P<month>[A-Z]{3})(?P<year>[0-9]{2})-(?P<strike>[0-9d]+)-(?P<type>[CP]))"
@@ -223,7 +224,7 @@ def _check_underlying(underlying: str) -> None:
     if (
         not isinstance(underlying, str)
         or not 1 <= len(underlying) <= MAX_UNDERLYING_CHARS
-        or _UNDERLYING.fullmatch(underlying) is None
+        or UNDERLYING_NAME.fullmatch(underlying) is None
     ):
         raise _invalid_instrument(
             f"underlying {underlying!r} must be 1 to {MAX_UNDERLYING_CHARS} uppercase ASCII "

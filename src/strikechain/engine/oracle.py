@@ -41,7 +41,6 @@ from __future__ import annotations
 import bisect
 import enum
 import itertools
-import re
 from collections.abc import Mapping, Sequence
 from typing import Final
 
@@ -49,7 +48,8 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from strikechain.engine.instruments import MAX_UNDERLYING_CHARS
+from strikechain.engine.codes import RejectCode
+from strikechain.engine.instruments import MAX_UNDERLYING_CHARS, UNDERLYING_NAME
 from strikechain.engine.invariant import invariant
 from strikechain.engine.signing import (
     DEFAULT_DOMAIN,
@@ -93,18 +93,11 @@ ORACLE_REPORT_TYPE: Final = (
 _VOL_SLICE_TYPE_HASH: Final = type_hash(VOL_SLICE_TYPE)
 _ORACLE_REPORT_TYPE_HASH: Final = type_hash(ORACLE_REPORT_TYPE)
 
-_UNDERLYING: Final = re.compile(r"[A-Z0-9]*[A-Z][A-Z0-9]*")
 
-
-class OracleRejectCode(enum.StrEnum):
-    """Why a report was refused; stable strings, mapped to the engine's reject codes."""
-
-    INVALID_ORACLE_REPORT = "INVALID_ORACLE_REPORT"
-    UNKNOWN_REPORTER = "UNKNOWN_REPORTER"
-    BAD_SIGNATURE = "BAD_SIGNATURE"
-    STALE_REPORT = "STALE_REPORT"
-    REPORT_FROM_FUTURE = "REPORT_FROM_FUTURE"
-    REPORT_NOT_NEWER = "REPORT_NOT_NEWER"
+OracleRejectCode = RejectCode
+"""Why a report was refused: the engine's own stable codes (``INVALID_ORACLE_REPORT``,
+``UNKNOWN_REPORTER``, ``BAD_SIGNATURE``, ``STALE_REPORT``, ``REPORT_FROM_FUTURE``,
+``REPORT_NOT_NEWER``), so a refusal reaches the block's events unchanged."""
 
 
 class OracleRejection(Exception):
@@ -192,7 +185,7 @@ class OracleReport(msgspec.Struct, frozen=True, kw_only=True, tag="oracle", gc=F
         if (
             type(self.underlying) is not str
             or not 1 <= len(self.underlying) <= MAX_UNDERLYING_CHARS
-            or _UNDERLYING.fullmatch(self.underlying) is None
+            or UNDERLYING_NAME.fullmatch(self.underlying) is None
         ):
             raise _invalid(
                 f"underlying {self.underlying!r} must be 1 to {MAX_UNDERLYING_CHARS} uppercase "
