@@ -22,10 +22,12 @@ liquidatable). The risk issues plug portfolio margin in behind the same interfac
   * perps: initial margin on ``max(order value, lots x mark)`` of the growing lots;
   * options: buys, the growing lots at the mark (they will need their full value); sells, a
     short's initial margin on the growing lots;
-  * both, plus every open order's **loss against the mark**: what its lots lose at once when
-    they fill (buying above the mark, selling below it). It is fixed per lot when the order is
-    placed or amended (``Order.loss_per_lot``) and summed over the open lots, so one order's
-    loss is never offset by another order's distance from the mark.
+  * plus every open order's **loss against the mark**, on both sides: what its lots lose at
+    once when they fill (buying above the mark, selling below it). It is fixed per lot when the
+    order is placed or amended (``Order.loss_per_lot``) and summed over the open lots, so one
+    order's loss is never offset by another order's distance from the mark, nor hidden behind
+    the other side's larger margin (the sides are alternatives for margin, not for losses: a
+    fill on one side realizes its loss while the other side's orders stay open).
 
   Growing lots are taken at the side's average price (the value in proportion to the lots
   counted). Reduce-only orders never add risk; the engine keeps them out of the sums.
@@ -92,13 +94,14 @@ class StandardMargin:
         sell_growth = sell_lots - position if position > 0 else sell_lots
         initial, maintenance, _ = self._positions(market, position, mark)
         initial_ppm = market.initial_ppm
-        buys, sells = buy_loss, sell_loss
+        buys = sells = 0
+        losses = buy_loss + sell_loss  # both sides' losses: either side's fill realizes its own
         if market.is_option:
             if buy_growth > 0:
                 buys += buy_growth * mark
             if sell_growth > 0:
                 sells += -(-sell_growth * market.index_per_lot * initial_ppm // PPM)
-            return initial, maintenance, buys if buys > sells else sells
+            return initial, maintenance, (buys if buys > sells else sells) + losses
         if buy_growth > 0:
             if buy_growth < buy_lots:
                 buy_value = -(-buy_value * buy_growth // buy_lots)
@@ -109,7 +112,7 @@ class StandardMargin:
                 sell_value = sell_value * sell_growth // sell_lots
             at_mark = sell_growth * mark
             sells += -(-(sell_value if sell_value > at_mark else at_mark) * initial_ppm // PPM)
-        return initial, maintenance, buys if buys > sells else sells
+        return initial, maintenance, (buys if buys > sells else sells) + losses
 
     def order_bound(self, exposure: Exposure, side: int, lots: int, value: int, loss: int) -> int:
         """Perps: adding ``l`` lots at price ``p`` to a side whose orders average ``a`` moves
