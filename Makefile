@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test test-long lint bench lock clean help
+.PHONY: demo test test-long lint bench native native-clean lock clean help
 .DEFAULT_GOAL := help
 
 help:
@@ -15,6 +15,8 @@ help:
 	@echo "make test       set up .venv and run lint, types, import contracts and the test suite"
 	@echo "make test-long  the long tests (not part of make test)"
 	@echo "make bench      run every benchmark, results in benchmarks/results/"
+	@echo "make native     compile the engine's hot modules with mypyc (demo, test and bench do)"
+	@echo "make native-clean  remove them: the engine runs interpreted"
 	@echo "make lock       re-pin requirements/*.txt after a dependency change"
 
 $(BIN)/python:
@@ -35,7 +37,19 @@ $(VENV)/.bench: requirements/bench.txt $(VENV)/.runtime
 	$(PIP) -r requirements/bench.txt
 	@touch $@
 
-demo: $(VENV)/.runtime
+# The engine's hot modules compiled by mypyc (tools/build_native.py), rebuilt when any engine
+# source changes. Without mypyc (mypy is in requirements/dev.txt) or a C compiler the build
+# says so and the engine runs interpreted; the stamp is then not written, so it is tried again.
+NATIVE_STAMP := src/strikechain/engine/_native_build.json
+$(NATIVE_STAMP): $(wildcard src/strikechain/engine/*.py) src/strikechain/_native.py tools/build_native.py | $(VENV)/.runtime
+	$(BIN)/python tools/build_native.py
+
+native: $(NATIVE_STAMP)
+
+native-clean: | $(BIN)/python
+	$(BIN)/python tools/build_native.py --clean
+
+demo: $(VENV)/.runtime native
 	$(BIN)/strikechain demo
 
 lint: $(VENV)/.dev
@@ -44,13 +58,13 @@ lint: $(VENV)/.dev
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 
-test: lint
+test: lint native
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --durations=15 -m "not long"
 
-test-long: $(VENV)/.dev
+test-long: $(VENV)/.dev native
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --durations=15 -m long
 
-bench: $(VENV)/.bench
+bench: $(VENV)/.bench native
 	$(BIN)/strikechain bench all
 
 lock: | $(BIN)/python
@@ -60,4 +74,5 @@ lock: | $(BIN)/python
 	$(BIN)/uv pip compile --quiet --python-version 3.11 --no-header --annotation-style line pyproject.toml --extra bench -o requirements/bench.txt
 
 clean:
+	rm -rf build/native src/strikechain/engine/*.so $(NATIVE_STAMP)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .import_linter_cache

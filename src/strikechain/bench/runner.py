@@ -51,8 +51,11 @@ def _context(core: int | None, seconds: float) -> dict[str, object]:
     import numpy as np
     import scipy
 
+    from strikechain import _native
+
     return {
         "python": platform.python_version(),
+        "engine": _native.mode(),
         "numpy": np.__version__,
         "scipy": scipy.__version__,
         "machine": platform.machine(),

@@ -31,10 +31,9 @@ fresh computation at the current marks.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING
-
-import msgspec
 
 from strikechain.engine.codes import RejectCode, Rejection
 from strikechain.engine.instruments import Instrument, OptionType
@@ -46,7 +45,8 @@ if TYPE_CHECKING:
     from strikechain.engine.params import UnderlyingParams
 
 
-class Market(msgspec.Struct, kw_only=True):
+@dataclass(slots=True, kw_only=True)
+class Market:
     """One listed instrument's economics: constants from its listing, and its live marks.
 
     Prices per unit of the underlying are USDC minor units; ``value_per_tick_lot`` turns a price
@@ -76,7 +76,7 @@ class Market(msgspec.Struct, kw_only=True):
     """The mark per unit of the underlying; 0 until the oracle has given one."""
     mark_per_lot: int = 0
     index_per_lot: int = 0
-    holders: dict[str, Exposure] = msgspec.field(default_factory=dict)
+    holders: dict[str, Exposure] = field(default_factory=dict)
     """Exposures with a non-zero position, by account, in the order they opened."""
     basis_ema_minor: int = 0
     """Perps: the averaged basis of the book over the index, per unit."""
@@ -153,7 +153,8 @@ def _whole_minor(size: Decimal, what: str) -> int:
     return numerator
 
 
-class UnderlyingState(msgspec.Struct, kw_only=True):
+@dataclass(slots=True, kw_only=True)
+class UnderlyingState:
     """One underlying's oracle, markets and sub-ledgers.
 
     ``epoch`` counts mark changes: a sub-ledger whose cached values were computed at another
@@ -174,17 +175,18 @@ class UnderlyingState(msgspec.Struct, kw_only=True):
     """Block time of the last marking."""
     mark_interval_ns: int = 0
     """Marks are recomputed when the index changes, and otherwise at most this often."""
-    vol_nodes: dict[int, tuple[int, ...]] = msgspec.field(default_factory=dict)
+    vol_nodes: dict[int, tuple[int, ...]] = field(default_factory=dict)
     """The oracle's vol nodes the option marks were computed from."""
     options: int = 0
     """How many option markets are listed."""
-    markets: dict[str, Market] = msgspec.field(default_factory=dict)
-    ledgers: dict[str, SubLedger] = msgspec.field(default_factory=dict)
-    holders: dict[str, SubLedger] = msgspec.field(default_factory=dict)
+    markets: dict[str, Market] = field(default_factory=dict)
+    ledgers: dict[str, SubLedger] = field(default_factory=dict)
+    holders: dict[str, SubLedger] = field(default_factory=dict)
     """Sub-ledgers with at least one position, by account."""
 
 
-class Exposure(msgspec.Struct, kw_only=True):
+@dataclass(slots=True, kw_only=True)
+class Exposure:
     """A sub-ledger's position in one instrument, and its open orders there in aggregate.
 
     ``value``, ``initial``, ``maintenance`` and ``reserve`` are cached at the sub-ledger's epoch.
@@ -226,18 +228,19 @@ class Exposure(msgspec.Struct, kw_only=True):
     """Upper bounds of what orders added since the last computation may require."""
 
 
-class SubLedger(msgspec.Struct, kw_only=True):
+@dataclass(slots=True, kw_only=True)
+class SubLedger:
     """One account's collateral, positions and margin on one underlying."""
 
     account: str
     underlying: str
     state: UnderlyingState
     cash: int = 0
-    exposures: dict[str, Exposure] = msgspec.field(default_factory=dict)
+    exposures: dict[str, Exposure] = field(default_factory=dict)
     positions: int = 0
     """How many exposures hold a non-zero position."""
     epoch: int = -1
-    dirty: list[Exposure] = msgspec.field(default_factory=list)
+    dirty: list[Exposure] = field(default_factory=list)
     """Exposures to recompute before the totals are read (those still flagged ``dirty``)."""
     moved: int = 0
     """How many exposures are flagged ``moved``."""
@@ -294,7 +297,8 @@ class SubLedger(msgspec.Struct, kw_only=True):
         return exposure
 
 
-class Account(msgspec.Struct):
+@dataclass(slots=True)
+class Account:
     """One account's open orders (oldest first), client order ids, sub-ledgers (by underlying)
     and exposures (by instrument, the same objects as in the sub-ledgers: one lookup on the
     order path)."""

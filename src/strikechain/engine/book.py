@@ -23,8 +23,6 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-import msgspec
-
 from strikechain.engine.instruments import Instrument, MatchingMode
 from strikechain.engine.invariant import invariant
 
@@ -35,12 +33,30 @@ BUY = 1
 SELL = -1
 
 
-class Order(msgspec.Struct, gc=False, eq=False):
+class Order:
     """A resting order. Mutable only by the engine: ``remaining`` falls as it fills.
 
-    A msgspec struct: built in C, several times faster than a Python ``__init__``; compared by
-    identity (two orders are never the same value).
+    A plain slotted class, which mypyc compiles to a native class (see ``tools/build_native.py``):
+    compiled code reads and writes its fields as C struct members. Compared by identity (two
+    orders are never the same value).
     """
+
+    __slots__ = (
+        "account",
+        "client_order_id",
+        "expire_at_ns",
+        "exposure",
+        "instrument",
+        "loss_per_lot",
+        "order_id",
+        "post_only",
+        "price",
+        "reduce_only",
+        "remaining",
+        "self_trade",
+        "side",
+        "size",
+    )
 
     order_id: int
     account: str
@@ -57,10 +73,53 @@ class Order(msgspec.Struct, gc=False, eq=False):
     exposure: Exposure
     """The owner's exposure to this instrument, so fills and cancels reach the sub-ledger
     without a lookup."""
-    loss_per_lot: int = 0
+    loss_per_lot: int
     """What each lot would lose at once against the mark if it filled at its price (buying
     above the mark, selling below it), fixed when the order is placed or amended; its open
     lots reserve it (:mod:`strikechain.engine.margin`)."""
+
+    def __init__(
+        self,
+        order_id: int,
+        account: str,
+        instrument: str,
+        side: int,
+        price: int,
+        size: int,
+        remaining: int,
+        client_order_id: str,
+        post_only: int,
+        self_trade: int,
+        reduce_only: bool,
+        expire_at_ns: int,
+        exposure: Exposure,
+        loss_per_lot: int = 0,
+    ) -> None:
+        self.order_id = order_id
+        self.account = account
+        self.instrument = instrument
+        self.side = side
+        self.price = price
+        self.size = size
+        self.remaining = remaining
+        self.client_order_id = client_order_id
+        self.post_only = post_only
+        self.self_trade = self_trade
+        self.reduce_only = reduce_only
+        self.expire_at_ns = expire_at_ns
+        self.exposure = exposure
+        self.loss_per_lot = loss_per_lot
+
+    def __repr__(self) -> str:
+        """Every field but the exposure (whose own repr reaches the whole sub-ledger)."""
+        return (
+            f"Order(order_id={self.order_id}, account={self.account!r}, "
+            f"instrument={self.instrument!r}, side={self.side}, price={self.price}, "
+            f"size={self.size}, remaining={self.remaining}, "
+            f"client_order_id={self.client_order_id!r}, post_only={self.post_only}, "
+            f"self_trade={self.self_trade}, reduce_only={self.reduce_only}, "
+            f"expire_at_ns={self.expire_at_ns}, loss_per_lot={self.loss_per_lot})"
+        )
 
     @property
     def filled(self) -> int:
