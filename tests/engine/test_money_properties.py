@@ -20,14 +20,12 @@
   order-bound fast path run across blocks as they would in a node.
 
 The far-bid and taker-loss counterexamples of the older margin (a side's loss against the mark
-taken on its aggregate) pass, and so does the one the machine found next (a side's loss hidden
-behind the other side's larger charge: ``test_a_taker_loss_must_not_hide_behind_an_ask_on_the_
-other_side``; the reserve now adds both sides' losses to the larger margin). One engine bug in
-the margin remains, pinned by a strict xfail test; when the machine checks free collateral after
-an accepted order fills, it allows at most the shortfall it can cause, and nothing else: a
-perp's reserve takes ``max(value, lots x mark)`` of a side's aggregate, so a sell above the mark
-hides part of the initial margin of a sell below it
-(``test_an_ask_above_the_mark_must_not_hide_the_margin_of_a_sell_below_it``).
+taken on its aggregate) pass, and so do the two the machine and its variations found next: a
+side's loss hidden behind the other side's larger charge
+(``test_a_taker_loss_must_not_hide_behind_an_ask_on_the_other_side``) and an ask above the mark
+lending margin to a sell below it
+(``test_an_ask_above_the_mark_must_not_hide_the_margin_of_a_sell_below_it``). After an accepted
+order fills, the machine requires free collateral >= 0 with no allowance.
 """
 
 from __future__ import annotations
@@ -38,7 +36,6 @@ import math
 from fractions import Fraction
 
 import hypothesis
-import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -440,8 +437,9 @@ def test_a_far_bid_must_not_lower_the_reserve() -> None:
     fixed per order, so a bid at one tick cannot cancel the loss of a bid above the mark.
 
     100 lots bid 0.5% above a 100,000 USDC mark reserve 5% of 10,050 USDC plus the 50 USDC
-    they lose at once, 552.5 USDC. One more lot bid at one tick adds no loss, and the 101 lots
-    are margined at the mark (10,100 USDC beats their 10,050 at the bids' prices): 555 USDC.
+    they lose at once, 552.5 USDC. One more lot bid at one tick adds no loss, and is margined
+    at the mark (each order on ``lots x max(price, mark)``, nothing netted between them):
+    5% of 10,150 USDC plus 50, 557.5 USDC.
     """
     near = ((201_000, 100, BTC_PRICE),)  # 200,000 ticks is the mark; a lot is 100 USDC
     case = MarginCase(
@@ -456,7 +454,7 @@ def test_a_far_bid_must_not_lower_the_reserve() -> None:
     )
     assert STANDARD_MARGIN.requirement(case.exposure()) == (0, 0, 552_500_000)
     far = case.adding(1, (1, 1, BTC_PRICE))
-    assert STANDARD_MARGIN.requirement(far.exposure()) == (0, 0, 555 * USDC)
+    assert STANDARD_MARGIN.requirement(far.exposure()) == (0, 0, 557_500_000)
     # Placed when the mark was 0.5% higher, the near bid loses nothing: 5% of 10,050 USDC.
     higher = dataclasses.replace(case, buys=((201_000, 100, 100_500 * USDC),))
     assert STANDARD_MARGIN.requirement(higher.exposure()) == (0, 0, 502_500_000)
@@ -594,8 +592,9 @@ def _post(venue: Venue, account: str, side: int, price: int, lots: int) -> list[
 
 def test_a_far_bid_must_not_release_the_reserve_of_a_near_one() -> None:
     """The older margin let a far bid release the loss reserved by a near one, to be withdrawn
-    before the near bid filled. Now the far bid needs margin of its own, and the near bid's fill
-    as a maker leaves free collateral at exactly what was reserved for the far one."""
+    before the near bid filled. Now the far bid needs margin of its own (one lot at the mark),
+    and after the near bid fills as a maker the sub-ledger still covers the far bid, with the
+    2.5 USDC the near bid was margined above the mark (on its price) to spare."""
     venue = Venue(config(fees=NO_FEES))
     venue.deposit("bob", 100_000 * USDC)
     venue.deposit("carol", 100_000 * USDC)
@@ -604,11 +603,11 @@ def test_a_far_bid_must_not_release_the_reserve_of_a_near_one() -> None:
     # 100 lots bid 0.5% above the mark: 5% of 10,050 USDC plus the 50 USDC it loses at once.
     assert not rejections(_post(venue, "alice", 1, 201_000, 100))
     assert venue.ledger("alice").free_collateral == 0
-    # One lot bid at one tick adds 2.5 USDC (the 101 lots are now margined at the mark).
+    # One lot bid at one tick adds 5 USDC: 5% of the lot at the mark.
     refused = rejections(_post(venue, "alice", 1, 1, 1))
     assert refused == [RejectCode.INSUFFICIENT_MARGIN]
     assert venue.ledger("alice").withdrawable == 0
-    _at_once(venue, venue.deposit_tx("alice", 2_500_000))
+    _at_once(venue, venue.deposit_tx("alice", 5 * USDC))
     assert not rejections(_post(venue, "alice", 1, 1, 1))
     assert venue.ledger("alice").withdrawable == venue.ledger("alice").free_collateral == 0
     # Carol sells into the near bid at its price: alice loses 50 USDC against the mark, and
@@ -616,8 +615,12 @@ def test_a_far_bid_must_not_release_the_reserve_of_a_near_one() -> None:
     _at_once(venue, venue.order("carol", -1, 201_000, 100))
     assert venue.engine.position("alice", BTC_PERP) == 100
     ledger = venue.ledger("alice")
-    assert (ledger.equity, ledger.initial, ledger.reserve) == (505 * USDC, 500 * USDC, 5 * USDC)
-    assert ledger.free_collateral == 0
+    assert (ledger.equity, ledger.initial, ledger.reserve) == (
+        507_500_000,
+        500 * USDC,
+        5 * USDC,
+    )
+    assert ledger.free_collateral == 2_500_000
 
 
 def test_a_taker_loss_must_not_hide_behind_a_far_ask() -> None:
@@ -637,28 +640,25 @@ def test_a_taker_loss_must_not_hide_behind_a_far_ask() -> None:
     assert venue.ledger("alice").free_collateral == 495 * USDC
 
 
-@pytest.mark.xfail(
-    raises=AssertionError,
-    strict=True,
-    reason="margin: a perp side's reserve takes max(value, lots x mark) of the side's aggregate, "
-    "so a sell above the mark lends its excess value to a sell below it; when the lower sell "
-    "fills, the higher one needs that margin back and free collateral goes negative",
-)
 def test_an_ask_above_the_mark_must_not_hide_the_margin_of_a_sell_below_it() -> None:
-    """Found by giving Alice of the test above 1,100 USDC. She has an ask for 100 lots 1% above
-    the mark. Selling 100 lots 1% below it as a taker is checked on the side's aggregate: 200
-    lots worth 20,000 USDC, exactly their value at the mark, so 5% of 20,000 plus the 100 USDC
-    loss: 1,100 USDC, all she has, and accepted. The sell fills: the short needs 5% of 10,000
-    USDC, the ask alone 5% of 10,100, and equity is 1,000: free collateral -5 USDC. The same
-    happens when the lower sell rests and fills as a maker."""
+    """Found by giving Alice of the test below 1,100 USDC (against a margin on
+    ``max(value, lots x mark)`` of a side's aggregate, where the ask above the mark lent its
+    excess to the sell below it). She has an ask for 100 lots 1% above the mark; selling 100
+    lots 1% below it as a taker: the side's base is ``sum(lots x max(price, mark))``, 20,100
+    USDC, so 5% of it plus the 100 USDC loss is 1,105 and the sell is refused. With 5 USDC more
+    it is accepted and fills: equity 1,005, the short needs 500, the ask 505: free collateral
+    exactly 0."""
     venue = Venue(config(fees=NO_FEES))
     venue.deposit("carol", 100_000 * USDC)
     venue.deposit("alice", 1_100 * USDC)
     _post(venue, "carol", 1, 198_000, 100)
     _post(venue, "alice", -1, 202_000, 100)
-    assert not rejections(_at_once(venue, venue.order("alice", -1, 198_000, 100)))
+    sell = venue.order("alice", -1, 198_000, 100)
+    assert rejections(_at_once(venue, sell)) == [RejectCode.INSUFFICIENT_MARGIN]
+    venue.deposit("alice", 5 * USDC)
+    assert not rejections(_at_once(venue, sell))
     assert venue.engine.position("alice", BTC_PERP) == -100
-    assert venue.ledger("alice").free_collateral >= 0  # fails: -5 USDC
+    assert venue.ledger("alice").free_collateral == 0
 
 
 def test_a_taker_loss_must_not_hide_behind_an_ask_on_the_other_side() -> None:
@@ -875,17 +875,6 @@ def _added(exposure: Exposure, side: int, order: OpenOrder, replaced: OpenOrder)
         _committed(STANDARD_MARGIN.requirement(without, side, lots, value, lots * loss_per_lot))
         - before
     )
-
-
-def _netting(market: Market, orders: list[OpenOrder]) -> int:
-    """What the known bug may leave uncovered once some of a perp side's ``orders`` fill:
-    initial margin on the smaller of the side's value above the mark and its shortfall below
-    it (see :func:`test_an_ask_above_the_mark_must_not_hide_the_margin_of_a_sell_below_it`)."""
-    mark = market.mark_per_lot
-    lot_values = [(price * market.value_per_tick_lot, lots) for price, lots, _ in orders]
-    excess = sum(max(value - mark, 0) * lots for value, lots in lot_values)
-    shortfall = sum(max(mark - value, 0) * lots for value, lots in lot_values)
-    return -(-min(excess, shortfall) * market.initial_ppm // PPM)
 
 
 def _side_orders(
@@ -1213,21 +1202,16 @@ class MoneyMachine(RuleBasedStateMachine):
         events: list[Event],
     ) -> None:
         """An accepted ``order`` (or amend, of ``replaced``) that passed the margin check on the
-        side that grows the position leaves free collateral >= 0: exactly if it rests whole,
-        and short by no more than the known netting of the side's orders (``others`` and this
-        one) if it filled (see :func:`_netting`)."""
+        side that grows the position leaves free collateral >= 0, whether it rests or fills (the
+        marks do not move inside a block). ``others``: the side's other open orders."""
         if before is None or not _grows(before.position, side):
             return
-        market = before.market
         if _added(before, side, order, replaced) > 0:
             hypothesis.event("accepted order that adds requirement")
-        allowance = 0
         if any(isinstance(e, Fill) for e in events):
-            allowance += _netting(market, [*others, order])
+            hypothesis.event("accepted growing order filled")
         free = _standing(before.ledger).free
-        if free < 0:
-            hypothesis.event("free collateral short, within the known bugs")
-        assert free >= -allowance, (free, allowance)
+        assert free >= 0, (free, order, others)
 
     def _price(self, instrument: str, side: int, offset_bps: int, at_touch: bool) -> int:
         """Near the mark, or (``at_touch``) at up to 0.5% through the best opposite order."""

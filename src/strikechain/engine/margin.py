@@ -19,7 +19,10 @@ liquidatable). The risk issues plug portfolio margin in behind the same interfac
   closes it), and the buy side and the sell side are alternatives, so the reserve is the larger
   of the two sides' charges:
 
-  * perps: initial margin on ``max(order value, lots x mark)`` of the growing lots;
+  * perps: initial margin on the growing lots' share of ``sum(lots x max(price, mark))`` over
+    the side's orders: an order through the mark is margined at the mark, one beyond it at its
+    price, whichever fills first (kept as aggregates: a side's value, lots and loss against the
+    mark give the sum exactly at the marks the orders were placed at);
   * options: buys, the growing lots at the mark (they will need their full value); sells, a
     short's initial margin on the growing lots;
   * plus every open order's **loss against the mark**, on both sides: what its lots lose at
@@ -32,9 +35,8 @@ liquidatable). The risk issues plug portfolio margin in behind the same interfac
   Growing lots are taken at the side's average price (the value in proportion to the lots
   counted). Reduce-only orders never add risk; the engine keeps them out of the sums.
 
-Rounding: every requirement is ``CEIL`` (the venue asks for whole minor units in its favour);
-the value of a proportion of sell orders is ``FLOOR`` (what they would bring in), of buy orders
-``CEIL`` (what they would cost).
+Rounding: every requirement, and every proportion of a side's margin base, is ``CEIL`` (the
+venue asks for whole minor units in its favour).
 """
 
 from __future__ import annotations
@@ -103,37 +105,43 @@ class StandardMargin:
                 sells += -(-sell_growth * market.index_per_lot * initial_ppm // PPM)
             return initial, maintenance, (buys if buys > sells else sells) + losses
         if buy_growth > 0:
+            base = buy_lots * mark + buy_loss  # sum of lots x max(price, mark) over the bids
+            base = max(base, buy_value)
             if buy_growth < buy_lots:
-                buy_value = -(-buy_value * buy_growth // buy_lots)
-            at_mark = buy_growth * mark
-            buys += -(-(buy_value if buy_value > at_mark else at_mark) * initial_ppm // PPM)
+                base = -(-base * buy_growth // buy_lots)
+            buys += -(-base * initial_ppm // PPM)
         if sell_growth > 0:
+            base = sell_value + sell_loss  # sum of lots x max(price, mark) over the asks
+            base = max(base, sell_lots * mark)
             if sell_growth < sell_lots:
-                sell_value = sell_value * sell_growth // sell_lots
-            at_mark = sell_growth * mark
-            sells += -(-(sell_value if sell_value > at_mark else at_mark) * initial_ppm // PPM)
+                base = -(-base * sell_growth // sell_lots)
+            sells += -(-base * initial_ppm // PPM)
         return initial, maintenance, (buys if buys > sells else sells) + losses
 
     def order_bound(self, exposure: Exposure, side: int, lots: int, value: int, loss: int) -> int:
-        """Perps: adding ``l`` lots at price ``p`` to a side whose orders average ``a`` moves
-        the growing lots' value by at most ``l max(p, a) + l p`` and their value at the mark by
-        ``l m``, so initial margin on ``3 l max(p, a, m)`` bounds the change. Options: buys
-        grow by at most ``l m``, sells by a short's margin on ``l`` lots. Plus the order's loss
-        against the mark, plus one minor unit for each rounding."""
+        """Perps: a side's margin base is the sum of ``lots x max(price, mark)`` over its orders
+        (``B`` over ``L`` lots); adding ``l`` lots with base ``b`` moves the growing lots' share
+        of it by at most ``l max(b / l, B / L) + b``, so initial margin on three times the
+        largest of ``b``, ``l x mark`` and ``l B / L`` bounds the change. Options: buys grow by
+        at most ``l m``, sells by a short's margin on ``l`` lots. Plus the order's loss against
+        the mark, plus one minor unit for each rounding."""
         market = exposure.market
         mark = market.mark_per_lot
         if market.is_option:
             if side > 0:
                 return lots * mark + loss + 1
             return -(-lots * market.index_per_lot * market.initial_ppm // PPM) + loss + 1
+        at_mark = lots * mark
         if side > 0:
-            side_lots, side_value = exposure.buy_lots, exposure.buy_value
+            side_lots = exposure.buy_lots
+            side_base = max(exposure.buy_value, side_lots * mark + exposure.buy_loss)
+            largest = max(value, at_mark + loss)
         else:
-            side_lots, side_value = exposure.sell_lots, exposure.sell_value
-        largest = value if value > lots * mark else lots * mark
+            side_lots = exposure.sell_lots
+            side_base = max(exposure.sell_value + exposure.sell_loss, side_lots * mark)
+            largest = max(value + loss, at_mark)
         if side_lots:
-            at_average = -(-side_value * lots // side_lots)
-            largest = max(largest, at_average)
+            largest = max(largest, -(-side_base * lots // side_lots))
         return -(-3 * largest * market.initial_ppm // PPM) + loss + 2
 
     @staticmethod
