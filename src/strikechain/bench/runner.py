@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 BENCHMARKS = {
+    "commitment": "strikechain.bench.commitment",
     "engine": "strikechain.bench.engine",
     "pricing": "strikechain.bench.pricing",
 }
