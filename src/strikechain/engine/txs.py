@@ -1,7 +1,7 @@
 """Transactions and blocks: the only inputs of the engine.
 
 Values, never mutated after creation. Every field is an integer, a string, a bool or an
-instrument value, so a block has one canonical encoding (part 3 adds the codec and signatures).
+instrument value (or a signature's bytes), so a block has one canonical encoding.
 Prices are in ticks of the instrument, sizes in lots, times in integer nanoseconds.
 
 Validation happens once, where a value is made: ``__post_init__`` runs when a transaction is
@@ -23,6 +23,8 @@ import msgspec
 from strikechain.engine.codes import RejectCode, Rejection
 from strikechain.engine.instruments import Instrument
 from strikechain.engine.oracle import OracleReport
+from strikechain.engine.signing import SIGNATURE_BYTES
+from strikechain.engine.units import INT64_MAX
 
 
 class Side(enum.IntEnum):
@@ -156,6 +158,14 @@ class PlaceOrder(msgspec.Struct, frozen=True, kw_only=True, tag="place", gc=Fals
     expire_at_ns: int = 0
     """Good-till-time expiry (block time); 0 for every other time in force."""
     priority_fee: int = 0
+    nonce: int = 0
+    """The signer's nonce, ``0 .. INT64_MAX``: signed, checked by the edges (not the engine)."""
+    expiry_ns: int = 0
+    """When the signature stops being valid, ``0 .. INT64_MAX`` ns (0: never); signed, checked
+    by the edges (not the engine). Not :attr:`expire_at_ns`, the resting order's expiry."""
+    signature: bytes = b""
+    """The account's EIP-712 signature (``strikechain.engine.orders_signing``), 65 bytes, or
+    empty: kept in the block and the log, verified by the edges, never by the engine."""
 
     def __post_init__(self) -> None:
         _require_text(self.account, "account")
@@ -166,8 +176,19 @@ class PlaceOrder(msgspec.Struct, frozen=True, kw_only=True, tag="place", gc=Fals
             (self.price_ticks, "price"),
             (self.expire_at_ns, "expiry"),
             (self.priority_fee, "priority fee"),
+            (self.nonce, "nonce"),
+            (self.expiry_ns, "signature expiry"),
         ):
             _require_integer(value, what)
+        if not (0 <= self.nonce <= INT64_MAX and 0 <= self.expiry_ns <= INT64_MAX):
+            raise _refuse(
+                RejectCode.INVALID_ORDER, f"nonce and signature expiry are 0 .. {INT64_MAX}"
+            )
+        if type(self.signature) is not bytes or len(self.signature) not in (0, SIGNATURE_BYTES):
+            raise _refuse(
+                RejectCode.INVALID_ORDER,
+                f"a signature is {SIGNATURE_BYTES} bytes (or empty when unsigned)",
+            )
         if type(self.reduce_only) is not bool:
             raise _refuse(RejectCode.INVALID_ORDER, "reduce-only must be true or false")
         modes = (self.side, self.order_type, self.time_in_force, self.post_only, self.self_trade)
