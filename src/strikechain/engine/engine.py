@@ -331,33 +331,18 @@ class Engine:
         checked: tuple[int, int, int] | int | None = None
         loss_per_lot = 0
         if margin is not None and not reduce_only:
-            value = price * size * market.value_per_tick_lot
             loss_per_lot = (price * market.value_per_tick_lot - market.mark_per_lot) * side
-            if loss_per_lot < 0:  # noqa: PLR1730 (max() is a call, on the hottest path)
-                loss_per_lot = 0
-            ledger: SubLedger | None
-            if exposure is not None:
-                ledger = exposure.ledger
-                if not ledger.moved and ledger.epoch == market.state.epoch:
-                    # The fast path of _check_margin, inlined: the hottest margin decision.
-                    bound = margin.order_bound(exposure, side, size, value, loss_per_lot * size)
-                    fee = 0 if post_only else -(-value * market.taker_fee_ppm // _PPM)
-                    if (
-                        ledger.cash
-                        + ledger.value
-                        - ledger.initial
-                        - ledger.reserve
-                        - ledger.pending
-                        - fee
-                        >= bound
-                    ):
-                        checked = bound
-            else:
-                ledger = None if mine is None else mine.ledgers.get(market.underlying)
-            if checked is None:
-                checked = self._exact_margin(
-                    ledger, exposure, market, side, size, value, loss_per_lot, not post_only
-                )
+            loss_per_lot = max(loss_per_lot, 0)
+            ledger = (
+                exposure.ledger
+                if exposure is not None
+                else None
+                if mine is None
+                else mine.ledgers.get(market.underlying)
+            )
+            checked = self._check_margin(
+                ledger, exposure, market, side, size, price, loss_per_lot, not post_only
+            )
         if exposure is None:
             exposure = self._exposure(account, market)
         order_id = self.next_order_id
@@ -767,18 +752,9 @@ class Engine:
         trade(taker_exposure, taker.side, lots, lot_value, taker_fee)
         self.fee_pool += maker_fee + taker_fee
         if margin_on:
-            touched = self._touched
             for exposure in (maker_exposure, taker_exposure):
-                ledger = exposure.ledger
-                if not exposure.moved:
-                    exposure.moved = True
-                    ledger.moved += 1
-                    if not exposure.dirty:
-                        exposure.dirty = True
-                        ledger.dirty.append(exposure)
-                if not ledger.touched:
-                    ledger.touched = True
-                    touched.append(ledger)
+                self._moved(exposure)
+                self._touch(exposure.ledger)
         self._events.append(
             Fill(
                 index,
@@ -870,20 +846,9 @@ class Engine:
         del mine.orders[order_id]
         if order.client_order_id:
             del mine.client_ids[order.client_order_id]
-        remaining = order.remaining
-        if remaining and not order.reduce_only and self.margin is not None:
-            exposure = order.exposure  # _unreserve and _stale, inlined: every cancel runs this
-            if order.side == BUY:
-                exposure.buy_lots -= remaining
-                exposure.buy_value -= order.price * remaining * exposure.market.value_per_tick_lot
-                exposure.buy_loss -= order.loss_per_lot * remaining
-            else:
-                exposure.sell_lots -= remaining
-                exposure.sell_value -= order.price * remaining * exposure.market.value_per_tick_lot
-                exposure.sell_loss -= order.loss_per_lot * remaining
-            if not exposure.dirty:
-                exposure.dirty = True
-                exposure.ledger.dirty.append(exposure)
+        if order.remaining and not order.reduce_only and self.margin is not None:
+            self._unreserve(order, order.remaining)
+            self._stale(order.exposure)
 
     def _cancel_order(self, book: Book, order: Order, index: int, reason: CancelReason) -> None:
         (book.bids if order.side == BUY else book.asks).remove(order)
