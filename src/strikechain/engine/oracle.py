@@ -54,6 +54,7 @@ from strikechain.engine.invariant import invariant
 from strikechain.engine.signing import (
     DEFAULT_DOMAIN,
     SIGNATURE_BYTES,
+    SignerMemo,
     SigningDomain,
     encode_address,
     encode_string,
@@ -258,24 +259,22 @@ class ReportVerifier:
     that warm-up verifies everything itself. Bounded: the oldest entries leave first.
     """
 
-    __slots__ = ("_memo", "capacity", "domain")
+    __slots__ = ("_memo", "domain")
 
     def __init__(self, domain: SigningDomain = DEFAULT_DOMAIN, capacity: int = 65_536) -> None:
-        invariant(capacity > 0, "a verifier remembers at least one report")
         self.domain = domain
-        self.capacity = capacity
-        self._memo: dict[OracleReport, str | None] = {}
+        self._memo: SignerMemo[OracleReport] = SignerMemo(capacity)
+
+    @property
+    def capacity(self) -> int:
+        return self._memo.capacity
 
     def signer(self, report: OracleReport) -> str | None:
         """The address that signed ``report`` (None if nobody validly did)."""
-        memo = self._memo
-        if report in memo:
-            return memo[report]
-        signer = recover_address(report_digest(report, self.domain), report.signature)
-        if len(memo) >= self.capacity:
-            del memo[next(iter(memo))]
-        memo[report] = signer
-        return signer
+        return self._memo.signer(report, self._recover)
+
+    def _recover(self, report: OracleReport) -> str | None:
+        return recover_address(report_digest(report, self.domain), report.signature)
 
 
 def sign_report(

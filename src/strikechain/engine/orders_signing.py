@@ -51,9 +51,9 @@ from typing import Final
 
 import msgspec
 
-from strikechain.engine.invariant import invariant
 from strikechain.engine.signing import (
     DEFAULT_DOMAIN,
+    SignerMemo,
     SigningDomain,
     encode_address,
     encode_bool,
@@ -123,30 +123,28 @@ class OrderVerifier:
     ``expiry_ns`` against a clock are the caller's.
     """
 
-    __slots__ = ("_memo", "capacity", "domain")
+    __slots__ = ("_memo", "domain")
 
     def __init__(self, domain: SigningDomain = DEFAULT_DOMAIN, capacity: int = 65_536) -> None:
-        invariant(capacity > 0, "a verifier remembers at least one order")
         self.domain = domain
-        self.capacity = capacity
-        self._memo: dict[PlaceOrder, str | None] = {}
+        self._memo: SignerMemo[PlaceOrder] = SignerMemo(capacity)
+
+    @property
+    def capacity(self) -> int:
+        return self._memo.capacity
 
     def signer(self, tx: PlaceOrder) -> str | None:
         """The address that signed ``tx`` (None if nobody validly did, or it cannot be encoded)."""
-        memo = self._memo
-        if tx in memo:
-            return memo[tx]
-        signer: str | None = None
-        if tx.signature:
-            try:
-                digest = order_digest(tx, self.domain)
-            except ValueError:  # a field the type cannot hold: not signable, so not signed
-                digest = b""
-            signer = recover_address(digest, tx.signature)
-        if len(memo) >= self.capacity:
-            del memo[next(iter(memo))]
-        memo[tx] = signer
-        return signer
+        return self._memo.signer(tx, self._recover)
+
+    def _recover(self, tx: PlaceOrder) -> str | None:
+        if not tx.signature:
+            return None
+        try:
+            digest = order_digest(tx, self.domain)
+        except ValueError:  # a field the type cannot hold: not signable, so not signed
+            digest = b""
+        return recover_address(digest, tx.signature)
 
     def verify(self, tx: PlaceOrder) -> bool:
         """Whether ``tx`` is signed by its own account."""

@@ -40,7 +40,8 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Final
+from collections.abc import Callable, Hashable, Iterator
+from typing import Final, Generic, TypeVar
 
 import msgspec
 import sha3
@@ -231,6 +232,43 @@ class SigningDomain(msgspec.Struct, frozen=True, kw_only=True, dict=True):
 
 
 DEFAULT_DOMAIN: Final = SigningDomain()
+
+
+SignedT = TypeVar("SignedT", bound=Hashable)
+
+
+class SignerMemo(Generic[SignedT]):
+    """Who signed a signed value (a report, an order), remembered for the last ``capacity``.
+
+    A signer is a pure function of the value (its fields, its signature and the domain), so
+    remembering it cannot change an outcome, only move the cost: an edge verifies what arrives,
+    with the memo it hands on, and the later check becomes a lookup. Bounded: the oldest entries
+    leave first. Iterates over the remembered values, oldest first.
+    """
+
+    __slots__ = ("_signers", "capacity")
+
+    def __init__(self, capacity: int) -> None:
+        invariant(capacity > 0, "a verifier remembers at least one signed value")
+        self.capacity = capacity
+        self._signers: dict[SignedT, str | None] = {}
+
+    def signer(self, value: SignedT, recover: Callable[[SignedT], str | None]) -> str | None:
+        """The remembered signer of ``value``, or ``recover(value)``, remembered."""
+        signers = self._signers
+        if value in signers:
+            return signers[value]
+        signer = recover(value)
+        if len(signers) >= self.capacity:
+            del signers[next(iter(signers))]
+        signers[value] = signer
+        return signer
+
+    def __len__(self) -> int:
+        return len(self._signers)
+
+    def __iter__(self) -> Iterator[SignedT]:
+        return iter(self._signers)
 
 
 # --- helpers ------------------------------------------------------------------------------------
