@@ -37,6 +37,7 @@ from strikechain.engine.chain import (
 )
 from strikechain.engine.codes import RejectCode, Rejection
 from strikechain.engine.instruments import (
+    MAX_NAME_BYTES,
     MAX_NAME_CHARS,
     Instrument,
     InstrumentKind,
@@ -321,6 +322,11 @@ def test_option_names_round_trip(
     assert format_option_name(parsed.underlying, parsed.expiry_ns, parsed.strike, option_type) == (
         name
     )
+    if len(name) > MAX_NAME_BYTES:  # parses, but cannot be listed: see the test below
+        assert "state commitment" in _invalid(
+            make_option, underlying, expiry, strike, option_type, tick, "0.01"
+        )
+        return
     instrument = make_option(underlying, expiry, strike, option_type, tick, "0.01")
     assert instrument.name == name
     assert instrument.strike_ticks == strike_ticks
@@ -411,6 +417,18 @@ def test_strike_beyond_int64_ticks_is_rejected() -> None:
     strike = str(INT64_MAX + 1)
     message = _invalid(make_option, "BTC", EXPIRY, strike, OptionType.CALL, "1", "1")
     assert f"needs a strike of 1..{INT64_MAX} ticks" in message
+
+
+def test_names_over_32_bytes_cannot_be_listed() -> None:
+    """The state commitment stores instrument names as bytes32."""
+    longest = make_option("ABCDEFGHIJKL", EXPIRY, "1000", OptionType.CALL, "1", "1")
+    assert len(longest.name) == MAX_NAME_BYTES
+    message = _invalid(make_option, "ABCDEFGHIJKL", EXPIRY, "10000", OptionType.CALL, "1", "1")
+    assert message == (
+        "name 'ABCDEFGHIJKL_USDC-27DEC26-10000-C' is 33 bytes, over 32: the state commitment "
+        "stores names as bytes32 (use a shorter underlying or strike)"
+    )
+    assert len(parse_instrument_name("ABCDEFGHIJKL_USDC-27DEC26-10000-C").underlying) == 12
 
 
 PERPETUAL = make_perpetual("BTC", "0.5", "0.001")

@@ -171,6 +171,9 @@ class UnderlyingState:
     epoch: int = 0
     checked_epoch: int = 0
     """The epoch at the last end-of-block health check."""
+    committed_epoch: int = 0
+    """The epoch at the last state root: if the marks moved since, every holder's exit value
+    (in its leaf) did too."""
     marked_ns: int = 0
     """Block time of the last marking."""
     mark_interval_ns: int = 0
@@ -254,6 +257,11 @@ class SubLedger:
     in_liquidation: bool = False
     touched: bool = False
     """Its money or positions moved this block: the end-of-block health check looks at it."""
+    leaf_index: int = 0
+    """Its leaf in the state commitment (1, 2, ... in the order sub-ledgers first moved money
+    or positions; 0 until then, index 0 being the system accounts' leaf)."""
+    leaf_stale: bool = False
+    """It moved since the last state root: its leaf is rehashed at the next one."""
     realized: int = 0
     fees: int = 0
     """Fees paid (negative: rebates received)."""

@@ -67,6 +67,15 @@ class RejectCode(enum.StrEnum):
     TIMESTAMP_BACKWARDS = "TIMESTAMP_BACKWARDS"
     MESSAGE_TOO_LARGE = "MESSAGE_TOO_LARGE"
     UNKNOWN_TRANSACTION = "UNKNOWN_TRANSACTION"
+    UNSUPPORTED_VERSION = "UNSUPPORTED_VERSION"
+    # Encoding (see strikechain.engine.codec)
+    MALFORMED_ENCODING = "MALFORMED_ENCODING"
+    NON_CANONICAL_ENCODING = "NON_CANONICAL_ENCODING"
+    # State commitment (see strikechain.engine.commitment)
+    MALFORMED_LEAF = "MALFORMED_LEAF"
+    # Snapshots (see strikechain.engine.snapshot)
+    MALFORMED_SNAPSHOT = "MALFORMED_SNAPSHOT"
+    SNAPSHOT_CONFIG_MISMATCH = "SNAPSHOT_CONFIG_MISMATCH"
 
 
 class CancelReason(enum.StrEnum):

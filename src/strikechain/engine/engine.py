@@ -30,7 +30,11 @@ risk is checked against the sub-ledger's free collateral first. ``margin=None`` 
 off (and with them the oracle's trading rules): the part-1 matching benchmark and the matching
 tests run that way; the money is still booked.
 
-Part 3 adds the block digest and the state root to :class:`~strikechain.engine.events.BlockResult`.
+Every block ends with 7. the digest of its events chained onto the previous block's
+(``BlockResult.digest``, :func:`~strikechain.engine.codec.chain_digest`); the sub-ledgers it moved
+get their leaf index (if new) and are marked for rehashing. :meth:`Engine.state_root` commits to
+the whole state on demand (the driver asks every N blocks). A block carries the protocol version
+it was produced under; the engine applies the rules of that version (only version 1 exists).
 """
 
 from __future__ import annotations
@@ -49,7 +53,9 @@ from strikechain.engine.accounts import (
     market_for,
 )
 from strikechain.engine.book import BUY, Book, Order
+from strikechain.engine.codec import GENESIS_DIGEST, SUPPORTED_VERSIONS, chain_digest
 from strikechain.engine.codes import CancelReason, RejectCode, Rejection
+from strikechain.engine.commitment import LedgerTree, ledger_leaf, system_leaf
 from strikechain.engine.events import (
     BlockResult,
     CircuitBreakerClosed,
@@ -84,6 +90,7 @@ from strikechain.engine.marks import update_option_marks, update_perp_mark
 from strikechain.engine.oracle import OracleRejection, OracleReport, OracleState, ReportVerifier
 from strikechain.engine.ordering import OrderingPolicy, sequence
 from strikechain.engine.params import PPB, VenueConfig
+from strikechain.engine.signing import keccak256
 from strikechain.engine.txs import (
     Amend,
     Block,
@@ -174,6 +181,12 @@ class Engine:
         self._market_expiries: list[tuple[int, str]] = []  # heap of (expiry_ns, name)
         self._auctions: dict[str, list[int]] = {}  # batch markets touched -> their IOC orders
         self._touched: list[SubLedger] = []  # sub-ledgers whose money or positions moved
+        self.digest = GENESIS_DIGEST
+        """The chained digest of the last block's events (``BlockResult.digest``)."""
+        self.next_leaf_index = 1
+        self._stale_leaves: list[SubLedger] = []  # moved since the last state root
+        self._ledger_tree: LedgerTree | None = None  # built on the first state root
+        self._rest_hash = bytes(32)  # of the last state root
         self._events: list[Event] = []
         self._handlers: dict[type, Callable[..., None]] = {
             PlaceOrder: self._place,
@@ -201,6 +214,7 @@ class Engine:
                 events=[],
                 rejected=refusal.code,
                 reason=refusal.message,
+                digest=self.digest,
             )
         self.height = block.height
         self.timestamp_ns = block.timestamp_ns
@@ -215,13 +229,29 @@ class Engine:
             self._run_auctions()
         if self.margin is not None:
             self._check_health()
+        stale = self._stale_leaves
         for ledger in self._touched:
             ledger.touched = False
+            if not ledger.leaf_stale:
+                ledger.leaf_stale = True
+                stale.append(ledger)
+                if not ledger.leaf_index:
+                    ledger.leaf_index = self.next_leaf_index
+                    self.next_leaf_index += 1
         self._touched = []
         self._events = []
-        return BlockResult(height=block.height, timestamp_ns=block.timestamp_ns, events=events)
+        self.digest = digest = chain_digest(self.digest, block.height, block.timestamp_ns, events)
+        return BlockResult(
+            height=block.height, timestamp_ns=block.timestamp_ns, events=events, digest=digest
+        )
 
     def _check_block(self, block: Block) -> _Refused | None:
+        if block.version not in SUPPORTED_VERSIONS:
+            return _Refused(
+                RejectCode.UNSUPPORTED_VERSION,
+                f"protocol version {block.version}; "
+                f"this engine applies {sorted(SUPPORTED_VERSIONS)}",
+            )
         if block.height != self.height + 1:
             return _Refused(
                 RejectCode.BLOCK_OUT_OF_SEQUENCE,
@@ -1587,6 +1617,65 @@ class Engine:
         mine = self.accounts.get(account)
         return [] if mine is None else list(mine.orders.values())
 
+    # -- the state commitment ----------------------------------------------------------------
+
+    def state_root(self) -> bytes:
+        """The commitment to the whole state as of the last block (layout in
+        :mod:`~strikechain.engine.commitment`): the ledger tree over the system accounts' leaf
+        and every sub-ledger that ever moved money or positions, hashed with the digest of
+        everything else (:func:`~strikechain.engine.snapshot.rest_bytes`).
+
+        Asked for every N blocks by the driver, and on demand. Only leaves that changed since
+        the last root are rehashed: sub-ledgers whose money or positions moved, and every
+        holder on an underlying whose marks moved (their exit values moved with the marks).
+        The first root (and the first after a restore) builds the tree from every leaf."""
+        from strikechain.engine.snapshot import rest_bytes  # snapshot imports this module
+
+        tree = self._ledger_tree
+        stale: list[SubLedger]
+        if tree is None:
+            tree = self._ledger_tree = LedgerTree()
+            stale = sorted(
+                (
+                    ledger
+                    for mine in self.accounts.values()
+                    for ledger in mine.ledgers.values()
+                    if ledger.leaf_index
+                ),
+                key=_leaf_index,
+            )
+            for state in self.underlyings.values():
+                state.committed_epoch = state.epoch
+        else:
+            stale = self._stale_leaves
+            for state in self.underlyings.values():
+                if state.committed_epoch != state.epoch:
+                    state.committed_epoch = state.epoch
+                    for ledger in state.holders.values():
+                        if not ledger.leaf_stale:
+                            ledger.leaf_stale = True
+                            stale.append(ledger)
+        items = [(0, system_leaf(self.fee_pool, self.insurance_fund, 0, self.dust))]
+        for ledger in stale:
+            ledger.leaf_stale = False
+            items.append((ledger.leaf_index, ledger_leaf(ledger)))
+        self._stale_leaves = []
+        tree.update(items)
+        self._rest_hash = rest_hash = keccak256(rest_bytes(self))
+        return tree.state_root(rest_hash)
+
+    def ledger_proof(self, account: str, underlying: str) -> tuple[int, list[bytes], bytes]:
+        """``(leaf index, sibling hashes from the leaf up, rest hash)`` for a sub-ledger
+        against the last :meth:`state_root` (call it right after; its leaf data is
+        :func:`~strikechain.engine.commitment.ledger_leaf` of the sub-ledger then)."""
+        ledger = self.get_ledger(account, underlying)
+        tree = self._ledger_tree
+        if ledger is None or not ledger.leaf_index or tree is None:
+            raise Rejection(
+                RejectCode.UNKNOWN_UNDERLYING, f"{account} has no committed {underlying} leaf"
+            )
+        return ledger.leaf_index, tree.proof(ledger.leaf_index), self._rest_hash
+
     def get_ledger(self, account: str, underlying: str) -> SubLedger | None:
         """The account's sub-ledger on ``underlying`` (values current as of the last block)."""
         mine = self.accounts.get(account)
@@ -1778,6 +1867,10 @@ class Engine:
             )
             if not indexed:
                 invariant(False, f"{order} is missing from an index")
+
+
+def _leaf_index(ledger: SubLedger) -> int:
+    return ledger.leaf_index
 
 
 def _under_water(ledger: SubLedger) -> tuple[int, Fraction, str, str]:

@@ -284,3 +284,9 @@ class BlockResult(msgspec.Struct, frozen=True, kw_only=True):
     rejected: str = ""
     """The :class:`~strikechain.engine.codes.RejectCode` of a block refused whole, else ''."""
     reason: str = ""
+    digest: bytes = b""
+    """This block's events chained onto all before (:func:`strikechain.engine.codec.chain_digest`);
+    a refused block changes nothing, and carries the unchanged digest of the block before."""
+    state_root: bytes = b""
+    """The state commitment after this block, when the driver asked for one (every N blocks and
+    on demand, see ``Engine.state_root``); else empty."""

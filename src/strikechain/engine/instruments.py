@@ -23,7 +23,8 @@ Invariants
   instruments from :mod:`strikechain.engine.chain`.
 
 Limits
-- Names are at most :data:`MAX_NAME_CHARS` characters, underlyings 1 to
+- Names are at most :data:`MAX_NAME_CHARS` characters to parse and :data:`MAX_NAME_BYTES` to
+  list (the state commitment stores a name as a ``bytes32``), underlyings 1 to
   :data:`MAX_UNDERLYING_CHARS` uppercase ASCII letters and digits, expiries in 2000..2099 (the
   name's year has two digits), strikes at most ``INT64_MAX`` ticks; the only quote is USDC.
 """
@@ -95,6 +96,9 @@ class Instrument(msgspec.Struct, frozen=True, kw_only=True):
 QUOTE_CURRENCY: Final = "USDC"
 """The only quote currency: :mod:`strikechain.engine.units` fixes its six decimals."""
 MAX_NAME_CHARS: Final = 64
+MAX_NAME_BYTES: Final = 32
+"""A listed instrument's name in UTF-8: the state commitment's leaves store it as a ``bytes32``
+(:mod:`strikechain.engine.commitment`), so a longer name could not be proved on chain."""
 MAX_UNDERLYING_CHARS: Final = 12
 MIN_EXPIRY_YEAR: Final = 2000
 MAX_EXPIRY_YEAR: Final = 2099
@@ -314,7 +318,8 @@ def make_option(
 def validate_instrument(instrument: Instrument) -> None:
     """Raise ``Rejection(INVALID_INSTRUMENT)`` unless the instrument is consistent.
 
-    Checked: name length and that the name is the canonical name of the fields; underlying
+    Checked: name length (at most :data:`MAX_NAME_BYTES` UTF-8 bytes, checked last so a
+    wrong field is reported first) and that the name is the canonical name of the fields; underlying
     symbol; quote currency; tick, lot and contract sizes positive, finite and within the
     number limits of :mod:`~strikechain.engine.units`; kind, option type and matching mode
     members of their enums; option fields set for an option (positive strike ticks within
@@ -343,6 +348,12 @@ def validate_instrument(instrument: Instrument) -> None:
     if instrument.name != expected:
         raise _invalid_instrument(
             f"name {instrument.name!r} does not match the fields, which name {expected!r}"
+        )
+    name_bytes = len(instrument.name.encode("utf-8"))
+    if name_bytes > MAX_NAME_BYTES:
+        raise _invalid_instrument(
+            f"name {instrument.name!r} is {name_bytes} bytes, over {MAX_NAME_BYTES}: the state "
+            "commitment stores names as bytes32 (use a shorter underlying or strike)"
         )
 
 

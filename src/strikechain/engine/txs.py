@@ -376,9 +376,15 @@ Transaction = (
 )
 
 
-class Block(msgspec.Struct, frozen=True, kw_only=True):
-    """An ordered list of transactions with the height and time the driver chose."""
+PROTOCOL_VERSION = 1
+"""The rules (and encoding) new blocks are produced under; see :mod:`strikechain.engine.codec`."""
 
+
+class Block(msgspec.Struct, frozen=True, kw_only=True):
+    """An ordered list of transactions with the height and time the driver chose, and the
+    protocol version whose rules apply to it (recorded so replay survives upgrades)."""
+
+    version: int = PROTOCOL_VERSION
     height: int
     timestamp_ns: int
     transactions: list[Transaction]

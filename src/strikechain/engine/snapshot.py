@@ -1,0 +1,1047 @@
+"""Engine snapshots: the whole venue state as one value, and an engine rebuilt from it.
+
+:func:`capture` turns an :class:`~strikechain.engine.engine.Engine` (between blocks) into a
+:class:`Snapshot`, a tree of frozen msgspec Structs of integers, strings, bytes, booleans and
+tuples (and the engine's own value types: instruments, oracle reports, the venue config).
+:func:`restore` builds a fresh engine from one; it then behaves exactly as the original would:
+the same blocks give the same results, and capturing it again gives the same snapshot.
+
+Three sections, so the state commitment can hash them apart:
+
+- ``ledgers``: each sub-ledger's balances (cash, and per instrument its position and cost
+  basis), accounts in the engine's order, each account's sub-ledgers in its order;
+- ``system``: the venue's own balances (fee pool, insurance fund, dust);
+- ``rest``: everything else: the venue config, counters, books with every resting order in
+  priority order, oracles, marks and funding accumulators, the open-order aggregates and
+  bookkeeping totals of the sub-ledgers, the liquidation queue and the heaps of timed work.
+  :func:`rest_bytes` is its canonical encoding.
+
+Invariants
+- Every dict of the engine is captured as a tuple in its iteration (insertion) order, and
+  restored in that order: iteration order decides later behaviour (the order of funding
+  payments over holders, of health checks, of events). No set and no ``hash()`` order reaches a
+  snapshot, so the same state gives the same bytes whatever ``PYTHONHASHSEED`` is.
+- Objects shared by several indexes stay shared after :func:`restore`: an exposure is one
+  object in its sub-ledger, its account, its market's holders and its orders; an order is one
+  object in its book level, ``Engine.orders`` and its account.
+- Derived caches are not captured (see :data:`DERIVED`): a restored engine recomputes every
+  sub-ledger's margin at the current marks, which leaves every cache exact (the original's may
+  be upper bounds, which only ever send a decision to the exact path: outcomes are the same).
+- Every attribute of the engine's state classes is named in :data:`CAPTURED`, :data:`DERIVED` or
+  :data:`CONFIGURATION`; an attribute in none of them makes :func:`capture` raise rather than
+  lose it silently (and a test lists every attribute against the tables).
+
+Failures: undecodable or inconsistent snapshot bytes raise :class:`Rejection`
+(``MALFORMED_SNAPSHOT``); a restore under another venue config or margin mode raises
+``SNAPSHOT_CONFIG_MISMATCH``. Capturing mid-block is a bug (an invariant).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Final
+
+import msgspec
+
+from strikechain.engine.accounts import Account, Exposure, Market, SubLedger, UnderlyingState
+from strikechain.engine.book import Book, Order, _Side
+from strikechain.engine.codec import CodecError, Kind, decode_body, frame, unframe
+from strikechain.engine.codes import RejectCode, Rejection
+from strikechain.engine.engine import Engine
+from strikechain.engine.instruments import Instrument
+from strikechain.engine.invariant import invariant
+from strikechain.engine.limits import DEFAULT_LIMITS, Limits
+from strikechain.engine.margin import STANDARD_MARGIN, MarginPolicy
+from strikechain.engine.oracle import (
+    OracleReport,
+    OracleState,
+    ReportVerifier,
+    VolSlice,
+)
+from strikechain.engine.ordering import OrderingPolicy
+from strikechain.engine.params import VenueConfig
+
+# --- attribute coverage -------------------------------------------------------------------------
+
+CAPTURED: Final[dict[str, frozenset[str]]] = {
+    "Engine": frozenset(
+        {
+            "height",
+            "timestamp_ns",
+            "next_order_id",
+            "next_deposit_id",
+            "next_withdrawal_id",
+            "deposits_total",
+            "withdrawals_total",
+            "fee_pool",
+            "insurance_fund",
+            "dust",
+            "instruments",
+            "books",
+            "markets",
+            "expired_instruments",
+            "orders",
+            "accounts",
+            "underlyings",
+            "liquidation_queue",
+            "awaiting_settlement",
+            "_good_till",
+            "_market_expiries",
+            "digest",
+            "next_leaf_index",
+        }
+    ),
+    "UnderlyingState": frozenset(
+        {"name", "oracle", "restricted", "marked_ns", "vol_nodes", "markets", "ledgers", "holders"}
+    ),
+    "Market": frozenset(
+        {
+            "name",
+            "underlying",
+            "state",
+            "is_option",
+            "is_call",
+            "expiry_ns",
+            "strike_minor",
+            "tick_minor",
+            "value_per_tick_lot",
+            "lot_numerator",
+            "lot_denominator",
+            "maker_fee_ppm",
+            "taker_fee_ppm",
+            "initial_ppm",
+            "maintenance_ppm",
+            "mark_minor",
+            "mark_per_lot",
+            "index_per_lot",
+            "holders",
+            "basis_ema_minor",
+            "basis_updated_ns",
+            "premium_weighted",
+            "premium_ns",
+            "last_funding_ns",
+            "next_funding_ns",
+        }
+    ),
+    "SubLedger": frozenset(
+        {
+            "account",
+            "underlying",
+            "state",
+            "cash",
+            "exposures",
+            "in_liquidation",
+            "realized",
+            "fees",
+            "funding",
+            "settlements",
+            "deposited",
+            "withdrawn",
+            "transferred",
+            "leaf_index",
+        }
+    ),
+    "Exposure": frozenset(
+        {
+            "ledger",
+            "market",
+            "position",
+            "basis",
+            "realized",
+            "buy_lots",
+            "buy_value",
+            "sell_lots",
+            "sell_value",
+            "buy_loss",
+            "sell_loss",
+        }
+    ),
+    "Account": frozenset({"orders", "client_ids", "ledgers", "exposures"}),
+    "Order": frozenset(
+        {
+            "order_id",
+            "account",
+            "instrument",
+            "side",
+            "price",
+            "size",
+            "remaining",
+            "client_order_id",
+            "post_only",
+            "self_trade",
+            "reduce_only",
+            "expire_at_ns",
+            "exposure",
+            "loss_per_lot",
+        }
+    ),
+    "Book": frozenset({"name", "bids", "asks"}),
+    "_Side": frozenset({"levels"}),
+    "OracleState": frozenset(
+        {
+            "underlying",
+            "_latest",
+            "_vol_nodes",
+            "index",
+            "confidence",
+            "breaker_open",
+            "breaker_reason",
+            "breaker_opened_ns",
+            "history",
+        }
+    ),
+    "IndexHistory": frozenset({"_times", "_values", "complete_from_ns"}),
+}
+"""State captured in a snapshot (links to other captured objects count: they are rebuilt)."""
+
+DERIVED: Final[dict[str, frozenset[str]]] = {
+    # _auctions, _touched, _events: per-block scratch, empty between blocks (capture checks).
+    # _ledger_tree, _stale_leaves, _rest_hash: the state commitment's caches; a restored
+    # engine has no tree yet, so its first state root is built from every leaf.
+    "Engine": frozenset(
+        {"_auctions", "_touched", "_events", "_ledger_tree", "_stale_leaves", "_rest_hash"}
+    ),
+    # epoch, checked_epoch: only compared for equality with each other and with the sub-ledgers'
+    # epochs; at a block boundary checked_epoch == epoch, so a restore starts both at 0.
+    # committed_epoch: the commitment's copy of the epoch, set when a tree is built.
+    # options: the count of option markets, recounted.
+    "UnderlyingState": frozenset({"epoch", "checked_epoch", "committed_epoch", "options"}),
+    # positions and basis are sums over the exposures; epoch, dirty, moved, pending, value,
+    # initial, maintenance and reserve are margin caches that restore recomputes exactly
+    # (Engine._refresh); touched is False between blocks; leaf_stale marks a leaf to rehash
+    # in the commitment's tree, which a restored engine builds afresh from every leaf.
+    "SubLedger": frozenset(
+        {
+            "positions",
+            "basis",
+            "epoch",
+            "dirty",
+            "moved",
+            "pending",
+            "value",
+            "initial",
+            "maintenance",
+            "reserve",
+            "touched",
+            "leaf_stale",
+        }
+    ),
+    "Exposure": frozenset(
+        {"value", "initial", "maintenance", "reserve", "dirty", "moved", "pending"}
+    ),
+    "Account": frozenset(),
+    "Market": frozenset(),
+    "Order": frozenset(),
+    # The instrument, its market and its matching mode come from the listing.
+    "Book": frozenset({"instrument", "market", "batch"}),
+    # The heap of prices (and in_heap, its set) keeps stale prices until a read of the best
+    # price drops them, so its layout depends on who looked at the book: only the live prices
+    # are state, and a restore heapifies them. The order of matching never depends on it.
+    "_Side": frozenset({"heap", "in_heap", "sign"}),
+    "OracleState": frozenset({"_position"}),
+    "IndexHistory": frozenset(),
+}
+"""State recomputed by :func:`restore` from what is captured, and why."""
+
+CONFIGURATION: Final[dict[str, frozenset[str]]] = {
+    "Engine": frozenset(
+        {
+            "limits",
+            "policy",
+            "venue",
+            "margin",
+            "verifier",
+            "_max_account_length",
+            "_max_client_order_id_length",
+            "_max_size_lots",
+            "_max_price_ticks",
+            "_max_open_orders",
+            "_max_levels",
+            "_handlers",
+            "_known_types",
+        }
+    ),
+    "UnderlyingState": frozenset({"params", "mark_interval_ns"}),
+    "OracleState": frozenset({"params", "domain", "verifier"}),
+    "IndexHistory": frozenset({"keep_ns", "max_samples"}),
+}
+"""Set by :func:`restore`'s arguments (the venue config, limits, policy, margin, verifier)."""
+
+
+def attribute_names(obj: object) -> frozenset[str]:
+    """The instance attributes of ``obj``: its ``__dict__``, slots and dataclass fields (and a
+    mypyc native class's attribute table)."""
+    names = set(getattr(obj, "__dict__", ()))
+    for klass in type(obj).__mro__:
+        for table in ("__slots__", "__dataclass_fields__", "__mypyc_attrs__"):
+            found = getattr(klass, table, ())
+            names.update((found,) if isinstance(found, str) else found)
+    return frozenset(names - {"__dict__", "__weakref__"})
+
+
+def known_attributes(class_name: str) -> frozenset[str]:
+    """Every attribute of ``class_name`` the snapshot handles (captured, derived or config)."""
+    return (
+        CAPTURED[class_name]
+        | DERIVED.get(class_name, frozenset())
+        | CONFIGURATION.get(class_name, frozenset())
+    )
+
+
+# --- the snapshot -------------------------------------------------------------------------------
+
+
+class OrderSnapshot(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=False):
+    """A resting order; its exposure is its account's exposure to its instrument."""
+
+    order_id: int
+    account: str
+    instrument: str
+    side: int
+    price: int
+    size: int
+    remaining: int
+    client_order_id: str
+    post_only: int
+    self_trade: int
+    reduce_only: bool
+    expire_at_ns: int
+    loss_per_lot: int
+
+
+class LevelSnapshot(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=False):
+    price: int
+    order_ids: tuple[int, ...]
+    """Oldest first (time priority)."""
+
+
+class SideSnapshot(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=False):
+    levels: tuple[LevelSnapshot, ...]
+    """In the side's dict order."""
+
+
+class BookSnapshot(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=False):
+    name: str
+    bids: SideSnapshot
+    asks: SideSnapshot
+
+
+class HistorySnapshot(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=False):
+    times: tuple[int, ...]
+    values: tuple[int, ...]
+    trimmed: bool
+    """Something was trimmed: exact only from ``complete_from_ns``."""
+    complete_from_ns: int
+
+
+class OracleSnapshot(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=False):
+    underlying: str
+    latest: tuple[OracleReport, ...]
+    """Each reporter's latest report, in the order reporters were first kept."""
+    vol_nodes: tuple[VolSlice, ...]
+    has_index: bool
+    index: int
+    """0 while ``has_index`` is False."""
+    confidence: int
+    breaker_open: bool
+    breaker_reason: str
+    breaker_opened_ns: int
+    history: HistorySnapshot
+
+
+class UnderlyingSnapshot(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=False):
+    name: str
+    restricted: bool
+    marked_ns: int
+    vol_nodes: tuple[VolSlice, ...]
+    """The vol nodes the option marks were last computed from."""
+    markets: tuple[str, ...]
+    ledgers: tuple[str, ...]
+    """Accounts with a sub-ledger here, in the underlying's order."""
+    holders: tuple[str, ...]
+    """Accounts with a position here, in the order they opened."""
+
+
+class MarketSnapshot(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=False):
+    name: str
+    underlying: str
+    is_option: bool
+    is_call: bool
+    expiry_ns: int
+    strike_minor: int
+    tick_minor: int
+    value_per_tick_lot: int
+    lot_numerator: int
+    lot_denominator: int
+    maker_fee_ppm: int
+    taker_fee_ppm: int
+    initial_ppm: int
+    maintenance_ppm: int
+    mark_minor: int
+    mark_per_lot: int
+    index_per_lot: int
+    basis_ema_minor: int
+    basis_updated_ns: int
+    premium_weighted: int
+    premium_ns: int
+    last_funding_ns: int
+    next_funding_ns: int
+    holders: tuple[str, ...]
+    """Accounts with a position, in the order they opened."""
+
+
+class ExposureRest(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=False):
+    """An exposure's realized P&L and open-order aggregates."""
+
+    instrument: str
+    realized: int
+    buy_lots: int
+    buy_value: int
+    buy_loss: int
+    sell_lots: int
+    sell_value: int
+    sell_loss: int
+
+
+class LedgerRest(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=False):
+    """A sub-ledger's bookkeeping totals and flags; its exposures in its order."""
+
+    underlying: str
+    in_liquidation: bool
+    realized: int
+    fees: int
+    funding: int
+    settlements: int
+    deposited: int
+    withdrawn: int
+    transferred: int
+    exposures: tuple[ExposureRest, ...]
+    leaf_index: int
+    """Its leaf in the state commitment (0: none yet)."""
+
+
+class AccountSnapshot(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=False):
+    account: str
+    ledgers: tuple[LedgerRest, ...]
+    """In the account's order of underlyings."""
+    exposures: tuple[str, ...]
+    """The account's exposures by instrument, in its order."""
+    orders: tuple[int, ...]
+    """Open order ids, in the account's order."""
+    client_ids: tuple[tuple[str, int], ...]
+
+
+class ExposureLeaf(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=False):
+    instrument: str
+    position: int
+    basis: int
+
+
+class LedgerLeaf(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=False):
+    """A sub-ledger's balances: cash, and each exposure's position and cost basis."""
+
+    account: str
+    underlying: str
+    cash: int
+    exposures: tuple[ExposureLeaf, ...]
+
+
+class SystemBalances(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=False):
+    fee_pool: int
+    insurance_fund: int
+    dust: int
+
+
+class RestState(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=False):
+    """Everything but the balances."""
+
+    venue: VenueConfig
+    margin_checks: bool
+    """Whether the engine ran with a margin policy (the open-order aggregates exist only then)."""
+    height: int
+    timestamp_ns: int
+    next_order_id: int
+    next_deposit_id: int
+    next_withdrawal_id: int
+    deposits_total: int
+    withdrawals_total: int
+    underlyings: tuple[UnderlyingSnapshot, ...]
+    oracles: tuple[OracleSnapshot, ...]
+    """One per configured underlying, in the engine's order of underlyings."""
+    instruments: tuple[Instrument, ...]
+    expired_instruments: tuple[Instrument, ...]
+    markets: tuple[MarketSnapshot, ...]
+    books: tuple[BookSnapshot, ...]
+    orders: tuple[OrderSnapshot, ...]
+    """Every open order, in the order of ``Engine.orders``."""
+    accounts: tuple[AccountSnapshot, ...]
+    liquidation_queue: tuple[tuple[str, str], ...]
+    """(account, underlying) of each queued sub-ledger, in queue order."""
+    awaiting_settlement: tuple[str, ...]
+    good_till: tuple[tuple[int, int], ...]
+    """The heap of (expire_at_ns, order_id), as the list it is."""
+    market_expiries: tuple[tuple[int, str], ...]
+    """The heap of (expiry_ns, instrument), as the list it is."""
+    digest: bytes
+    """The chained digest of the last block."""
+    next_leaf_index: int
+
+
+class Snapshot(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=False):
+    """The engine's state: balances of sub-ledgers, the venue's balances, everything else."""
+
+    ledgers: tuple[LedgerLeaf, ...]
+    system: SystemBalances
+    rest: RestState
+
+
+_ENCODER: Final = msgspec.msgpack.Encoder()
+_DECODER: Final = msgspec.msgpack.Decoder(Snapshot)
+
+
+def encode_snapshot(snapshot: Snapshot) -> bytes:
+    """The canonical encoding (one state, one encoding), in a ``SNAPSHOT`` frame of the codec."""
+    return frame(Kind.SNAPSHOT, _ENCODER.encode(snapshot))
+
+
+def decode_snapshot(data: bytes) -> Snapshot:
+    """A snapshot from :func:`encode_snapshot`'s bytes; raises ``MALFORMED_SNAPSHOT`` for
+    anything else (not a snapshot frame, undecodable, or not canonical)."""
+    try:
+        _, body = unframe(data, Kind.SNAPSHOT)
+        snapshot: Snapshot = decode_body(body, _DECODER, "snapshot")
+    except CodecError as error:
+        raise Rejection(RejectCode.MALFORMED_SNAPSHOT, error.message) from None
+    return snapshot
+
+
+def rest_bytes(engine: Engine) -> bytes:
+    """The canonical encoding of everything but the balances (:class:`RestState`)."""
+    _check_between_blocks(engine)
+    return _ENCODER.encode(_capture_rest(engine))
+
+
+# --- capture ------------------------------------------------------------------------------------
+
+
+def capture(engine: Engine) -> Snapshot:
+    """The engine's complete state, between blocks."""
+    _check_between_blocks(engine)
+    unknown = attribute_names(engine) - known_attributes("Engine")
+    invariant(not unknown, f"Engine attributes {sorted(unknown)} are not handled by the snapshot")
+    return Snapshot(
+        ledgers=tuple(
+            _ledger_leaf(ledger)
+            for mine in engine.accounts.values()
+            for ledger in mine.ledgers.values()
+        ),
+        system=SystemBalances(
+            fee_pool=engine.fee_pool, insurance_fund=engine.insurance_fund, dust=engine.dust
+        ),
+        rest=_capture_rest(engine),
+    )
+
+
+def _check_between_blocks(engine: Engine) -> None:
+    invariant(
+        not (engine._auctions or engine._touched or engine._events),
+        "a snapshot is taken between blocks, not while one is applied",
+    )
+
+
+def _capture_rest(engine: Engine) -> RestState:
+    return RestState(
+        venue=engine.venue,
+        margin_checks=engine.margin is not None,
+        height=engine.height,
+        timestamp_ns=engine.timestamp_ns,
+        next_order_id=engine.next_order_id,
+        next_deposit_id=engine.next_deposit_id,
+        next_withdrawal_id=engine.next_withdrawal_id,
+        deposits_total=engine.deposits_total,
+        withdrawals_total=engine.withdrawals_total,
+        underlyings=tuple(_underlying(state) for state in engine.underlyings.values()),
+        oracles=tuple(
+            _oracle(state.oracle) for state in engine.underlyings.values() if state.oracle
+        ),
+        instruments=tuple(engine.instruments.values()),
+        expired_instruments=tuple(engine.expired_instruments.values()),
+        markets=tuple(_market(market) for market in engine.markets.values()),
+        books=tuple(_book(book) for book in engine.books.values()),
+        orders=tuple(_order(engine, order) for order in engine.orders.values()),
+        accounts=tuple(_account(name, mine) for name, mine in engine.accounts.items()),
+        liquidation_queue=tuple(
+            (ledger.account, ledger.underlying) for ledger in engine.liquidation_queue
+        ),
+        awaiting_settlement=tuple(market.name for market in engine.awaiting_settlement),
+        good_till=tuple(engine._good_till),
+        market_expiries=tuple(engine._market_expiries),
+        digest=engine.digest,
+        next_leaf_index=engine.next_leaf_index,
+    )
+
+
+def _underlying(state: UnderlyingState) -> UnderlyingSnapshot:
+    return UnderlyingSnapshot(
+        name=state.name,
+        restricted=state.restricted,
+        marked_ns=state.marked_ns,
+        vol_nodes=_vol_nodes(state.vol_nodes),
+        markets=tuple(state.markets),
+        ledgers=tuple(state.ledgers),
+        holders=tuple(state.holders),
+    )
+
+
+def _vol_nodes(nodes: dict[int, tuple[int, ...]]) -> tuple[VolSlice, ...]:
+    return tuple(VolSlice(expiry_ns=expiry, vols_ppm=vols) for expiry, vols in nodes.items())
+
+
+def _oracle(oracle: OracleState) -> OracleSnapshot:
+    history = oracle.history
+    invariant(
+        list(oracle._latest) == [report.account for report in oracle._latest.values()],
+        f"{oracle.underlying}: a kept report is filed under another reporter",
+    )
+    return OracleSnapshot(
+        underlying=oracle.underlying,
+        latest=tuple(oracle._latest.values()),
+        vol_nodes=_vol_nodes(oracle._vol_nodes),
+        has_index=oracle.index is not None,
+        index=oracle.index or 0,
+        confidence=oracle.confidence,
+        breaker_open=oracle.breaker_open,
+        breaker_reason=oracle.breaker_reason,
+        breaker_opened_ns=oracle.breaker_opened_ns,
+        history=HistorySnapshot(
+            times=tuple(history._times),
+            values=tuple(history._values),
+            trimmed=history.complete_from_ns is not None,
+            complete_from_ns=history.complete_from_ns or 0,
+        ),
+    )
+
+
+def _market(market: Market) -> MarketSnapshot:
+    for account, exposure in market.holders.items():
+        invariant(
+            exposure.market is market and exposure.ledger.account == account,
+            f"{market.name}: holder {account} is misfiled",
+        )
+    return MarketSnapshot(
+        name=market.name,
+        underlying=market.underlying,
+        is_option=market.is_option,
+        is_call=market.is_call,
+        expiry_ns=market.expiry_ns,
+        strike_minor=market.strike_minor,
+        tick_minor=market.tick_minor,
+        value_per_tick_lot=market.value_per_tick_lot,
+        lot_numerator=market.lot_numerator,
+        lot_denominator=market.lot_denominator,
+        maker_fee_ppm=market.maker_fee_ppm,
+        taker_fee_ppm=market.taker_fee_ppm,
+        initial_ppm=market.initial_ppm,
+        maintenance_ppm=market.maintenance_ppm,
+        mark_minor=market.mark_minor,
+        mark_per_lot=market.mark_per_lot,
+        index_per_lot=market.index_per_lot,
+        basis_ema_minor=market.basis_ema_minor,
+        basis_updated_ns=market.basis_updated_ns,
+        premium_weighted=market.premium_weighted,
+        premium_ns=market.premium_ns,
+        last_funding_ns=market.last_funding_ns,
+        next_funding_ns=market.next_funding_ns,
+        holders=tuple(market.holders),
+    )
+
+
+def _book(book: Book) -> BookSnapshot:
+    return BookSnapshot(name=book.name, bids=_side(book.bids), asks=_side(book.asks))
+
+
+def _side(side: _Side) -> SideSnapshot:
+    return SideSnapshot(
+        levels=tuple(
+            LevelSnapshot(price=price, order_ids=tuple(level))
+            for price, level in side.levels.items()
+        ),
+    )
+
+
+def _order(engine: Engine, order: Order) -> OrderSnapshot:
+    invariant(
+        order.exposure is engine.accounts[order.account].exposures.get(order.instrument),
+        f"order {order.order_id}'s exposure is not its account's",
+    )
+    return OrderSnapshot(
+        order_id=order.order_id,
+        account=order.account,
+        instrument=order.instrument,
+        side=order.side,
+        price=order.price,
+        size=order.size,
+        remaining=order.remaining,
+        client_order_id=order.client_order_id,
+        post_only=order.post_only,
+        self_trade=order.self_trade,
+        reduce_only=order.reduce_only,
+        expire_at_ns=order.expire_at_ns,
+        loss_per_lot=order.loss_per_lot,
+    )
+
+
+def _account(name: str, mine: Account) -> AccountSnapshot:
+    return AccountSnapshot(
+        account=name,
+        ledgers=tuple(_ledger_rest(ledger) for ledger in mine.ledgers.values()),
+        exposures=tuple(mine.exposures),
+        orders=tuple(mine.orders),
+        client_ids=tuple(mine.client_ids.items()),
+    )
+
+
+def _ledger_rest(ledger: SubLedger) -> LedgerRest:
+    return LedgerRest(
+        underlying=ledger.underlying,
+        in_liquidation=ledger.in_liquidation,
+        realized=ledger.realized,
+        fees=ledger.fees,
+        funding=ledger.funding,
+        settlements=ledger.settlements,
+        deposited=ledger.deposited,
+        withdrawn=ledger.withdrawn,
+        transferred=ledger.transferred,
+        exposures=tuple(
+            ExposureRest(
+                instrument=name,
+                realized=exposure.realized,
+                buy_lots=exposure.buy_lots,
+                buy_value=exposure.buy_value,
+                buy_loss=exposure.buy_loss,
+                sell_lots=exposure.sell_lots,
+                sell_value=exposure.sell_value,
+                sell_loss=exposure.sell_loss,
+            )
+            for name, exposure in ledger.exposures.items()
+        ),
+        leaf_index=ledger.leaf_index,
+    )
+
+
+def _ledger_leaf(ledger: SubLedger) -> LedgerLeaf:
+    return LedgerLeaf(
+        account=ledger.account,
+        underlying=ledger.underlying,
+        cash=ledger.cash,
+        exposures=tuple(
+            ExposureLeaf(instrument=name, position=exposure.position, basis=exposure.basis)
+            for name, exposure in ledger.exposures.items()
+        ),
+    )
+
+
+# --- restore ------------------------------------------------------------------------------------
+
+
+def _require(condition: bool, message: str) -> None:
+    """A snapshot that decodes but does not describe a consistent state is malformed input."""
+    if not condition:
+        raise Rejection(RejectCode.MALFORMED_SNAPSHOT, message)
+
+
+def restore(
+    snapshot: Snapshot,
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    policy: OrderingPolicy = OrderingPolicy.LANES,
+    venue: VenueConfig,
+    margin: MarginPolicy | None = STANDARD_MARGIN,
+    verifier: ReportVerifier | None = None,
+) -> Engine:
+    """A fresh engine with the given configuration and the snapshot's state.
+
+    Refused (``SNAPSHOT_CONFIG_MISMATCH``) unless ``venue`` is the captured venue config (same
+    encoding: the order of its underlyings is state order too) and margin checks are on or off
+    as they were; ``MALFORMED_SNAPSHOT`` if the snapshot is inconsistent.
+    """
+    rest = snapshot.rest
+    if _ENCODER.encode(venue) != _ENCODER.encode(rest.venue):
+        raise Rejection(
+            RejectCode.SNAPSHOT_CONFIG_MISMATCH,
+            "the snapshot was taken under another venue config; restore it under its own",
+        )
+    if (margin is not None) != rest.margin_checks:
+        raise Rejection(
+            RejectCode.SNAPSHOT_CONFIG_MISMATCH,
+            f"the snapshot was taken with margin checks {'on' if rest.margin_checks else 'off'}",
+        )
+    engine = Engine(limits, policy, venue=venue, margin=margin, verifier=verifier)
+    try:
+        _restore_into(engine, snapshot)
+    except (KeyError, ValueError, TypeError, IndexError) as error:
+        raise Rejection(
+            RejectCode.MALFORMED_SNAPSHOT, f"inconsistent snapshot: {error!r}"
+        ) from None
+    if margin is not None:
+        for mine in engine.accounts.values():
+            for ledger in mine.ledgers.values():
+                engine._refresh(ledger)
+    return engine
+
+
+def _restore_into(engine: Engine, snapshot: Snapshot) -> None:
+    rest = snapshot.rest
+    engine.height = rest.height
+    engine.timestamp_ns = rest.timestamp_ns
+    engine.next_order_id = rest.next_order_id
+    engine.next_deposit_id = rest.next_deposit_id
+    engine.next_withdrawal_id = rest.next_withdrawal_id
+    engine.deposits_total = rest.deposits_total
+    engine.withdrawals_total = rest.withdrawals_total
+    engine.fee_pool = snapshot.system.fee_pool
+    engine.insurance_fund = snapshot.system.insurance_fund
+    engine.dust = snapshot.system.dust
+    _restore_underlyings(engine, rest)
+    engine.instruments = {i.name: i for i in rest.instruments}
+    engine.expired_instruments = {i.name: i for i in rest.expired_instruments}
+    _require(len(engine.instruments) == len(rest.instruments), "an instrument is listed twice")
+    engine.markets = {m.name: _restore_market(engine, m) for m in rest.markets}
+    _restore_accounts(engine, snapshot)
+    _restore_orders(engine, rest)
+    _restore_indexes(engine, rest)
+    engine.digest = rest.digest
+    engine.next_leaf_index = rest.next_leaf_index
+
+
+def _restore_underlyings(engine: Engine, rest: RestState) -> None:
+    configured = engine.underlyings
+    names = [u.name for u in rest.underlyings]
+    _require(
+        [n for n in names if n in configured] == list(configured),
+        "the snapshot's underlyings are not the venue's",
+    )
+    oracles = {o.underlying: o for o in rest.oracles}
+    _require(list(oracles) == list(configured), "one oracle per configured underlying")
+    underlyings: dict[str, UnderlyingState] = {}
+    for captured in rest.underlyings:
+        state = configured.get(captured.name)
+        if state is None:
+            state = UnderlyingState(name=captured.name, params=None, oracle=None)
+        state.restricted = captured.restricted
+        state.marked_ns = captured.marked_ns
+        state.vol_nodes = {s.expiry_ns: s.vols_ppm for s in captured.vol_nodes}
+        if state.oracle is not None:
+            _restore_oracle(state.oracle, oracles[captured.name])
+        underlyings[captured.name] = state
+    _require(len(underlyings) == len(names), "an underlying is listed twice")
+    engine.underlyings = underlyings
+
+
+def _restore_oracle(oracle: OracleState, captured: OracleSnapshot) -> None:
+    oracle._latest = {report.account: report for report in captured.latest}
+    oracle._vol_nodes = {s.expiry_ns: s.vols_ppm for s in captured.vol_nodes}
+    oracle.index = captured.index if captured.has_index else None
+    oracle.confidence = captured.confidence
+    oracle.breaker_open = captured.breaker_open
+    oracle.breaker_reason = captured.breaker_reason
+    oracle.breaker_opened_ns = captured.breaker_opened_ns
+    history = oracle.history
+    _require(len(captured.history.times) == len(captured.history.values), "index history is ragged")
+    history._times = list(captured.history.times)
+    history._values = list(captured.history.values)
+    history.complete_from_ns = (
+        captured.history.complete_from_ns if captured.history.trimmed else None
+    )
+
+
+def _restore_market(engine: Engine, m: MarketSnapshot) -> Market:
+    state = engine.underlyings[m.underlying]
+    return Market(
+        name=m.name,
+        underlying=m.underlying,
+        state=state,
+        is_option=m.is_option,
+        is_call=m.is_call,
+        expiry_ns=m.expiry_ns,
+        strike_minor=m.strike_minor,
+        tick_minor=m.tick_minor,
+        value_per_tick_lot=m.value_per_tick_lot,
+        lot_numerator=m.lot_numerator,
+        lot_denominator=m.lot_denominator,
+        maker_fee_ppm=m.maker_fee_ppm,
+        taker_fee_ppm=m.taker_fee_ppm,
+        initial_ppm=m.initial_ppm,
+        maintenance_ppm=m.maintenance_ppm,
+        mark_minor=m.mark_minor,
+        mark_per_lot=m.mark_per_lot,
+        index_per_lot=m.index_per_lot,
+        basis_ema_minor=m.basis_ema_minor,
+        basis_updated_ns=m.basis_updated_ns,
+        premium_weighted=m.premium_weighted,
+        premium_ns=m.premium_ns,
+        last_funding_ns=m.last_funding_ns,
+        next_funding_ns=m.next_funding_ns,
+    )
+
+
+def _restore_accounts(engine: Engine, snapshot: Snapshot) -> None:
+    """Accounts, their sub-ledgers and exposures: balances from the leaves, the rest from the
+    account records, paired in order."""
+    leaves = iter(snapshot.ledgers)
+    accounts: dict[str, Account] = {}
+    for captured in snapshot.rest.accounts:
+        mine = accounts[captured.account] = Account({}, {}, {}, {})
+        exposures: dict[str, Exposure] = {}
+        for ledger_rest in captured.ledgers:
+            leaf = next(leaves, None)
+            if leaf is None or not _pairs(leaf, captured.account, ledger_rest):
+                raise Rejection(
+                    RejectCode.MALFORMED_SNAPSHOT,
+                    f"the balances of {captured.account} {ledger_rest.underlying} are missing",
+                )
+            ledger = _restore_ledger(engine, captured.account, ledger_rest, leaf)
+            mine.ledgers[ledger.underlying] = ledger
+            exposures.update(ledger.exposures)
+        _require(
+            sorted(captured.exposures) == sorted(exposures),
+            f"{captured.account}: exposures disagree with its sub-ledgers",
+        )
+        mine.exposures = {name: exposures[name] for name in captured.exposures}
+    _require(next(leaves, None) is None, "balances of a sub-ledger no account holds")
+    engine.accounts = accounts
+
+
+def _pairs(leaf: LedgerLeaf, account: str, captured: LedgerRest) -> bool:
+    """Whether ``leaf`` holds the balances of the sub-ledger ``captured`` describes."""
+    return (leaf.account, leaf.underlying) == (account, captured.underlying) and [
+        e.instrument for e in leaf.exposures
+    ] == [e.instrument for e in captured.exposures]
+
+
+def _restore_ledger(
+    engine: Engine, account: str, captured: LedgerRest, leaf: LedgerLeaf
+) -> SubLedger:
+    ledger = SubLedger(
+        account=account,
+        underlying=captured.underlying,
+        state=engine.underlyings[captured.underlying],
+        cash=leaf.cash,
+        in_liquidation=captured.in_liquidation,
+        realized=captured.realized,
+        fees=captured.fees,
+        funding=captured.funding,
+        settlements=captured.settlements,
+        deposited=captured.deposited,
+        withdrawn=captured.withdrawn,
+        transferred=captured.transferred,
+    )
+    for balances, other in zip(leaf.exposures, captured.exposures, strict=True):
+        ledger.exposures[other.instrument] = Exposure(
+            ledger=ledger,
+            market=engine.markets[other.instrument],
+            position=balances.position,
+            basis=balances.basis,
+            realized=other.realized,
+            buy_lots=other.buy_lots,
+            buy_value=other.buy_value,
+            buy_loss=other.buy_loss,
+            sell_lots=other.sell_lots,
+            sell_value=other.sell_value,
+            sell_loss=other.sell_loss,
+        )
+    ledger.positions = sum(e.position != 0 for e in ledger.exposures.values())
+    ledger.basis = sum(e.basis for e in ledger.exposures.values())
+    ledger.leaf_index = captured.leaf_index
+    return ledger
+
+
+def _restore_orders(engine: Engine, rest: RestState) -> None:
+    """Orders, then the indexes that share them: books, ``Engine.orders``, accounts."""
+    accounts = engine.accounts
+    orders = {
+        o.order_id: Order(
+            o.order_id,
+            o.account,
+            o.instrument,
+            o.side,
+            o.price,
+            o.size,
+            o.remaining,
+            o.client_order_id,
+            o.post_only,
+            o.self_trade,
+            o.reduce_only,
+            o.expire_at_ns,
+            accounts[o.account].exposures[o.instrument],
+            o.loss_per_lot,
+        )
+        for o in rest.orders
+    }
+    _require(len(orders) == len(rest.orders), "an order id is used twice")
+    engine.orders = orders
+    for captured in rest.accounts:
+        mine = accounts[captured.account]
+        mine.orders = {order_id: orders[order_id] for order_id in captured.orders}
+        mine.client_ids = dict(captured.client_ids)
+    books: dict[str, Book] = {}
+    for book_snapshot in rest.books:
+        book = Book(engine.instruments[book_snapshot.name], engine.markets[book_snapshot.name])
+        _restore_side(book.bids, book_snapshot.bids, orders)
+        _restore_side(book.asks, book_snapshot.asks, orders)
+        books[book.name] = book
+    _require(list(books) == list(engine.instruments), "books and instruments disagree")
+    engine.books = books
+
+
+def _restore_side(side: _Side, captured: SideSnapshot, orders: dict[int, Order]) -> None:
+    side.levels = {
+        level.price: OrderedDict((order_id, orders[order_id]) for order_id in level.order_ids)
+        for level in captured.levels
+    }
+    side.heap = sorted(price * side.sign for price in side.levels)  # sorted: a heap
+    side.in_heap = set(side.levels)
+    _require(len(side.levels) == len(captured.levels), "a price level is listed twice")
+
+
+def _restore_indexes(engine: Engine, rest: RestState) -> None:
+    """The per-underlying and per-market orders of accounts, the queue and the timed heaps."""
+    accounts, markets = engine.accounts, engine.markets
+    for captured in rest.underlyings:
+        state = engine.underlyings[captured.name]
+        state.markets = {name: markets[name] for name in captured.markets}
+        state.options = sum(market.is_option for market in state.markets.values())
+        state.ledgers = {a: accounts[a].ledgers[state.name] for a in captured.ledgers}
+        state.holders = {a: accounts[a].ledgers[state.name] for a in captured.holders}
+    for m in rest.markets:
+        markets[m.name].holders = {a: accounts[a].exposures[m.name] for a in m.holders}
+    engine.liquidation_queue = [
+        accounts[account].ledgers[underlying] for account, underlying in rest.liquidation_queue
+    ]
+    engine.awaiting_settlement = [markets[name] for name in rest.awaiting_settlement]
+    engine._good_till = list(rest.good_till)
+    engine._market_expiries = list(rest.market_expiries)
+    _require(
+        _is_heap(engine._good_till) and _is_heap(engine._market_expiries),
+        "a timed heap is no heap",
+    )
+
+
+def _is_heap(items: list[tuple[int, int]] | list[tuple[int, str]]) -> bool:
+    """Whether ``items`` keeps the heap property of :mod:`heapq` (a parent is never larger)."""
+    return all(items[(i - 1) // 2] <= items[i] for i in range(1, len(items)))
+
+
+__all__ = [
+    "CAPTURED",
+    "CONFIGURATION",
+    "DERIVED",
+    "Snapshot",
+    "attribute_names",
+    "capture",
+    "decode_snapshot",
+    "encode_snapshot",
+    "known_attributes",
+    "rest_bytes",
+    "restore",
+]
