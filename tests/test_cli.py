@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -118,3 +120,43 @@ def test_demo_parts_run_alone() -> None:
     code, _, err = _run("demo", "--blocks", "10")
     assert code == 2
     assert "--blocks" in err
+
+
+def test_the_demo_log_replays_and_a_tampered_one_does_not(tmp_path: Path) -> None:
+    log = tmp_path / "demo.sqlite"
+    code, out, _ = _run("demo", "--part", "venue", "--blocks", "200", "--log", str(log))
+    assert code == 0
+    assert "Block log, state commitment and replay" in out
+    assert "verifies, a tampered leaf does not" in out
+    assert "from genesis: 200 blocks applied" in out
+    code, _, err = _run("demo", "--part", "venue", "--log", str(log))
+    assert code == 2
+    assert "LOG_EXISTS" in err
+
+    code, out, _ = _run("replay", str(log), "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["ok"]
+    assert (report["blocks"], report["digests_checked"], report["roots_checked"]) == (200, 200, 4)
+    code, out, _ = _run("replay", str(log), "--from-snapshot", "--json")
+    assert code == 0
+    assert json.loads(out)["start_height"] == 120
+
+    with sqlite3.connect(log) as db:  # one recorded digest changed
+        db.execute("UPDATE blocks SET digest = zeroblob(32) WHERE height = 77")
+    code, out, _ = _run("replay", str(log))
+    assert code == 1
+    assert "block 77 differs: digest" in out
+    assert "0" * 64 in out
+
+
+def test_replay_refuses_what_is_not_a_block_log(tmp_path: Path) -> None:
+    code, _, err = _run("replay", str(tmp_path / "missing.sqlite"))
+    assert code == 2
+    assert "LOG_NOT_FOUND" in err
+    junk = tmp_path / "junk"
+    junk.write_text("not a database, not even close: " * 100)
+    code, _, err = _run("replay", str(junk))
+    assert code == 2
+    assert "NOT_A_BLOCK_LOG" in err
+    assert not (tmp_path / "missing.sqlite").exists()

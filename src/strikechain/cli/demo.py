@@ -15,9 +15,11 @@ fast mode, and the node surface an oracle reporter would publish.
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from rich import box
@@ -103,16 +105,25 @@ DEMO_PARTS = ("all", "venue", "pricing")
 DEMO_BLOCKS = 300
 
 
-def run_demo(seed: int, part: str = "all", blocks: int = DEMO_BLOCKS) -> None:
-    """The venue session, then the pricing demo (or one of them: ``part``)."""
+def run_demo(
+    seed: int, part: str = "all", blocks: int = DEMO_BLOCKS, log: Path | None = None
+) -> bool:
+    """The venue session, then the pricing demo (or one of them: ``part``). The session's block
+    log goes to ``log`` (kept), or to a temporary file. False if a check of the log failed."""
     # A log or a pipe gets the width the tables need; a terminal keeps its own.
     console = Console(width=None if sys.stdout.isatty() else 120)
+    passed = True
     if part in ("all", "venue"):
         from strikechain.cli.demo_venue import run_venue_demo
 
-        run_venue_demo(console, seed, blocks)
+        if log is not None:
+            _, passed = run_venue_demo(console, seed, blocks, log)
+        else:
+            with tempfile.TemporaryDirectory() as directory:
+                _, passed = run_venue_demo(console, seed, blocks, Path(directory) / "demo.sqlite")
     if part in ("all", "pricing"):
         run_pricing_demo(console, seed)
+    return passed
 
 
 def run_pricing_demo(console: Console, seed: int) -> None:

@@ -2,21 +2,25 @@
 
 Runs :func:`strikechain.sim.run_session` on a short scripted session (BTC and ETH perpetuals and
 a BTC option chain, 06:00 to 08:05 UTC, so it crosses two funding times and the 08:00 expiry)
-with every invariant checked after every block, and prints per-market trades, volume, fees and
-open interest, funding, option settlement, the oracle's breaker and the liquidation queue,
-rejections by code, and the conservation of money.
+through the runtime into a SQLite block log, with every invariant checked after every block, and
+prints per-market trades, volume, fees and open interest, funding, option settlement, the
+oracle's breaker and the liquidation queue, rejections by code, and the conservation of money;
+then what the block log proves (:mod:`strikechain.cli.demo_commitment`).
 """
 
 from __future__ import annotations
 
 import time
 from decimal import Decimal
+from pathlib import Path
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from strikechain.cli.demo_commitment import ROOT_EVERY, SNAPSHOT_EVERY, run_commitment_demo
 from strikechain.engine.calendar import civil_from_ns
+from strikechain.runtime import SqliteLog, Sync
 from strikechain.sim import ScriptedSession, SessionParams, SessionSummary, run_session
 
 DEMO_TRANSACTIONS_PER_BLOCK = 60
@@ -32,10 +36,22 @@ def demo_params(seed: int, blocks: int) -> SessionParams:
     )
 
 
-def run_venue_demo(console: Console, seed: int, blocks: int) -> SessionSummary:
+def run_venue_demo(
+    console: Console, seed: int, blocks: int, log_path: Path
+) -> tuple[SessionSummary, bool]:
+    """Run the session through the runtime into a SQLite block log at ``log_path`` (which must
+    not exist), print what it did, then what its block log proves; the summary, and whether the
+    log's checks passed."""
     session = ScriptedSession(demo_params(seed, blocks))
     started = time.perf_counter()
-    summary = run_session(session, check_every_block=True)
+    with SqliteLog(log_path, sync=Sync.NORMAL) as log:
+        summary = run_session(
+            session,
+            check_every_block=True,
+            log=log,
+            root_every=ROOT_EVERY,
+            snapshot_every=SNAPSHOT_EVERY,
+        )
     elapsed = time.perf_counter() - started
     console.rule(
         f"[bold]strikechain demo[/] - a seeded venue session: BTC and ETH perpetuals, a BTC "
@@ -48,7 +64,7 @@ def run_venue_demo(console: Console, seed: int, blocks: int) -> SessionSummary:
     _oracle_table(console, summary)
     _rejection_table(console, summary)
     _conservation_table(console, summary)
-    return summary
+    return summary, run_commitment_demo(console, log_path)
 
 
 def _usdc(minor: int, places: int = 2) -> str:

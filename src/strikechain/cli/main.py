@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import NoReturn
 
 import click
@@ -96,12 +97,50 @@ def price(
     show_default=True,
     help="Blocks of the venue session (60 transactions each).",
 )
-def demo(seed: int, part: str, blocks: int) -> None:
-    """Run a seeded venue session (perps, options, oracle, funding, expiry) and print what it
-    did; then price, solve and fit a whole option chain."""
+@click.option(
+    "--log",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Keep the session's block log (SQLite) in this new file, for `strikechain replay`.",
+)
+def demo(seed: int, part: str, blocks: int, log: Path | None) -> None:
+    """Run a seeded venue session (perps, options, oracle, funding, expiry) through the
+    runtime and print what it did and what its block log proves; then price, solve and fit a
+    whole option chain."""
     from strikechain.cli.demo import run_demo
 
-    run_demo(seed, part, blocks)
+    if log is not None and log.exists():
+        _fail("LOG_EXISTS", f"{log} exists; the demo writes a new block log")
+    if not run_demo(seed, part, blocks, log):
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("log", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--from-snapshot", is_flag=True, help="Restore the log's latest snapshot, replay the rest."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def replay(log: Path, from_snapshot: bool, as_json: bool) -> None:
+    """Rebuild the venue from block log LOG (SQLite) and check every digest and state root.
+
+    From genesis by default. Exits 0 if everything matches, 1 naming the first block that
+    differs, 2 if LOG is not a block log."""
+    from rich.console import Console
+
+    from strikechain.cli.replay import ReplayInputError, render, replay_log, report_json
+
+    try:
+        report, last_height = replay_log(log, from_snapshot=from_snapshot)
+    except ReplayInputError as error:
+        _fail(error.code, error.message)
+    if as_json:
+        click.echo(report_json(report, last_height))
+    else:
+        # a pipe or a log file gets room for whole hashes; a terminal keeps its own width
+        render(Console(width=None if sys.stdout.isatty() else 120), log, report, last_height)
+    if not report.ok:
+        sys.exit(1)
 
 
 @cli.command()

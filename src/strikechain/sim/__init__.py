@@ -9,6 +9,6 @@ The discrete-event lab (network, consensus, agents reacting to the venue) comes 
 """
 
 from strikechain.sim.scripted import ScriptedSession, SessionParams
-from strikechain.sim.summary import SessionSummary, block_digest, run_session
+from strikechain.sim.summary import SessionSummary, run_session
 
-__all__ = ["ScriptedSession", "SessionParams", "SessionSummary", "block_digest", "run_session"]
+__all__ = ["ScriptedSession", "SessionParams", "SessionSummary", "run_session"]

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import msgspec
-
 from strikechain.engine.engine import Engine
 from strikechain.engine.events import (
     BlockResult,
@@ -37,20 +35,18 @@ from strikechain.engine.instruments import Instrument
 from strikechain.engine.invariant import InvariantViolation
 from strikechain.engine.signing import keccak256
 from strikechain.engine.txs import Block
+from strikechain.runtime import (
+    ArrivalOrder,
+    BlockLog,
+    BlockPolicy,
+    BlockRefused,
+    External,
+    Genesis,
+    MemoryLog,
+    Runtime,
+    RuntimeConfig,
+)
 from strikechain.sim.scripted import ScriptedSession, SessionParams, value_per_tick_lot
-
-_ENCODER = msgspec.msgpack.Encoder()
-
-
-def block_digest(result: BlockResult) -> bytes:
-    """A 32-byte digest of what a block did: the engine's own ``block_digest`` once
-    :class:`~strikechain.engine.events.BlockResult` carries one, until then the keccak-256 of
-    the result's msgpack encoding (structs encode their fields in declaration order, so equal
-    results encode to equal bytes)."""
-    digest = getattr(result, "block_digest", None)
-    if isinstance(digest, bytes):
-        return digest
-    return keccak256(_ENCODER.encode(result))
 
 
 @dataclass(frozen=True)
@@ -220,7 +216,7 @@ class Tally:
         self.blocks += 1
         self.last_block_ns = block.timestamp_ns
         self.transactions += len(block.transactions)
-        self.digests.append(block_digest(result))
+        self.digests.append(result.digest)
         events = self.events
         for event in result.events:
             kind = type(event)
@@ -319,28 +315,46 @@ class Tally:
 def run_session(
     session: ScriptedSession | SessionParams | None = None,
     *,
-    engine: Engine | None = None,
     check_every_block: bool = False,
+    log: BlockLog | None = None,
+    root_every: int = 0,
+    snapshot_every: int = 0,
 ) -> SessionSummary:
-    """Apply every block of ``session`` (default: :class:`SessionParams` defaults) to
-    ``engine`` (default: a fresh engine with the session's venue) and summarize.
+    """Run every block of ``session`` (default: :class:`SessionParams` defaults) through the
+    runtime on a fresh engine with the session's venue, and summarize.
 
-    ``check_every_block`` calls ``Engine.check`` after each block: every invariant of books,
-    money, open interest, margin caches and the liquidation queue.
+    The script decides what arrives when: each scripted block's transactions enter the
+    runtime's inbox at the block's time, and the block is cut then (an external trigger, as a
+    consensus model cuts), in arrival order, so the runtime's blocks are the scripted ones.
+    ``log`` (default: in memory) receives the genesis record, every block, the state root every
+    ``root_every`` blocks and a snapshot every ``snapshot_every``; a SQLite log can then be
+    replayed (``strikechain replay``). ``check_every_block`` calls ``Engine.check`` after each
+    block: every invariant of books, money, open interest, margin caches and the liquidation
+    queue.
     """
     if not isinstance(session, ScriptedSession):
         session = ScriptedSession(session)
     seed = session.params.seed
-    if engine is None:
-        engine = Engine(venue=session.venue)
+    genesis = Genesis(venue=session.venue)
+    log = log if log is not None else MemoryLog()
+    log.write_genesis(genesis)
+    engine = genesis.build_engine()
+    runtime = Runtime(
+        engine,
+        log,
+        BlockPolicy(ArrivalOrder(), External()),
+        RuntimeConfig(root_every=root_every, snapshot_every=snapshot_every),
+    )
     tally = Tally(session.instruments)
     for block in session.blocks():
-        result = engine.apply(block)
-        if result.rejected:
-            raise InvariantViolation(
-                f"seed {seed}: block {block.height} refused whole: {result.rejected} "
-                f"{result.reason}"
-            )
+        for tx in block.transactions:
+            runtime.submit(tx, block.timestamp_ns)
+        try:
+            result = runtime.cut(block.timestamp_ns)
+        except BlockRefused as refused:
+            raise InvariantViolation(f"seed {seed}: {refused}") from refused
+        if result is None:
+            raise InvariantViolation("an external cut always makes a block")
         if check_every_block:
             try:
                 engine.check()

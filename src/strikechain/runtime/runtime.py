@@ -1,0 +1,239 @@
+"""The runtime: inbox -> block cutting -> engine -> block log -> sinks.
+
+The one driver both the lab and the node use. Its core does no I/O and reads no clock: every
+call carries the injected time (``now_ns``), the log and the sinks are passed in, and the
+choice of what is live and what is simulated is made by whoever composes it.
+
+Per block (:meth:`Runtime.cut`):
+
+1. the selection picks waiting transactions within the block's bounds;
+2. the block is ``Block(height=engine.height + 1, timestamp_ns=max(now_ns,
+   engine.timestamp_ns), transactions=...)``: block time never goes backwards even if the
+   injected clock does;
+3. the engine applies it; a block refused whole is a runtime bug (:class:`BlockRefused`);
+4. every ``root_every`` blocks the state root is computed and attached to the result;
+5. the block's record is appended to the log (and every ``snapshot_every`` blocks a snapshot):
+   **before any sink sees the result**, so nothing is acknowledged that the log lacks;
+6. the chosen transactions leave the inbox, the selection learns how full the block was (the
+   base fee moves), and the sinks receive a :class:`Committed`.
+
+If anything raises between step 3 and step 5 the engine may be ahead of the log: the runtime
+stops (:class:`RuntimeStopped` on every later call) and is rebuilt from the log
+(:func:`strikechain.runtime.replay.rebuild`). A sink that raises stops it too: sinks are
+in-process code, and an error there is a bug, not an outcome to log and carry on past.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+import msgspec
+
+from strikechain.engine import codec
+from strikechain.engine.events import BlockResult
+from strikechain.engine.invariant import invariant
+from strikechain.engine.limits import Limits
+from strikechain.engine.txs import Block, Transaction
+from strikechain.runtime.cutting import CutContext, CutReason, CutRule
+from strikechain.runtime.errors import BlockRefused, RuntimeStopped
+from strikechain.runtime.inbox import Inbox, Pending, Receipt
+from strikechain.runtime.log import BlockLog, BlockRecord, SnapshotRecord
+from strikechain.runtime.selection import BlockBounds, Selection
+
+
+class StateMachine(Protocol):
+    """What the runtime needs of an engine (:class:`strikechain.engine.engine.Engine`)."""
+
+    height: int
+    timestamp_ns: int
+    limits: Limits
+
+    def apply(self, block: Block) -> BlockResult: ...
+
+    def state_root(self) -> bytes: ...
+
+
+Snapshotter = Callable[[StateMachine], bytes]
+"""Encodes an engine's whole state (default: :func:`engine_snapshot`)."""
+
+
+def engine_snapshot(engine: StateMachine) -> bytes:
+    """``encode_snapshot(capture(engine))`` from :mod:`strikechain.engine.snapshot`."""
+    from strikechain.engine import snapshot
+
+    return snapshot.encode_snapshot(snapshot.capture(engine))  # type: ignore[arg-type]
+
+
+class BlockPolicy(msgspec.Struct, frozen=True):
+    """How blocks are produced: which transactions (selection) and when (cutting)."""
+
+    selection: Selection
+    cutting: CutRule
+
+
+class RuntimeConfig(msgspec.Struct, frozen=True, kw_only=True):
+    inbox_capacity: int = 100_000
+    """Transactions waiting at most; beyond it submissions are refused (``INBOX_FULL``)."""
+    max_transactions_per_block: int = 10_000
+    """The runtime's own block capacity; the effective one is the smaller of this and the
+    engine's ``max_transactions_per_block``."""
+    root_every: int = 0
+    """Attach the state root every N blocks (0: never)."""
+    snapshot_every: int = 0
+    """Write a snapshot to the log every N blocks (0: never)."""
+    allow_empty: bool = True
+    """Cut blocks with no transactions (block time still moves: expiries, funding)."""
+
+    def __post_init__(self) -> None:
+        invariant(self.inbox_capacity > 0, "the inbox holds at least one transaction")
+        invariant(self.max_transactions_per_block > 0, "a block holds at least one transaction")
+        invariant(self.root_every >= 0 and self.snapshot_every >= 0, "intervals are >= 0")
+
+
+class Committed(msgspec.Struct, frozen=True, gc=False):
+    """A block that is in the log, as sinks receive it. ``sequences[i]`` is the inbox sequence
+    number (the sender's receipt) of ``block.transactions[i]``: events name transactions by
+    that position (``event.tx``)."""
+
+    block: Block
+    result: BlockResult
+    sequences: list[int]
+    base_fee: int
+    reason: str
+
+
+class Sink(Protocol):
+    """Receives every committed block, in height order, after the log has it."""
+
+    def on_block(self, committed: Committed) -> None: ...
+
+
+class Runtime:
+    """Drives one engine: submit, poll (cut when the policy says), cut (external trigger)."""
+
+    def __init__(
+        self,
+        engine: StateMachine,
+        log: BlockLog,
+        policy: BlockPolicy,
+        config: RuntimeConfig | None = None,
+        *,
+        sinks: Iterable[Sink] = (),
+        snapshotter: Snapshotter = engine_snapshot,
+    ) -> None:
+        self.config = config = config if config is not None else RuntimeConfig()
+        invariant(
+            log.last_height() == engine.height,
+            f"the engine is at height {engine.height}, the log at {log.last_height()}",
+        )
+        invariant(log.get_genesis() is not None, "the block log has no genesis record")
+        self.engine = engine
+        self.log = log
+        self.policy = policy
+        self.inbox = Inbox(config.inbox_capacity)
+        self.sinks: list[Sink] = list(sinks)
+        self.snapshotter = snapshotter
+        limits = engine.limits
+        self.bounds = BlockBounds(
+            min(limits.max_transactions_per_block, config.max_transactions_per_block),
+            limits.max_oracle_reports_per_block,
+        )
+        self.last_cut_ns = engine.timestamp_ns
+        self._stopped = False
+
+    def add_sink(self, sink: Sink) -> None:
+        self.sinks.append(sink)
+
+    def submit(self, tx: Transaction, now_ns: int) -> Receipt:
+        """Put ``tx`` in the inbox, or raise :class:`RuntimeRejection` (``INBOX_FULL``...)."""
+        self._check_running()
+        return self.inbox.submit(tx, now_ns)
+
+    def poll(self, now_ns: int) -> BlockResult | None:
+        """Cut a block if the cutting rule says one is due at ``now_ns``."""
+        self._check_running()
+        selection, inbox = self.policy.selection, self.inbox
+        context = CutContext(now_ns, self.last_cut_ns, lambda: selection.ready(inbox))
+        reason = self.policy.cutting.due(context)
+        return None if reason is None else self.cut(now_ns, reason)
+
+    def next_due_ns(self) -> int | None:
+        """When a block falls due by time alone (for a scheduler's ``call_at``)."""
+        return self.policy.cutting.next_due_ns(self.last_cut_ns)
+
+    def state_root(self) -> bytes:
+        """The engine's state root now, on demand."""
+        self._check_running()
+        return self.engine.state_root()
+
+    def cut(self, now_ns: int, reason: CutReason = CutReason.EXTERNAL) -> BlockResult | None:
+        """Cut, apply, log and deliver the next block now; None if there is nothing to put
+        in it and empty blocks are off."""
+        self._check_running()
+        selection = self.policy.selection
+        chosen = selection.select(self.inbox, self.bounds)
+        if not chosen and not self.config.allow_empty:
+            return None
+        engine = self.engine
+        block = Block(
+            height=engine.height + 1,
+            timestamp_ns=max(now_ns, engine.timestamp_ns),
+            transactions=[entry.tx for entry in chosen],
+        )
+        base_fee = selection.base_fee
+        self._stopped = True  # until the log has the block
+        result = engine.apply(block)
+        if result.rejected:
+            raise BlockRefused(block.height, result.rejected, result.reason)
+        result = self._commit(block, result, base_fee, reason)
+        self._stopped = False
+        self.inbox.take(chosen)
+        selection.after_block(len(chosen), self.bounds)
+        self.last_cut_ns = now_ns
+        self._deliver(block, result, chosen, base_fee, reason)
+        return result
+
+    def _commit(
+        self, block: Block, result: BlockResult, base_fee: int, reason: CutReason
+    ) -> BlockResult:
+        """Attach the root when due and append the block (and a snapshot when due)."""
+        height, config = block.height, self.config
+        if config.root_every and height % config.root_every == 0:
+            result = msgspec.structs.replace(result, state_root=self.engine.state_root())
+        self.log.append(
+            BlockRecord(
+                height=height,
+                block=codec.encode_block(block),
+                digest=result.digest,
+                state_root=result.state_root,
+                timestamp_ns=block.timestamp_ns,
+                transactions=len(block.transactions),
+                events=len(result.events),
+                base_fee=base_fee,
+                cut_reason=reason,
+            )
+        )
+        if config.snapshot_every and height % config.snapshot_every == 0:
+            self.log.append_snapshot(SnapshotRecord(height, self.snapshotter(self.engine)))
+        return result
+
+    def _deliver(
+        self,
+        block: Block,
+        result: BlockResult,
+        chosen: list[Pending],
+        base_fee: int,
+        reason: CutReason,
+    ) -> None:
+        if not self.sinks:
+            return
+        committed = Committed(block, result, [entry.sequence for entry in chosen], base_fee, reason)
+        self._stopped = True  # a sink that raises is a bug: stop
+        for sink in self.sinks:
+            sink.on_block(committed)
+        self._stopped = False
+
+    def _check_running(self) -> None:
+        if self._stopped:
+            raise RuntimeStopped("an earlier block failed before it was logged or delivered")

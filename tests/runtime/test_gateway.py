@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+from strikechain.engine.events import Event, InstrumentListed, OrderAccepted, Rejected
+from strikechain.engine.instruments import make_perpetual
+from strikechain.engine.txs import ListInstrument, PlaceOrder, Side
+from strikechain.runtime import LocalGateway, Notice, Topic
+
+from .helpers import cancel, make_runtime
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0
+
+    def now_ns(self) -> int:
+        return self.now
+
+
+def kinds(notices: list[Notice]) -> list[type[Event]]:
+    return [type(n.event) for n in notices]
+
+
+def test_local_gateway_dispatches_by_account_and_instrument() -> None:
+    runtime = make_runtime()
+    clock = Clock()
+    gateway = LocalGateway(runtime, clock)
+    alice: list[Notice] = []
+    perp: list[Notice] = []
+    everything: list[Notice] = []
+    both: list[Notice] = []
+    gateway.subscribe(Topic(account="alice"), alice.append)
+    gateway.subscribe(Topic(instrument="BTC_USDC-PERPETUAL"), perp.append)
+    gateway.subscribe(Topic(), everything.append)
+    gateway.subscribe(Topic(account="alice", instrument="BTC_USDC-PERPETUAL"), both.append)
+
+    instrument = make_perpetual("BTC", "0.5", "0.001")
+    clock.now = 100
+    gateway.submit(ListInstrument(account="operator", instrument=instrument))
+    runtime.cut(clock.now)
+    assert kinds(perp) == [type(everything[0].event)]
+    assert alice == []
+
+    clock.now = 200
+    placed = gateway.submit(
+        PlaceOrder(
+            account="alice", instrument=instrument.name, side=Side.BUY, size_lots=1, price_ticks=10
+        )
+    )
+    refused = gateway.cancel("alice", order_id=999)
+    gateway.submit(cancel(account="bob"))
+    runtime.cut(clock.now)
+    # the default lanes apply cancels before orders: the refused cancel's event comes first
+    assert kinds(alice) == [Rejected, OrderAccepted]
+    assert [n.sequence for n in alice] == [refused.sequence, placed.sequence]
+    assert (alice[0].height, alice[0].timestamp_ns) == (2, 200)
+    assert kinds(perp)[-1] is OrderAccepted
+    assert len(everything) == 1 + 3
+    assert kinds(both) == [InstrumentListed, Rejected, OrderAccepted], "each event once"
+
+
+def test_unsubscribe() -> None:
+    runtime = make_runtime()
+    gateway = LocalGateway(runtime, Clock())
+    seen: list[Notice] = []
+    subscription = gateway.subscribe(Topic(account="alice"), seen.append)
+    gateway.submit(cancel())
+    runtime.cut(1)
+    subscription.unsubscribe()
+    gateway.submit(cancel())
+    runtime.cut(2)
+    assert len(seen) == 1

@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from strikechain.engine.codec import CodecError
+from strikechain.engine.codes import RejectCode
+from strikechain.runtime import BlockRecord, LogError, MemoryLog, SnapshotRecord, SqliteLog, Sync
+from strikechain.runtime.genesis import decode_genesis, encode_genesis
+from strikechain.runtime.log import BlockLog
+
+from .helpers import genesis
+
+
+def record(height: int) -> BlockRecord:
+    return BlockRecord(
+        height=height,
+        block=b"block-%d" % height,
+        digest=height.to_bytes(32, "big"),
+        state_root=(height + 7).to_bytes(32, "big") if height % 2 else b"",
+        timestamp_ns=height * 1_000,
+        transactions=height,
+        events=2 * height,
+        base_fee=8 + height,
+        cut_reason="interval",
+    )
+
+
+@pytest.fixture(params=["memory", "sqlite-full", "sqlite-normal"])
+def log(request: pytest.FixtureRequest, tmp_path: Path) -> BlockLog:
+    if request.param == "memory":
+        return MemoryLog()
+    sync = Sync.FULL if request.param == "sqlite-full" else Sync.NORMAL
+    return SqliteLog(tmp_path / "log.sqlite", sync=sync)
+
+
+def test_round_trip(log: BlockLog) -> None:
+    assert log.get_genesis() is None
+    with pytest.raises(AssertionError, match="genesis"):
+        log.append(record(1))
+    log.write_genesis(genesis())
+    assert log.get_genesis() == genesis()
+    for height in range(1, 11):
+        log.append(record(height))
+    assert log.last_height() == 10
+    assert list(log.records()) == [record(h) for h in range(1, 11)]
+    assert [r.height for r in log.records(8)] == [8, 9, 10]
+    assert list(log.records(11)) == []
+    assert log.latest_snapshot() is None
+    log.append_snapshot(SnapshotRecord(4, b"four"))
+    log.append_snapshot(SnapshotRecord(9, b"nine"))
+    assert log.latest_snapshot() == SnapshotRecord(9, b"nine")
+    log.close()
+
+
+def test_gaps_and_future_snapshots_refused(log: BlockLog) -> None:
+    log.write_genesis(genesis())
+    log.append(record(1))
+    with pytest.raises(AssertionError, match="does not follow"):
+        log.append(record(3))
+    with pytest.raises(AssertionError, match="snapshot"):
+        log.append_snapshot(SnapshotRecord(2, b""))
+    with pytest.raises(AssertionError, match="already"):
+        log.write_genesis(genesis())
+    assert log.last_height() == 1
+    log.close()
+
+
+def test_sqlite_reopen_continues(tmp_path: Path) -> None:
+    path = tmp_path / "log.sqlite"
+    with SqliteLog(path, sync=Sync.NORMAL) as first:
+        first.write_genesis(genesis())
+        for height in range(1, 1_201):  # more than a page of iteration
+            first.append(record(height))
+        first.append_snapshot(SnapshotRecord(1_000, b"snap"))
+    with SqliteLog(path) as again:
+        assert again.get_genesis() == genesis()
+        assert again.last_height() == 1_200
+        again.append(record(1_201))
+        assert [r.height for r in again.records()] == list(range(1, 1_202))
+        assert again.latest_snapshot() == SnapshotRecord(1_000, b"snap")
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    db.close()
+
+
+def test_sqlite_refuses_foreign_schema(tmp_path: Path) -> None:
+    path = tmp_path / "other.sqlite"
+    with SqliteLog(path):
+        pass
+    db = sqlite3.connect(path)
+    db.execute("UPDATE meta SET value = 99 WHERE key = 'schema'")
+    db.commit()
+    db.close()
+    with pytest.raises(LogError, match="schema version 99"):
+        SqliteLog(path)
+
+
+def test_genesis_codec_is_canonical() -> None:
+    data = encode_genesis(genesis())
+    assert decode_genesis(data) == genesis()
+    assert data[:4] == b"SC\x01\x06"
+    with pytest.raises(CodecError, match="genesis") as refused:
+        decode_genesis(data + b"\x00")
+    assert refused.value.code == RejectCode.MALFORMED_ENCODING
+    with pytest.raises(CodecError) as refused:
+        decode_genesis(data[4:])
+    assert refused.value.code == RejectCode.MALFORMED_ENCODING
