@@ -29,8 +29,18 @@ from pathlib import Path
 from types import ModuleType
 
 PACKAGE = "strikechain.engine"
-MODULES = ("accounts", "auction", "book", "clearing", "engine", "margin", "marks", "ordering")
-"""The engine modules compiled by mypyc: the order and margin paths."""
+MODULES = (
+    "accounts",
+    "auction",
+    "book",
+    "clearing",
+    "engine",
+    "margin",
+    "marks",
+    "merkle",
+    "ordering",
+)
+"""The engine modules compiled by mypyc: the order and margin paths, and the state tree."""
 GROUP = f"{PACKAGE}._native"
 SHARED_LIBRARY = "_native__mypyc"
 """mypyc's runtime and the compiled code of the whole group, one extension in the package."""

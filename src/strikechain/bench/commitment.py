@@ -19,13 +19,16 @@ costs at the least.
 The block log and replay, on a seeded scripted session of :data:`LOG_BLOCKS` blocks of about
 100 transactions (its blocks generated before timing):
 
-- ``live_blocks_per_s`` (the reference): the live path, every transaction submitted to the
-  runtime's inbox and each block cut, applied, its root attached every 50 blocks, and appended
-  to a SQLite log (WAL, ``synchronous=NORMAL``: no fsync, so the engine's and the codec's
-  costs are what is compared);
+- ``live_blocks_per_s`` (the reference): the live path of a node, every transaction arriving
+  as its canonical bytes and decoded at ingress, submitted to the runtime's inbox, each block
+  cut, applied, its root attached every 50 blocks, and appended to a SQLite log (WAL,
+  ``synchronous=NORMAL``: no fsync, so the engine's and the codec's costs are what is
+  compared); ``live_in_process_blocks_per_s`` the same with the transactions handed over as
+  objects (the lab's agents: no ingress decoding at all);
 - ``replay_blocks_per_s``: :func:`strikechain.runtime.replay` of that log from genesis: every
   block decoded (and checked canonical), applied, its digest and roots compared. Target: at
-  least ``live_blocks_per_s`` (``replay_vs_live`` >= 1);
+  least ``live_blocks_per_s`` (``replay_vs_live`` >= 1); ``replay_vs_live_in_process`` is
+  against the in-process path, which skips the decoding that replay cannot;
 - ``log_append_blocks_per_s``: appending those blocks' records (encoded beforehand) to a fresh
   SQLite log with the node's durable setting (``synchronous=FULL``: one fsync per block), and
   ``log_append_blocks_per_s_sync_normal`` without the fsync.
@@ -41,6 +44,7 @@ from pathlib import Path
 import numpy as np
 import sha3
 
+from strikechain.engine import codec
 from strikechain.engine.commitment import encode_leaf
 from strikechain.engine.merkle import MerkleTree, leaf_hash
 from strikechain.engine.txs import Block
@@ -142,8 +146,18 @@ def run() -> dict[str, float]:
     }
 
 
-def _live(session: ScriptedSession, blocks: list[Block], path: Path) -> float:
-    """Seconds to run ``blocks`` through the runtime into a SQLite log at ``path``."""
+def _live(
+    session: ScriptedSession, blocks: list[Block], path: Path, *, from_bytes: bool = True
+) -> float:
+    """Seconds to run ``blocks`` through the runtime into a SQLite log at ``path``: each
+    transaction arrives as its canonical bytes and is decoded at ingress, as a node receives
+    it (``from_bytes``), or is handed over as an object, as the lab's agents do."""
+    wire = (
+        [[codec.encode_transaction(tx) for tx in block.transactions] for block in blocks]
+        if from_bytes
+        else None
+    )
+    decode = codec.decode_transaction
     with SqliteLog(path, sync=Sync.NORMAL) as log:
         genesis = Genesis(venue=session.venue)
         log.write_genesis(genesis)
@@ -153,11 +167,15 @@ def _live(session: ScriptedSession, blocks: list[Block], path: Path) -> float:
             BlockPolicy(ArrivalOrder(), External()),
             RuntimeConfig(root_every=ROOT_EVERY),
         )
+        submit = runtime.submit
         start = time.perf_counter()
-        for block in blocks:
+        for index, block in enumerate(blocks):
             now = block.timestamp_ns
-            for tx in block.transactions:
-                runtime.submit(tx, now)
+            arriving = (
+                block.transactions if wire is None else [decode(data) for data in wire[index]]
+            )
+            for tx in arriving:
+                submit(tx, now)
             runtime.cut(now)
         return time.perf_counter() - start
 
@@ -177,6 +195,10 @@ def _log_and_replay() -> dict[str, float]:
     with tempfile.TemporaryDirectory() as directory:
         folder = Path(directory)
         live_s = min(_live(session, blocks, folder / f"live-{i}.sqlite") for i in range(2))
+        objects_s = min(
+            _live(session, blocks, folder / f"objects-{i}.sqlite", from_bytes=False)
+            for i in range(2)
+        )
         with SqliteLog(folder / "live-0.sqlite") as log:
             records = list(log.records())
             genesis = log.get_genesis()
@@ -189,8 +211,10 @@ def _log_and_replay() -> dict[str, float]:
     count = len(blocks)
     return {
         "live_blocks_per_s": count / live_s,
+        "live_in_process_blocks_per_s": count / objects_s,
         "replay_blocks_per_s": count / replay_s,
         "replay_vs_live": live_s / replay_s,
+        "replay_vs_live_in_process": objects_s / replay_s,
         "log_append_blocks_per_s": count / full_s,
         "log_append_blocks_per_s_sync_normal": count / normal_s,
         "log_transactions_per_block": sum(len(b.transactions) for b in blocks) / count,

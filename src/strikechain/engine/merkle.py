@@ -67,10 +67,6 @@ def node_hash(left: bytes, right: bytes) -> bytes:
     return digest
 
 
-def _is_hash(value: object) -> bool:
-    return isinstance(value, bytes) and len(value) == HASH_BYTES
-
-
 def _require_hash(value: bytes, what: str) -> None:
     if not isinstance(value, bytes) or len(value) != HASH_BYTES:
         raise ValueError(f"{what} must be {HASH_BYTES} bytes, got {value!r:.80}")
@@ -227,21 +223,26 @@ class MerkleTree:
 
 
 def verify(
-    root: bytes, index: int, leaf_hash: bytes, proof: Sequence[bytes], depth: int = DEPTH
+    root: object, index: object, leaf_hash: object, proof: object, depth: object = DEPTH
 ) -> bool:
-    """Whether ``proof`` shows ``leaf_hash`` at ``index`` under ``root``; never raises."""
-    if not (isinstance(depth, int) and 1 <= depth <= DEPTH_MAX):
+    """Whether ``proof`` (``depth`` sibling hashes, from the leaf up) shows ``leaf_hash`` at
+    ``index`` under ``root``; never raises. The parameters are typed ``object`` because they
+    come from anyone: compiled, a narrower annotation would be checked at the call and raise."""
+    if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= DEPTH_MAX:
         return False
     if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < 1 << depth:
         return False
-    if not (_is_hash(root) and _is_hash(leaf_hash)):
+    if not (isinstance(root, bytes) and len(root) == HASH_BYTES):
+        return False
+    if not (isinstance(leaf_hash, bytes) and len(leaf_hash) == HASH_BYTES):
         return False
     if not isinstance(proof, (list, tuple)) or len(proof) != depth:
         return False
     node = leaf_hash
+    position = index
     for sibling in proof:
-        if not _is_hash(sibling):
+        if not (isinstance(sibling, bytes) and len(sibling) == HASH_BYTES):
             return False
-        node = node_hash(sibling, node) if index & 1 else node_hash(node, sibling)
-        index >>= 1
+        node = node_hash(sibling, node) if position & 1 else node_hash(node, sibling)
+        position >>= 1
     return node == root

@@ -168,18 +168,20 @@ class PlaceOrder(msgspec.Struct, frozen=True, kw_only=True, tag="place", gc=Fals
     empty: kept in the block and the log, verified by the edges, never by the engine."""
 
     def __post_init__(self) -> None:
-        _require_text(self.account, "account")
-        _require_text(self.instrument, "instrument")
-        _require_text(self.client_order_id, "client order id")
-        for value, what in (
-            (self.size_lots, "size"),
-            (self.price_ticks, "price"),
-            (self.expire_at_ns, "expiry"),
-            (self.priority_fee, "priority fee"),
-            (self.nonce, "nonce"),
-            (self.expiry_ns, "signature expiry"),
+        # One inline test on the path every order takes (replay decodes every order of the
+        # log); the per-field checks below only run to name what is wrong.
+        if not (
+            type(self.account) is str
+            and type(self.instrument) is str
+            and type(self.client_order_id) is str
+            and type(self.size_lots) is int
+            and type(self.price_ticks) is int
+            and type(self.expire_at_ns) is int
+            and type(self.priority_fee) is int
+            and type(self.nonce) is int
+            and type(self.expiry_ns) is int
         ):
-            _require_integer(value, what)
+            self._refuse_types()
         if not (0 <= self.nonce <= INT64_MAX and 0 <= self.expiry_ns <= INT64_MAX):
             raise _refuse(
                 RejectCode.INVALID_ORDER, f"nonce and signature expiry are 0 .. {INT64_MAX}"
@@ -194,13 +196,34 @@ class PlaceOrder(msgspec.Struct, frozen=True, kw_only=True, tag="place", gc=Fals
         modes = (self.side, self.order_type, self.time_in_force, self.post_only, self.self_trade)
         if modes not in VALID_ORDER_MODES:
             raise _refuse(RejectCode.INVALID_ORDER, _mode_problem(self))
-        _plain_ints(self, _ORDER_MODE_FIELDS)
+        if not (
+            type(self.side) is int
+            and type(self.order_type) is int
+            and type(self.time_in_force) is int
+            and type(self.post_only) is int
+            and type(self.self_trade) is int
+        ):
+            _plain_ints(self, _ORDER_MODE_FIELDS)
         if self.order_type == OrderType.MARKET and self.price_ticks:
             raise _refuse(RejectCode.INVALID_ORDER, "a market order takes no price")
         if (self.time_in_force == TimeInForce.GTT) != (self.expire_at_ns != 0):
             raise _refuse(
                 RejectCode.INVALID_ORDER, "a good-till-time order, and only it, takes an expiry"
             )
+
+    def _refuse_types(self) -> None:
+        _require_text(self.account, "account")
+        _require_text(self.instrument, "instrument")
+        _require_text(self.client_order_id, "client order id")
+        for value, what in (
+            (self.size_lots, "size"),
+            (self.price_ticks, "price"),
+            (self.expire_at_ns, "expiry"),
+            (self.priority_fee, "priority fee"),
+            (self.nonce, "nonce"),
+            (self.expiry_ns, "signature expiry"),
+        ):
+            _require_integer(value, what)
 
 
 class Amend(msgspec.Struct, frozen=True, kw_only=True, tag="amend", gc=False):
