@@ -21,7 +21,7 @@ from strikechain.runtime import (
     rebuild,
     replay,
 )
-from strikechain.runtime.log import BlockRecord, MemoryLog
+from strikechain.runtime.log import BlockRecord, MemoryLog, SnapshotRecord
 from strikechain.sim.scripted import ScriptedSession, SessionParams
 
 SMALL = SessionParams(seed=11, blocks=200, transactions_per_block=40, traders=24)
@@ -91,3 +91,17 @@ def test_replay_finds_the_first_difference(session: ScriptedSession) -> None:
     snapshot_report = replay(log, from_snapshot=True)  # latest snapshot: 180
     assert snapshot_report.ok
     assert (snapshot_report.start_height, snapshot_report.blocks) == (180, 20)
+
+
+def test_a_snapshot_is_checked_not_trusted(session: ScriptedSession) -> None:
+    """A snapshot whose state is not the one the log recorded at its height (here: the state of
+    an earlier height, filed under a later one) is found before any block is replayed."""
+    log = MemoryLog()
+    run(session, log, RuntimeConfig(root_every=20, snapshot_every=60))
+    snapshots = log._snapshots
+    assert [s.height for s in snapshots] == [60, 120, 180]
+    snapshots[-1] = SnapshotRecord(180, snapshots[-2].data)
+    report = replay(log, from_snapshot=True)
+    assert report.mismatch is not None
+    assert (report.mismatch.height, report.mismatch.field, report.blocks) == (180, "digest", 0)
+    assert not replay(log, from_snapshot=False).mismatch  # the blocks themselves are fine

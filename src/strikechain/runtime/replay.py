@@ -153,19 +153,7 @@ def _check_snapshot(engine: Engine, log: BlockLog, height: int, counts: _Counts)
     record = next(log.records(height), None)
     if record is None or record.height != height:
         return Mismatch(height=height, field="block", message="no block record at the snapshot")
-    if engine.digest != record.digest:
-        return Mismatch(
-            height=height, field="digest", recorded=record.digest, replayed=engine.digest
-        )
-    counts.digests_checked += 1
-    if record.state_root:
-        root = engine.state_root()
-        if root != record.state_root:
-            return Mismatch(
-                height=height, field="state_root", recorded=record.state_root, replayed=root
-            )
-        counts.roots_checked += 1
-    return None
+    return _compare(engine, record, engine.digest, counts)
 
 
 def _replay_one(engine: Engine, record: BlockRecord, counts: _Counts) -> Mismatch | None:
@@ -183,10 +171,16 @@ def _replay_one(engine: Engine, record: BlockRecord, counts: _Counts) -> Mismatc
         )
     counts.blocks += 1
     counts.transactions += len(block.transactions)
-    if result.digest != record.digest:
-        return Mismatch(
-            height=height, field="digest", recorded=record.digest, replayed=result.digest
-        )
+    return _compare(engine, record, result.digest, counts)
+
+
+def _compare(
+    engine: Engine, record: BlockRecord, digest: bytes, counts: _Counts
+) -> Mismatch | None:
+    """The engine's digest against the record's, then its root where one was recorded."""
+    height = record.height
+    if digest != record.digest:
+        return Mismatch(height=height, field="digest", recorded=record.digest, replayed=digest)
     counts.digests_checked += 1
     if record.state_root:
         root = engine.state_root()
