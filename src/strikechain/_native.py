@@ -39,6 +39,7 @@ MODULES = (
     "marks",
     "merkle",
     "ordering",
+    "position_limits",
 )
 """The engine modules compiled by mypyc: the order and margin paths, and the state tree."""
 GROUP = f"{PACKAGE}._native"

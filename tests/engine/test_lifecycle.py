@@ -140,8 +140,11 @@ def test_options_settle_against_the_average_index_of_the_last_30_minutes() -> No
     venue.place("short2", -1, 400, 4, instrument=call, **MAKER)
     assert of_type(venue.place("long", 1, 400, 7, instrument=call), Fill)
     short = venue.ledger("short")
-    # A short call reserves the underlying's full notional at initial margin.
-    assert short.initial == 3 * BTC_PRICE // 100
+    # A short call at the money needs 15% of the index per lot at initial margin, plus its
+    # mark, which is 0 here (no vol nodes: the intrinsic value of an at-the-money call):
+    # 3 lots x 15% x 1,000 USDC (a lot is 0.01 BTC) = 450 USDC.
+    assert venue.engine.markets[call].mark_per_lot == 0
+    assert short.initial == 3 * (BTC_PRICE // 100) * 15 // 100 == 450 * USDC
     venue.now = expiry - 40 * MINUTE
     venue.events(dt=0)
     venue.now = expiry - 30 * MINUTE - SECOND

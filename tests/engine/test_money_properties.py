@@ -68,7 +68,7 @@ from strikechain.engine.events import (
 from strikechain.engine.instruments import Instrument, OptionType
 from strikechain.engine.margin import STANDARD_MARGIN
 from strikechain.engine.marks import set_mark
-from strikechain.engine.params import FeeParams, MarginParams
+from strikechain.engine.params import FeeParams, MarginParams, PositionLimits
 from strikechain.engine.txs import (
     Amend,
     Cancel,
@@ -103,9 +103,13 @@ PPM = 1_000_000
 # -- clearing.trade ---------------------------------------------------------------------------
 
 
-def _market(instrument: Instrument, margin: MarginParams | None = None) -> Market:
-    """A market on its own underlying state; with ``margin`` its requirements are set."""
-    underlying_params = None if margin is None else params(margin=margin)
+def _market(
+    instrument: Instrument, margin: MarginParams | None = None, liquidity_lots: int = 0
+) -> Market:
+    """A market on its own underlying state; with ``margin`` its requirements are set (and a
+    perp's size add-on, with ``liquidity_lots``)."""
+    limits = PositionLimits(perp_liquidity_lots=liquidity_lots)
+    underlying_params = None if margin is None else params(margin=margin, limits=limits)
     state = UnderlyingState(name=instrument.underlying, params=underlying_params, oracle=None)
     market = market_for(instrument, state)
     state.markets[market.name] = market
@@ -290,7 +294,11 @@ Orders = tuple[Order, ...]
 @dataclasses.dataclass(frozen=True)
 class MarginCase:
     """An exposure in plain numbers, so that a failing example reads as one: the market (a
-    BTC perp, or a call or put), its margin rates and marks, the position and the open orders."""
+    BTC perp, or a call or put), its margin rates and marks, the position and the open orders.
+
+    For options, ``initial_ppm`` is a short's initial base rate (15% by default),
+    ``maintenance_ppm`` its maintenance rate and the put floor's rate, and the initial floor
+    lies halfway between them. ``liquidity_lots`` turns on a perp's size add-on (0: off)."""
 
     option: OptionType | None
     initial_ppm: int
@@ -300,17 +308,20 @@ class MarginCase:
     position: int
     buys: Orders
     sells: Orders
+    liquidity_lots: int = 0
 
     def exposure(self, buys: Orders | None = None, sells: Orders | None = None) -> Exposure:
         """The exposure, on a sub-ledger of its own; ``buys``/``sells`` replace the orders."""
         margin = MarginParams(
             perp_initial_ppm=self.initial_ppm,
             perp_maintenance_ppm=self.maintenance_ppm,
-            option_short_initial_ppm=self.initial_ppm,
-            option_short_maintenance_ppm=self.maintenance_ppm,
+            option_initial_base_ppm=self.initial_ppm,
+            option_initial_floor_ppm=(self.initial_ppm + self.maintenance_ppm) // 2,
+            option_maintenance_ppm=self.maintenance_ppm,
+            option_put_mark_floor_ppm=self.maintenance_ppm,
         )
         instrument = btc_perp() if self.option is None else btc_option(100_000, self.option, EXPIRY)
-        market = _market(instrument, margin)
+        market = _market(instrument, margin, self.liquidity_lots)
         set_mark(market, self.index_minor, self.mark_minor)
         exposure = _exposure(market, "a")
         exposure.position = self.position
@@ -398,6 +409,7 @@ def margin_cases(draw: st.DrawFn, reach: int = 3) -> MarginCase:
         position=draw(st.integers(-60, 60)),
         buys=draw(orders),
         sells=draw(orders),
+        liquidity_lots=draw(st.sampled_from([0, 0, 1, 7, 50, 1_000])),
     )
 
 
@@ -1466,3 +1478,16 @@ class MoneyMachine(RuleBasedStateMachine):
 
 MoneyMachine.TestCase.settings = settings(max_examples=200, stateful_step_count=50)
 test_money_machine = MoneyMachine.TestCase
+
+
+class ThinMarketMachine(MoneyMachine):
+    """The same machine on perps with a size add-on (a market that absorbs 50 lots), so
+    initial margin, reserves and the fast path's bounds grow with each position's size."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.venue = Venue(config(limits=PositionLimits(perp_liquidity_lots=50)))
+
+
+ThinMarketMachine.TestCase.settings = settings(max_examples=100, stateful_step_count=50)
+test_thin_market_machine = ThinMarketMachine.TestCase

@@ -229,3 +229,13 @@ def test_every_attribute_of_the_state_is_handled() -> None:
         assert CAPTURED[class_name] <= names
         assert names == known, f"{class_name}: {sorted(names - known)} are not handled"
     assert seen == set(CAPTURED)
+
+
+def test_the_dynamic_margin_state_is_captured_field_for_field() -> None:
+    import dataclasses
+
+    from strikechain.engine.dynamic import DynamicState
+    from strikechain.engine.snapshot import DynamicSnapshot
+
+    fields = {field.name for field in dataclasses.fields(DynamicState)}
+    assert set(DynamicSnapshot.__struct_fields__) == fields

@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from strikechain.engine.accounts import SubLedger
 from strikechain.engine.calendar import expiry_ns
+from strikechain.engine.dynamic import DynamicParams
 from strikechain.engine.engine import Engine
 from strikechain.engine.events import BlockResult, Event, Rejected
 from strikechain.engine.instruments import Instrument, OptionType, make_option, make_perpetual
@@ -21,6 +22,7 @@ from strikechain.engine.params import (
     FundingParams,
     MarginParams,
     MarkParams,
+    PositionLimits,
     UnderlyingParams,
     VenueConfig,
 )
@@ -49,6 +51,8 @@ def params(
     margin: MarginParams | None = None,
     funding: FundingParams | None = None,
     mark: MarkParams | None = None,
+    limits: PositionLimits | None = None,
+    dynamic: DynamicParams | None = None,
     **oracle: object,
 ) -> UnderlyingParams:
     return UnderlyingParams(
@@ -57,6 +61,8 @@ def params(
         margin=margin or MarginParams(),
         funding=funding or FundingParams(),
         mark=mark or MarkParams(),
+        limits=limits or PositionLimits(),
+        dynamic=dynamic,
     )
 
 

@@ -41,8 +41,10 @@ from strikechain.engine.units import QUOTE_SCALE
 
 if TYPE_CHECKING:
     from strikechain.engine.book import Order
+    from strikechain.engine.dynamic import DynamicState
     from strikechain.engine.oracle import OracleState
     from strikechain.engine.params import UnderlyingParams
+    from strikechain.engine.portfolio import ScenarioTable
 
 
 @dataclass(slots=True, kw_only=True)
@@ -69,9 +71,25 @@ class Market:
     lot_denominator: int
     maker_fee_ppm: int = 0
     taker_fee_ppm: int = 0
+    strike_per_lot: int = 0
+    """Options: the strike for one lot, exact (``strike_ticks x value_per_tick_lot``); 0 for a
+    perpetual."""
     initial_ppm: int = 0
-    """Perps: of notional at the mark. Options: a short's, of the underlying's notional."""
+    """Perps: of notional at the mark (before the size add-on). Options: a short's initial
+    margin before the out-of-the-money relief, of the index."""
     maintenance_ppm: int = 0
+    """Perps: of notional at the mark. Options: a short's, of the index."""
+    initial_floor_ppm: int = 0
+    """Options: a short's lowest initial margin, of the index."""
+    put_mark_floor_ppm: int = 0
+    """Puts: a short's maintenance margin is at least this fraction of its mark (plus the mark)."""
+    liquidity_lots: int = 0
+    """Perps: the size the market can absorb; initial margin grows with ``|position|`` over it
+    (0: no size add-on). See :mod:`strikechain.engine.position_limits`."""
+    open_interest_cap_lots: int = 0
+    """The most long lots the market may hold (0: no cap)."""
+    position_cap_lots: int = 0
+    """The largest ``|position|`` one account may hold (0: no cap)."""
     mark_minor: int = 0
     """The mark per unit of the underlying; 0 until the oracle has given one."""
     mark_per_lot: int = 0
@@ -122,6 +140,7 @@ def market_for(instrument: Instrument, state: UnderlyingState) -> Market:
         is_call=instrument.option_type == OptionType.CALL,
         expiry_ns=instrument.expiry_ns,
         strike_minor=instrument.strike_ticks * tick,
+        strike_per_lot=instrument.strike_ticks * value,
         tick_minor=tick,
         value_per_tick_lot=value,
         lot_numerator=lot_numerator,
@@ -129,19 +148,43 @@ def market_for(instrument: Instrument, state: UnderlyingState) -> Market:
     )
     params = state.params
     if params is not None:
-        fees, margin = params.fees, params.margin
+        fees, margin, limits = params.fees, params.margin, params.limits
         if market.is_option:
             market.maker_fee_ppm, market.taker_fee_ppm = (
                 fees.option_maker_ppm,
                 fees.option_taker_ppm,
             )
-            market.initial_ppm = margin.option_short_initial_ppm
-            market.maintenance_ppm = margin.option_short_maintenance_ppm
+            if not market.is_call:
+                market.put_mark_floor_ppm = margin.option_put_mark_floor_ppm
+            market.open_interest_cap_lots = limits.option_open_interest_cap_lots
+            market.position_cap_lots = limits.option_position_cap_lots
         else:
             market.maker_fee_ppm, market.taker_fee_ppm = fees.perp_maker_ppm, fees.perp_taker_ppm
-            market.initial_ppm = margin.perp_initial_ppm
-            market.maintenance_ppm = margin.perp_maintenance_ppm
+            market.liquidity_lots = limits.perp_liquidity_lots
+            market.open_interest_cap_lots = limits.perp_open_interest_cap_lots
+            market.position_cap_lots = limits.perp_position_cap_lots
+        set_margin_rates(market, params, state.margin_multiplier_ppm)
     return market
+
+
+def set_margin_rates(market: Market, params: UnderlyingParams, multiplier_ppm: int) -> None:
+    """The market's initial and maintenance rates: the configured ones times dynamic margin's
+    multiplier (``CEIL``, at most 100%; 1x unless dynamic margin is on)."""
+    margin = params.margin
+    if market.is_option:
+        rates = (
+            margin.option_initial_base_ppm,
+            margin.option_maintenance_ppm,
+            margin.option_initial_floor_ppm,
+        )
+    else:
+        rates = (margin.perp_initial_ppm, margin.perp_maintenance_ppm, 0)
+    initial, maintenance, floor = [
+        min(-(-rate * multiplier_ppm // 1_000_000), 1_000_000) for rate in rates
+    ]
+    market.initial_ppm, market.maintenance_ppm = initial, maintenance
+    if market.is_option:
+        market.initial_floor_ppm = floor
 
 
 def _whole_minor(size: Decimal, what: str) -> int:
@@ -174,6 +217,21 @@ class UnderlyingState:
     committed_epoch: int = 0
     """The epoch at the last state root: if the marks moved since, every holder's exit value
     (in its leaf) did too."""
+    epoch_ns: int = 0
+    epoch_index: int = 0
+    epoch_confidence: int = 0
+    """Block time, index and oracle confidence when the epoch last moved: the inputs of the
+    portfolio margin's scenario table, fixed for the epoch (whenever the table is built)."""
+    margin_multiplier_ppm: int = 1_000_000
+    """Dynamic margin's multiplier (:mod:`strikechain.engine.dynamic`) on every margin rate and
+    on the portfolio margin's spot range; 1x unless the underlying's params turn it on."""
+    dynamic: DynamicState | None = None
+    """Dynamic margin's estimator state, when the underlying's params turn it on."""
+    scenario_table: ScenarioTable | None = None
+    """The portfolio margin's table of this epoch (derived: rebuilt when the epoch moves)."""
+    scenario_epoch: int = -1
+    scenario_index: dict[str, int] = field(default_factory=dict)
+    """Instrument -> its row in ``scenario_table``."""
     marked_ns: int = 0
     """Block time of the last marking."""
     mark_interval_ns: int = 0
@@ -255,6 +313,11 @@ class SubLedger:
     maintenance: int = 0
     reserve: int = 0
     in_liquidation: bool = False
+    portfolio: bool = False
+    """Portfolio margin (:mod:`strikechain.engine.portfolio`): ``initial`` and ``maintenance``
+    are the portfolio model's for its positions (recomputed when a position or the epoch moves),
+    not the sum of the exposures' standard requirements; open orders still reserve as in
+    standard margin."""
     touched: bool = False
     """Its money or positions moved this block: the end-of-block health check looks at it."""
     leaf_index: int = 0

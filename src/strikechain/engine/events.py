@@ -152,6 +152,30 @@ class Transferred(msgspec.Struct, frozen=True, tag="transferred", gc=False):
     amount: int
 
 
+class MarginModeSet(msgspec.Struct, frozen=True, tag="margin_mode_set", gc=False):
+    """A sub-ledger's margin mode (:class:`~strikechain.engine.txs.MarginMode`) and what it now
+    requires."""
+
+    tx: int
+    account: str
+    underlying: str
+    mode: int
+    initial: int
+    maintenance: int
+
+
+class MarginMultiplier(msgspec.Struct, frozen=True, tag="margin_multiplier", gc=False):
+    """Dynamic margin moved an underlying's multiplier (ppm of the configured rates), with the
+    liquidation horizon and realized vol it was computed from."""
+
+    tx: int
+    underlying: str
+    multiplier_ppm: int
+    target_ppm: int
+    horizon_ns: int
+    realized_vol_ppm: int
+
+
 class IndexUpdated(msgspec.Struct, frozen=True, tag="index", gc=False):
     """The oracle's aggregate for an underlying changed (minor units per unit)."""
 
@@ -263,6 +287,8 @@ Event = (
     | Deposited
     | WithdrawalRequested
     | Transferred
+    | MarginModeSet
+    | MarginMultiplier
     | IndexUpdated
     | CircuitBreakerOpened
     | CircuitBreakerClosed

@@ -779,16 +779,10 @@ def option_marks(
     invariant(
         all(len(vols) == len(log_moneyness_ppm) for _, vols in nodes), "one vol per node point"
     )
-    surface = NodeSurface.from_vols(
-        _years([expiry - now_ns for expiry, _ in nodes]),
-        np.asarray(log_moneyness_ppm, dtype=np.float64) / PPM,
-        np.asarray([vols for _, vols in nodes], dtype=np.float64) / PPM,
-    )
     forward = float(index)
     strike = np.asarray([strikes[i] for i in live], dtype=np.int64).astype(np.float64)
     expiry = _years([expiries_ns[i] - now_ns for i in live])
-    k = detmath.log(strike / forward)
-    vol = np.sqrt(surface.interpolate_total_variance(expiry, k) / expiry)
+    vol = _surface_vols(nodes, log_moneyness_ppm, now_ns, forward, strike, expiry)
     call = np.asarray([calls[i] for i in live], dtype=np.bool_)
     prices = deterministic.black76(forward, strike, expiry, vol, call=call)
     marks = list(intrinsic)
@@ -796,6 +790,50 @@ def option_marks(
         upper = index if calls[i] else strikes[i]
         marks[i] = min(max(int(price), intrinsic[i]), upper)
     return marks
+
+
+def option_vols(
+    index: int,
+    vol_nodes: Mapping[int, Sequence[int]],
+    log_moneyness_ppm: Sequence[int],
+    now_ns: int,
+    strikes: Sequence[int],
+    expiries_ns: Sequence[int],
+) -> list[float]:
+    """The implied vol :func:`option_marks` prices each option at (NaN for an option at or
+    after its expiry, or when no vol node is live): for the portfolio margin's scenarios,
+    bit-identical on every machine like the marks."""
+    live = [i for i, expiry in enumerate(expiries_ns) if expiry > now_ns]
+    nodes = sorted((e, tuple(v)) for e, v in vol_nodes.items() if e > now_ns)
+    out = [float("nan")] * len(strikes)
+    if not live or not nodes:
+        return out
+    strike = np.asarray([strikes[i] for i in live], dtype=np.int64).astype(np.float64)
+    expiry = _years([expiries_ns[i] - now_ns for i in live])
+    vol = _surface_vols(nodes, log_moneyness_ppm, now_ns, float(index), strike, expiry)
+    for i, value in zip(live, vol.tolist(), strict=True):
+        out[i] = value
+    return out
+
+
+def _surface_vols(
+    nodes: list[tuple[int, tuple[int, ...]]],
+    log_moneyness_ppm: Sequence[int],
+    now_ns: int,
+    forward: float,
+    strike: npt.NDArray[np.float64],
+    expiry: npt.NDArray[np.float64],
+) -> npt.NDArray[np.float64]:
+    """Vols from the node surface of the live expiries (linear in total variance, flat beyond
+    the nodes) at log-moneyness ``log(K / F)``: ``sqrt(w / T)``."""
+    surface = NodeSurface.from_vols(
+        _years([e - now_ns for e, _ in nodes]),
+        np.asarray(log_moneyness_ppm, dtype=np.float64) / PPM,
+        np.asarray([vols for _, vols in nodes], dtype=np.float64) / PPM,
+    )
+    k = detmath.log(strike / forward)
+    vol: npt.NDArray[np.float64] = np.sqrt(surface.interpolate_total_variance(expiry, k) / expiry)
+    return vol
 
 
 def _years(durations_ns: list[int]) -> npt.NDArray[np.float64]:

@@ -31,6 +31,7 @@ from strikechain.engine.txs import (
     Deposit,
     ListInstrument,
     PlaceOrder,
+    SetMarginMode,
     Transaction,
     Transfer,
     Withdraw,
@@ -63,6 +64,7 @@ _FIXED_LANES: dict[type, Lane] = {
     Deposit: Lane.STATE,
     Withdraw: Lane.STATE,
     Transfer: Lane.STATE,
+    SetMarginMode: Lane.STATE,
     Cancel: Lane.CANCELS,
     CancelAll: Lane.CANCELS,
 }

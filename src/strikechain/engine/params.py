@@ -11,8 +11,10 @@ whose hourly rates are small); times are integer nanoseconds; money is USDC mino
 
 Invariants (asserted when a value is made, so a bad table is refused before it can run)
 - Maintenance margin is positive and below initial margin, which is at most 100% for perps;
-  short options are margined at up to the underlying's full notional (conservative until the
-  risk issues replace it).
+  for short options ``0 < maintenance <= initial floor <= initial base <= 100%`` of the index,
+  so a short's initial margin is never below its maintenance margin.
+- Position limits are non-negative (0: no limit) and a per-account position cap is at most the
+  open-interest cap when both are set.
 - Fees: the taker fee is non-negative and at least the maker rebate, so the fee pool never pays
   out more in rebates than the same fill charged; every rate is below 100%.
 - Funding is clamped per interval; the premium horizon is at least one interval.
@@ -24,8 +26,10 @@ from typing import Final
 
 import msgspec
 
+from strikechain.engine.dynamic import DynamicParams
 from strikechain.engine.invariant import invariant
 from strikechain.engine.oracle import OracleParams
+from strikechain.engine.portfolio import DEFAULT_PORTFOLIO_PARAMS, PortfolioParams
 from strikechain.engine.signing import DEFAULT_DOMAIN, SigningDomain
 from strikechain.engine.units import NANOS_PER_HOUR, NANOS_PER_SECOND
 
@@ -34,18 +38,42 @@ PPB: Final = 1_000_000_000
 
 
 class MarginParams(msgspec.Struct, frozen=True, kw_only=True):
-    """Standard margin: fractions of notional at the mark (perps) or of the underlying (options).
+    """Standard margin: perps by notional at the mark, short options by Deribit's standard rule.
 
-    Defaults are dYdX v4's large-cap tier for perps (5% initial, 3% maintenance). A short option
-    reserves the underlying's full notional at initial margin and half at maintenance, far above
-    Deribit's 15% / 7.5%: safe, capital-hungry, and replaced by the risk issues' option margin.
-    A long option needs its premium only, which it pays when it fills.
+    Perps: defaults are dYdX v4's large-cap tier (5% initial, 3% maintenance) of the position's
+    notional at the mark.
+
+    Short options (Deribit's standard margin in USDC-linear terms, per lot, ``S`` the index,
+    ``m`` the option's mark, ``OTM`` how far out of the money the strike ``K`` is, in money:
+    ``max(0, K - S)`` for calls, ``max(0, S - K)`` for puts, so ``OTM% x S = OTM``):
+
+    - initial ``max(base x S - OTM, floor x S) + m`` (15% less the distance out of the money,
+      never below 10% of the index), and never below the maintenance margin;
+    - maintenance ``maintenance x S + m`` (7.5%) for calls, and for puts
+      ``max(maintenance x S, put_mark_floor x m) + m``.
+
+    The put floor translates Deribit's coin rule ``max(0.075, 0.075 x mark) + mark`` (in BTC per
+    BTC of underlying) by multiplying it by the index, which is what converts coin amounts to
+    USDC: ``max(7.5% x S, 7.5% x m) + m``, exact, not an approximation. In coin terms it is
+    there because an inverse put's coin value is unbounded as the price falls; in linear terms a
+    put's value is bounded by its strike, but the floor still does work: it binds only when the
+    put's mark exceeds the index (the underlying has fallen below about half the strike), where
+    a charge proportional to the collapsed index would shrink just as the liability has grown;
+    tying it to the mark keeps maintenance proportional to what is owed. Zero turns it off.
+
+    A long option needs its premium only (its requirement is its value at the mark).
     """
 
     perp_initial_ppm: int = 50_000
     perp_maintenance_ppm: int = 30_000
-    option_short_initial_ppm: int = 1_000_000
-    option_short_maintenance_ppm: int = 500_000
+    option_initial_base_ppm: int = 150_000
+    """Short options: initial margin before the out-of-the-money relief, of the index."""
+    option_initial_floor_ppm: int = 100_000
+    """Short options: the lowest initial margin, of the index, however far out of the money."""
+    option_maintenance_ppm: int = 75_000
+    """Short options: maintenance margin, of the index."""
+    option_put_mark_floor_ppm: int = 75_000
+    """Short puts: maintenance is at least this fraction of the put's mark (plus the mark)."""
 
     def __post_init__(self) -> None:
         invariant(
@@ -53,9 +81,52 @@ class MarginParams(msgspec.Struct, frozen=True, kw_only=True):
             "perp margin: 0 < maintenance < initial <= 100%",
         )
         invariant(
-            0 < self.option_short_maintenance_ppm <= self.option_short_initial_ppm <= PPM,
-            "option margin: 0 < maintenance <= initial <= 100% of the underlying",
+            0
+            < self.option_maintenance_ppm
+            <= self.option_initial_floor_ppm
+            <= self.option_initial_base_ppm
+            <= PPM,
+            "option margin: 0 < maintenance <= initial floor <= initial base <= 100% of the index",
         )
+        invariant(
+            0 <= self.option_put_mark_floor_ppm <= PPM,
+            "option margin: the put floor is between 0 and 100% of the mark",
+        )
+
+
+class PositionLimits(msgspec.Struct, frozen=True, kw_only=True):
+    """Position limits per instrument, in the instrument's lots (perps and options apart, as
+    their lots differ); 0 means no limit, the default, so a venue that sets none is unchanged.
+
+    - ``*_open_interest_cap_lots``: the instrument's long open interest (total long lots);
+    - ``*_position_cap_lots``: one account's ``|position|`` in the instrument;
+    - ``perp_liquidity_lots``: the size a perp's market can absorb; initial margin grows with
+      ``|position| / liquidity`` (:func:`strikechain.engine.position_limits.size_scaled_ppm`), so a
+      thin market cannot carry a position it could never liquidate. It is a parameter, changed
+      like every other (by a timelocked parameter change), never read from the live book, which
+      anyone can spoof for a block to lower everyone's margin.
+
+    The engine checks the caps on the order path, treating every order as if all of it filled
+    (:func:`strikechain.engine.position_limits.check_caps`).
+    """
+
+    perp_open_interest_cap_lots: int = 0
+    perp_position_cap_lots: int = 0
+    perp_liquidity_lots: int = 0
+    option_open_interest_cap_lots: int = 0
+    option_position_cap_lots: int = 0
+
+    def __post_init__(self) -> None:
+        for open_interest, position in (
+            (self.perp_open_interest_cap_lots, self.perp_position_cap_lots),
+            (self.option_open_interest_cap_lots, self.option_position_cap_lots),
+        ):
+            invariant(open_interest >= 0 and position >= 0, "position limits are not negative")
+            invariant(
+                not (open_interest and position) or position <= open_interest,
+                "a position cap is at most the open-interest cap",
+            )
+        invariant(self.perp_liquidity_lots >= 0, "the liquidity parameter is not negative")
 
 
 class FeeParams(msgspec.Struct, frozen=True, kw_only=True):
@@ -130,6 +201,11 @@ class UnderlyingParams(msgspec.Struct, frozen=True, kw_only=True):
     fees: FeeParams = FeeParams()
     funding: FundingParams = FundingParams()
     mark: MarkParams = MarkParams()
+    limits: PositionLimits = PositionLimits()
+    portfolio: PortfolioParams = DEFAULT_PORTFOLIO_PARAMS
+    """Portfolio margin, for the sub-ledgers that choose it (``SetMarginMode``)."""
+    dynamic: DynamicParams | None = None
+    """Dynamic margin (:mod:`strikechain.engine.dynamic`); None: margin rates stay as set."""
 
 
 class VenueConfig(msgspec.Struct, frozen=True, kw_only=True):

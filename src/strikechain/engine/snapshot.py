@@ -47,6 +47,7 @@ from strikechain.engine.accounts import Account, Exposure, Market, SubLedger, Un
 from strikechain.engine.book import Book, Order, _Side
 from strikechain.engine.codec import CodecError, Kind, decode_body, frame, unframe
 from strikechain.engine.codes import RejectCode, Rejection
+from strikechain.engine.dynamic import DynamicState
 from strikechain.engine.engine import Engine
 from strikechain.engine.instruments import Instrument
 from strikechain.engine.invariant import invariant
@@ -92,7 +93,21 @@ CAPTURED: Final[dict[str, frozenset[str]]] = {
         }
     ),
     "UnderlyingState": frozenset(
-        {"name", "oracle", "restricted", "marked_ns", "vol_nodes", "markets", "ledgers", "holders"}
+        {
+            "name",
+            "oracle",
+            "restricted",
+            "marked_ns",
+            "vol_nodes",
+            "markets",
+            "ledgers",
+            "holders",
+            "epoch_ns",
+            "epoch_index",
+            "epoch_confidence",
+            "margin_multiplier_ppm",
+            "dynamic",
+        }
     ),
     "Market": frozenset(
         {
@@ -103,6 +118,7 @@ CAPTURED: Final[dict[str, frozenset[str]]] = {
             "is_call",
             "expiry_ns",
             "strike_minor",
+            "strike_per_lot",
             "tick_minor",
             "value_per_tick_lot",
             "lot_numerator",
@@ -111,6 +127,11 @@ CAPTURED: Final[dict[str, frozenset[str]]] = {
             "taker_fee_ppm",
             "initial_ppm",
             "maintenance_ppm",
+            "initial_floor_ppm",
+            "put_mark_floor_ppm",
+            "liquidity_lots",
+            "open_interest_cap_lots",
+            "position_cap_lots",
             "mark_minor",
             "mark_per_lot",
             "index_per_lot",
@@ -131,6 +152,7 @@ CAPTURED: Final[dict[str, frozenset[str]]] = {
             "cash",
             "exposures",
             "in_liquidation",
+            "portfolio",
             "realized",
             "fees",
             "funding",
@@ -205,7 +227,20 @@ DERIVED: Final[dict[str, frozenset[str]]] = {
     # epochs; at a block boundary checked_epoch == epoch, so a restore starts both at 0.
     # committed_epoch: the commitment's copy of the epoch, set when a tree is built.
     # options: the count of option markets, recounted.
-    "UnderlyingState": frozenset({"epoch", "checked_epoch", "committed_epoch", "options"}),
+    # scenario_table, scenario_epoch, scenario_index: the portfolio margin's table of the
+    # epoch, a pure function of the captured epoch inputs (epoch_ns, epoch_index,
+    # epoch_confidence, the marks, vol nodes and multiplier), rebuilt on first use.
+    "UnderlyingState": frozenset(
+        {
+            "epoch",
+            "checked_epoch",
+            "committed_epoch",
+            "options",
+            "scenario_table",
+            "scenario_epoch",
+            "scenario_index",
+        }
+    ),
     # positions and basis are sums over the exposures; epoch, dirty, moved, pending, value,
     # initial, maintenance and reserve are margin caches that restore recomputes exactly
     # (Engine._refresh); touched is False between blocks; leaf_stale marks a leaf to rehash
@@ -349,10 +384,31 @@ class OracleSnapshot(msgspec.Struct, frozen=True, kw_only=True, array_like=True,
     history: HistorySnapshot
 
 
+class DynamicSnapshot(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=False):
+    """Dynamic margin's estimator (:class:`~strikechain.engine.dynamic.DynamicState`), field
+    for field (a test keeps the two in step)."""
+
+    variance_e18: int
+    index: int
+    index_ns: int
+    interval_ns: int
+    block_ns: int
+    blocks: int
+    horizon_ns: int
+    target_ppm: int
+    multiplier_ppm: int
+
+
 class UnderlyingSnapshot(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=False):
     name: str
     restricted: bool
     marked_ns: int
+    epoch_ns: int
+    epoch_index: int
+    epoch_confidence: int
+    """The portfolio table's inputs, as of the last epoch."""
+    margin_multiplier_ppm: int
+    dynamic: DynamicSnapshot | None
     vol_nodes: tuple[VolSlice, ...]
     """The vol nodes the option marks were last computed from."""
     markets: tuple[str, ...]
@@ -369,6 +425,7 @@ class MarketSnapshot(msgspec.Struct, frozen=True, kw_only=True, array_like=True,
     is_call: bool
     expiry_ns: int
     strike_minor: int
+    strike_per_lot: int
     tick_minor: int
     value_per_tick_lot: int
     lot_numerator: int
@@ -377,6 +434,11 @@ class MarketSnapshot(msgspec.Struct, frozen=True, kw_only=True, array_like=True,
     taker_fee_ppm: int
     initial_ppm: int
     maintenance_ppm: int
+    initial_floor_ppm: int
+    put_mark_floor_ppm: int
+    liquidity_lots: int
+    open_interest_cap_lots: int
+    position_cap_lots: int
     mark_minor: int
     mark_per_lot: int
     index_per_lot: int
@@ -408,6 +470,7 @@ class LedgerRest(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=
 
     underlying: str
     in_liquidation: bool
+    portfolio: bool
     realized: int
     fees: int
     funding: int
@@ -586,6 +649,15 @@ def _underlying(state: UnderlyingState) -> UnderlyingSnapshot:
         name=state.name,
         restricted=state.restricted,
         marked_ns=state.marked_ns,
+        epoch_ns=state.epoch_ns,
+        epoch_index=state.epoch_index,
+        epoch_confidence=state.epoch_confidence,
+        margin_multiplier_ppm=state.margin_multiplier_ppm,
+        dynamic=None
+        if state.dynamic is None
+        else DynamicSnapshot(
+            **{name: getattr(state.dynamic, name) for name in DynamicSnapshot.__struct_fields__}
+        ),
         vol_nodes=_vol_nodes(state.vol_nodes),
         markets=tuple(state.markets),
         ledgers=tuple(state.ledgers),
@@ -635,6 +707,7 @@ def _market(market: Market) -> MarketSnapshot:
         is_call=market.is_call,
         expiry_ns=market.expiry_ns,
         strike_minor=market.strike_minor,
+        strike_per_lot=market.strike_per_lot,
         tick_minor=market.tick_minor,
         value_per_tick_lot=market.value_per_tick_lot,
         lot_numerator=market.lot_numerator,
@@ -643,6 +716,11 @@ def _market(market: Market) -> MarketSnapshot:
         taker_fee_ppm=market.taker_fee_ppm,
         initial_ppm=market.initial_ppm,
         maintenance_ppm=market.maintenance_ppm,
+        initial_floor_ppm=market.initial_floor_ppm,
+        put_mark_floor_ppm=market.put_mark_floor_ppm,
+        liquidity_lots=market.liquidity_lots,
+        open_interest_cap_lots=market.open_interest_cap_lots,
+        position_cap_lots=market.position_cap_lots,
         mark_minor=market.mark_minor,
         mark_per_lot=market.mark_per_lot,
         index_per_lot=market.index_per_lot,
@@ -705,6 +783,7 @@ def _ledger_rest(ledger: SubLedger) -> LedgerRest:
     return LedgerRest(
         underlying=ledger.underlying,
         in_liquidation=ledger.in_liquidation,
+        portfolio=ledger.portfolio,
         realized=ledger.realized,
         fees=ledger.fees,
         funding=ledger.funding,
@@ -830,6 +909,15 @@ def _restore_underlyings(engine: Engine, rest: RestState) -> None:
             state = UnderlyingState(name=captured.name, params=None, oracle=None)
         state.restricted = captured.restricted
         state.marked_ns = captured.marked_ns
+        state.epoch_ns = captured.epoch_ns
+        state.epoch_index = captured.epoch_index
+        state.epoch_confidence = captured.epoch_confidence
+        state.margin_multiplier_ppm = captured.margin_multiplier_ppm
+        state.dynamic = (
+            None
+            if captured.dynamic is None
+            else DynamicState(**msgspec.structs.asdict(captured.dynamic))
+        )
         state.vol_nodes = {s.expiry_ns: s.vols_ppm for s in captured.vol_nodes}
         if state.oracle is not None:
             _restore_oracle(state.oracle, oracles[captured.name])
@@ -865,6 +953,7 @@ def _restore_market(engine: Engine, m: MarketSnapshot) -> Market:
         is_call=m.is_call,
         expiry_ns=m.expiry_ns,
         strike_minor=m.strike_minor,
+        strike_per_lot=m.strike_per_lot,
         tick_minor=m.tick_minor,
         value_per_tick_lot=m.value_per_tick_lot,
         lot_numerator=m.lot_numerator,
@@ -873,6 +962,11 @@ def _restore_market(engine: Engine, m: MarketSnapshot) -> Market:
         taker_fee_ppm=m.taker_fee_ppm,
         initial_ppm=m.initial_ppm,
         maintenance_ppm=m.maintenance_ppm,
+        initial_floor_ppm=m.initial_floor_ppm,
+        put_mark_floor_ppm=m.put_mark_floor_ppm,
+        liquidity_lots=m.liquidity_lots,
+        open_interest_cap_lots=m.open_interest_cap_lots,
+        position_cap_lots=m.position_cap_lots,
         mark_minor=m.mark_minor,
         mark_per_lot=m.mark_per_lot,
         index_per_lot=m.index_per_lot,
@@ -928,6 +1022,7 @@ def _restore_ledger(
         state=engine.underlyings[captured.underlying],
         cash=leaf.cash,
         in_liquidation=captured.in_liquidation,
+        portfolio=captured.portfolio,
         realized=captured.realized,
         fees=captured.fees,
         funding=captured.funding,

@@ -385,6 +385,43 @@ class Transfer(msgspec.Struct, frozen=True, kw_only=True, tag="transfer", gc=Fal
             raise _refuse(RejectCode.INVALID_AMOUNT, "a transfer needs two different sub-ledgers")
 
 
+class MarginMode(enum.IntEnum):
+    """How a sub-ledger's positions are margined."""
+
+    STANDARD = 1
+    """Position by position (:class:`~strikechain.engine.margin.StandardMargin`)."""
+    PORTFOLIO = 2
+    """The sub-ledger as one portfolio over a grid of scenarios
+    (:mod:`strikechain.engine.portfolio`); open orders still reserve as in standard margin."""
+
+
+class SetMarginMode(msgspec.Struct, frozen=True, kw_only=True, tag="margin_mode", gc=False):
+    """Choose standard or portfolio margin for one of the account's sub-ledgers. Refused if the
+    sub-ledger would not meet the new mode's initial margin (with its open orders' reserve)."""
+
+    account: str
+    underlying: str
+    mode: int
+    """:class:`MarginMode`."""
+    priority_fee: int = 0
+
+    def __post_init__(self) -> None:
+        _require_text(self.account, "account")
+        _require_text(self.underlying, "underlying")
+        _require_integer(self.priority_fee, "priority fee")
+        if type(self.mode) is not int and not isinstance(self.mode, MarginMode):
+            raise _refuse(
+                RejectCode.INVALID_ORDER, f"margin mode must be an integer, not {self.mode!r}"
+            )
+        if self.mode not in MarginMode.__members__.values():
+            raise _refuse(
+                RejectCode.INVALID_ORDER,
+                f"margin mode {self.mode!r} is not 1 (standard) or 2 (portfolio)",
+            )
+        if type(self.mode) is not int:
+            msgspec.structs.force_setattr(self, "mode", int(self.mode))
+
+
 Transaction = (
     PlaceOrder
     | Amend
@@ -395,6 +432,7 @@ Transaction = (
     | Deposit
     | Withdraw
     | Transfer
+    | SetMarginMode
     | OracleReport
 )
 
