@@ -10,12 +10,21 @@ from strikechain.engine.dynamic import (
     phase_in_step_ppm,
     scaled_ppm,
 )
-from strikechain.engine.events import MarginModeSet, MarginMultiplier
+from strikechain.engine.events import LiquidationQueued, MarginModeSet, MarginMultiplier
 from strikechain.engine.params import MarginParams
 from strikechain.engine.portfolio import build_scenario_table, portfolio_requirement
 from strikechain.engine.snapshot import capture, restore
 from strikechain.engine.txs import MarginMode, PostOnly, SetMarginMode
-from tests.engine.venue import SECOND, TICKS_AT_100K, USDC, Venue, config, of_type, rejections
+from tests.engine.venue import (
+    BTC_PRICE,
+    SECOND,
+    TICKS_AT_100K,
+    USDC,
+    Venue,
+    config,
+    of_type,
+    rejections,
+)
 
 MAKER = {"post_only": PostOnly.REJECT}
 BTC_PERP = "BTC_USDC-PERPETUAL"
@@ -140,3 +149,32 @@ def test_slow_blocks_widen_margin_along_the_formula_and_phase_in() -> None:
     for _ in range(40):
         venue.events(dt=SECOND // 4)
     assert state.margin_multiplier_ppm < multipliers[-1]
+
+
+def test_holders_proven_safe_are_skipped_until_the_marks_travel_past_their_band() -> None:
+    """alice (10,000 USDC) and carol (700 USDC) are long 100 lots at 100,000; every block
+    the index falls 0.05%. Every block ``Venue.apply`` runs ``Engine.check``, which asserts
+    that whoever is below maintenance, and only they, are queued: skipping is never wrong."""
+    venue = Venue()
+    venue.deposit("alice", 10_000 * USDC)
+    venue.deposit("carol", 700 * USDC)
+    venue.deposit("bob", 1_000_000 * USDC)
+    venue.place("bob", -1, TICKS_AT_100K, 200, **MAKER)
+    venue.place("alice", 1, TICKS_AT_100K, 100)
+    venue.place("carol", 1, TICKS_AT_100K, 100)
+    engine = venue.engine
+    skipped_before = engine.health_skipped
+    queued_at = None
+    for step in range(1, 200):
+        venue.prices["BTC"] = BTC_PRICE * (10_000 - 5 * step) // 10_000
+        events = venue.events()
+        if of_type(events, LiquidationQueued):
+            [entry] = of_type(events, LiquidationQueued)
+            assert entry.account == "carol"
+            queued_at = step
+            break
+    assert queued_at is not None
+    carol = venue.ledger("carol")
+    assert carol.cash + carol.value < carol.maintenance
+    # alice, far from maintenance, was skipped on most of those oracle updates
+    assert engine.health_skipped - skipped_before >= queued_at // 2

@@ -17,6 +17,11 @@ states plus the 8 extended moves, 35 scenarios.
   positions (sub-ledgers x instruments) @ P&L (instruments x scenarios), no rounding, no checks.
 - ``subledgers_per_100ms_block``: sub-ledgers a full re-margin (table included) gets through in
   100 ms, from the measured ``pm_full_recompute_ms``.
+- ``remargined_share_calm`` and ``remargined_share_crash``: in a seeded scripted session run
+  through the engine (:class:`~strikechain.sim.scripted.ScriptedSession`, 1,000 blocks), the
+  share of an underlying's position holders the end-of-block health check re-margines when an
+  oracle update moves the marks (the rest are proven safe for the path the marks travelled, see
+  ``Engine._prove_safe``), outside and inside the session's sell-off and recovery.
 
 Each time is the best of :data:`REPEATS` runs.
 """
@@ -29,6 +34,7 @@ from collections.abc import Callable
 import numpy as np
 import scipy.sparse as sp
 
+from strikechain.engine.engine import Engine
 from strikechain.engine.oracle import NANOS_PER_YEAR
 from strikechain.engine.portfolio import (
     DEFAULT_PORTFOLIO_PARAMS,
@@ -39,6 +45,7 @@ from strikechain.engine.portfolio import (
 )
 from strikechain.engine.units import NANOS_PER_DAY, NANOS_PER_HOUR
 from strikechain.pricing import deterministic
+from strikechain.sim.scripted import ScriptedSession, SessionParams
 
 SEED = 20261127
 INDEX_MINOR = 100_000_000_000
@@ -147,4 +154,31 @@ def run() -> dict[str, float]:
         "instruments": float(INSTRUMENTS),
         "scenarios": float(built.scenario_count),
         "subledgers": float(SUBLEDGERS),
+        **_remargined_shares(),
+    }
+
+
+def _remargined_shares() -> dict[str, float]:
+    """Holders re-margined over holders, summed over the oracle updates that moved the marks,
+    in calm blocks and in the sell-off and recovery (see the module docstring)."""
+    session = ScriptedSession(SessionParams(seed=SEED, blocks=1_000))
+    crash = set(session.episodes.shock) | set(session.episodes.recovery)
+    engine = Engine(venue=session.venue)
+    holders = {"calm": 0, "crash": 0}
+    skipped = {"calm": 0, "crash": 0}
+    for index, block in enumerate(session.blocks()):
+        epochs = {name: state.epoch for name, state in engine.underlyings.items()}
+        counts = [len(state.holders) for state in engine.underlyings.values()]
+        before = engine.health_skipped
+        engine.apply(block)
+        kind = "crash" if index in crash else "calm"
+        for (name, state), count in zip(engine.underlyings.items(), counts, strict=True):
+            if state.epoch != epochs[name]:
+                holders[kind] += max(count, len(state.holders))
+        skipped[kind] += engine.health_skipped - before
+    return {
+        f"remargined_share_{kind}": (holders[kind] - skipped[kind]) / holders[kind]
+        if holders[kind]
+        else 0.0
+        for kind in ("calm", "crash")
     }

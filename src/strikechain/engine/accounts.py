@@ -229,6 +229,13 @@ class UnderlyingState:
     """Dynamic margin's estimator state, when the underlying's params turn it on."""
     scenario_table: ScenarioTable | None = None
     """The portfolio margin's table of this epoch (derived: rebuilt when the epoch moves)."""
+    mark_path_ppm: int = 0
+    """The marks' path length: the sum over mark updates of the largest move of any mark (and of
+    the index), in ppm of the index per lot. A sub-ledger whose margin was proven safe for a
+    path of ``x`` more is not re-checked until the path grows past it (derived: restarts at 0,
+    with every sub-ledger unproven, after a restore)."""
+    path_index: int = 0
+    """The index at the last mark update, for the next step of the path."""
     scenario_epoch: int = -1
     scenario_index: dict[str, int] = field(default_factory=dict)
     """Instrument -> its row in ``scenario_table``."""
@@ -313,6 +320,8 @@ class SubLedger:
     maintenance: int = 0
     reserve: int = 0
     in_liquidation: bool = False
+    safe_until_path: int = -1
+    """Healthy at least until its underlying's ``mark_path_ppm`` passes this (derived)."""
     portfolio: bool = False
     """Portfolio margin (:mod:`strikechain.engine.portfolio`): ``initial`` and ``maintenance``
     are the portfolio model's for its positions (recomputed when a position or the epoch moves),

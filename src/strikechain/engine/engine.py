@@ -132,6 +132,8 @@ _GTC, _IOC, _FOK, _GTT = 1, 2, 3, 4
 _POST_REPRICE, _POST_REJECT = 1, 2
 _CANCEL_TAKER, _CANCEL_MAKER, _CANCEL_BOTH = 1, 2, 3
 _PPM = 1_000_000
+MAX_SAFE_PATH_PPM = 100_000
+"""A sub-ledger is proven safe for at most 10% of path (see ``Engine._prove_safe``)."""
 _BATCH = MatchingMode.BATCH
 
 
@@ -202,6 +204,9 @@ class Engine:
         self._market_expiries: list[tuple[int, str]] = []  # heap of (expiry_ns, name)
         self._auctions: dict[str, list[int]] = {}  # batch markets touched -> their IOC orders
         self._touched: list[SubLedger] = []  # sub-ledgers whose money or positions moved
+        self.health_checked = 0
+        self.health_skipped = 0
+        """End-of-block health checks done, and holders skipped as proven safe (statistics)."""
         self.digest = GENESIS_DIGEST
         """The chained digest of the last block's events (``BlockResult.digest``)."""
         self.next_leaf_index = 1
@@ -1373,6 +1378,7 @@ class Engine:
         now = self.timestamp_ns
         options = []
         changed = False
+        before = [market.mark_per_lot for market in state.markets.values()]
         for market in state.markets.values():
             if market.is_option:
                 options.append(market)
@@ -1387,7 +1393,29 @@ class Engine:
             )
         state.marked_ns = now
         if changed:
+            self._extend_path(state, index, before)
             self._new_epoch(state, now)
+
+    @staticmethod
+    def _extend_path(state: UnderlyingState, index: int, before: list[int]) -> None:
+        """Add this mark update's step to the marks' path: the largest move of any mark, or of
+        the index, in ppm of the (smaller) index per lot, rounded up."""
+        step = 0
+        previous = state.path_index
+        if previous:
+            low = previous if previous < index else index
+            move = index - previous if index > previous else previous - index
+            step = -(-move * _PPM // low)
+        for market, old in zip(state.markets.values(), before, strict=True):
+            base = market.index_per_lot
+            if base > 0:
+                move = market.mark_per_lot - old
+                move = move if move > 0 else -move
+                step = max(step, -(-move * _PPM // base))
+            else:
+                step = max(step, MAX_SAFE_PATH_PPM + 1)
+        state.path_index = index
+        state.mark_path_ppm += step
 
     def _new_epoch(self, state: UnderlyingState, now: int) -> None:
         """The marks or the margin rates moved: every cached requirement on the underlying is
@@ -1445,6 +1473,7 @@ class Engine:
             state.margin_multiplier_ppm = multiplier
             for market in state.markets.values():
                 set_margin_rates(market, params, multiplier)
+            state.mark_path_ppm += MAX_SAFE_PATH_PPM + 1  # new rates: nothing is proven
             self._new_epoch(state, now)
             self._events.append(
                 MarginMultiplier(
@@ -1809,13 +1838,23 @@ class Engine:
         orders on that underlying cancelled), those back above leave it; the queue is sorted."""
         candidates = list(self._touched)
         for state in self.underlyings.values():
-            if state.epoch != state.checked_epoch:  # marks moved: every holder, once
-                candidates.extend(state.holders.values())
+            if state.epoch != state.checked_epoch:  # marks moved: every holder not proven safe
+                path = state.mark_path_ppm
+                for ledger in state.holders.values():
+                    if ledger.safe_until_path >= path and not ledger.touched:
+                        self.health_skipped += 1
+                    else:
+                        candidates.append(ledger)
                 state.checked_epoch = state.epoch
+        self.health_checked += len(candidates)
         changed = False
         for ledger in candidates:
             self._current_positions(ledger)
             below = ledger.cash + ledger.value < ledger.maintenance
+            if not below and ledger.positions and not ledger.portfolio:
+                self._prove_safe(ledger)
+            else:
+                ledger.safe_until_path = -1
             if below == ledger.in_liquidation:
                 continue
             changed = True
@@ -1837,6 +1876,28 @@ class Engine:
                 )
         if changed or self.liquidation_queue:
             self.liquidation_queue.sort(key=_under_water)
+
+    def _prove_safe(self, ledger: SubLedger) -> None:
+        """How far its underlying's marks may travel before a healthy standard-margin sub-ledger
+        must be looked at again. Per lot and per unit of path (ppm of the index per lot, which a
+        step bounds for the index and every mark), equity moves by at most the mark's move, and
+        maintenance by at most the index's (7.5% of it, or a perp's rate) plus the mark's: three
+        times the path on ``|position| x index per lot``; four, for the index per lot itself
+        drifting over a band of at most :data:`MAX_SAFE_PATH_PPM`. Within the band the sub-ledger
+        cannot fall below maintenance, so skipping it changes nothing; touched sub-ledgers, those
+        in the queue and portfolio margin are always checked."""
+        sensitivity = 0
+        for exposure in ledger.exposures.values():
+            position = exposure.position
+            if position:
+                lots = position if position > 0 else -position
+                sensitivity += 4 * lots * exposure.market.index_per_lot
+        excess = ledger.cash + ledger.value - ledger.maintenance
+        if sensitivity <= 0 or excess < 0:
+            ledger.safe_until_path = -1
+            return
+        band = excess * _PPM // sensitivity
+        ledger.safe_until_path = ledger.state.mark_path_ppm + min(band, MAX_SAFE_PATH_PPM)
 
     def _cancel_ledger_orders(self, ledger: SubLedger) -> None:
         mine = self.accounts[ledger.account]

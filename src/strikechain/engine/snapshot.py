@@ -221,7 +221,16 @@ DERIVED: Final[dict[str, frozenset[str]]] = {
     # _ledger_tree, _stale_leaves, _rest_hash: the state commitment's caches; a restored
     # engine has no tree yet, so its first state root is built from every leaf.
     "Engine": frozenset(
-        {"_auctions", "_touched", "_events", "_ledger_tree", "_stale_leaves", "_rest_hash"}
+        {
+            "_auctions",
+            "_touched",
+            "_events",
+            "_ledger_tree",
+            "_stale_leaves",
+            "_rest_hash",
+            "health_checked",
+            "health_skipped",
+        }
     ),
     # epoch, checked_epoch: only compared for equality with each other and with the sub-ledgers'
     # epochs; at a block boundary checked_epoch == epoch, so a restore starts both at 0.
@@ -230,6 +239,8 @@ DERIVED: Final[dict[str, frozenset[str]]] = {
     # scenario_table, scenario_epoch, scenario_index: the portfolio margin's table of the
     # epoch, a pure function of the captured epoch inputs (epoch_ns, epoch_index,
     # epoch_confidence, the marks, vol nodes and multiplier), rebuilt on first use.
+    # mark_path_ppm, path_index: how far the marks travelled, only to skip health checks of
+    # sub-ledgers proven safe (which changes no outcome); restarts with nothing proven.
     "UnderlyingState": frozenset(
         {
             "epoch",
@@ -239,6 +250,8 @@ DERIVED: Final[dict[str, frozenset[str]]] = {
             "scenario_table",
             "scenario_epoch",
             "scenario_index",
+            "mark_path_ppm",
+            "path_index",
         }
     ),
     # positions and basis are sums over the exposures; epoch, dirty, moved, pending, value,
@@ -259,6 +272,7 @@ DERIVED: Final[dict[str, frozenset[str]]] = {
             "reserve",
             "touched",
             "leaf_stale",
+            "safe_until_path",
         }
     ),
     "Exposure": frozenset(
