@@ -51,6 +51,7 @@ def _extra_events() -> list[Event]:
         ev.InstrumentDelisted(0, PERP.name),
         ev.OrderAmended(1, 12, 199_999, 4, False),
         ev.MarginModeSet(4, "mm-1", "BTC", 2, 1_300, 1_000),
+        ev.MarginCall(-1, "lev-01", "BTC", 1_050, 1_000, True),
         ev.MarginMultiplier(-1, "BTC", 1_100_000, 1_500_000, 2_000_000_000, 800_000),
     ]
 

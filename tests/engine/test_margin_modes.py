@@ -178,3 +178,38 @@ def test_holders_proven_safe_are_skipped_until_the_marks_travel_past_their_band(
     assert carol.cash + carol.value < carol.maintenance
     # alice, far from maintenance, was skipped on most of those oracle updates
     assert engine.health_skipped - skipped_before >= queued_at // 2
+
+
+def test_the_ladder_flags_below_search_and_withdrawals_stop_at_the_release_level() -> None:
+    """With dynamic margin on, the Vega-style ladder applies (defaults: search 1.1x, release
+    1.4x of maintenance). carol is long 100 lots at 100,000 (maintenance 300 USDC at 3%)."""
+    from strikechain.engine.events import MarginCall
+    from strikechain.engine.txs import Withdraw
+
+    thin = MarginParams(perp_initial_ppm=35_000, perp_maintenance_ppm=30_000)
+    venue = Venue(config(margin=thin, dynamic=DynamicParams(horizon_ref_ns=60 * SECOND)))
+    venue.deposit("carol", 1_000 * USDC)
+    venue.deposit("bob", 1_000_000 * USDC)
+    venue.place("bob", -1, TICKS_AT_100K, 100, **MAKER)
+    venue.place("carol", 1, TICKS_AT_100K, 100)
+    carol = venue.ledger("carol")
+    assert (carol.initial, carol.maintenance) == (350 * USDC, 300 * USDC)
+    # initial margin would let all but 350 USDC leave; the release level keeps 1.4 x 300
+    equity = carol.cash + carol.value
+    too_much = Withdraw(account="carol", underlying="BTC", amount=equity - 400 * USDC)
+    assert rejections(venue.events(too_much)) == [RejectCode.WITHDRAWAL_EXCEEDS_FREE_COLLATERAL]
+    release = Withdraw(account="carol", underlying="BTC", amount=equity - 420 * USDC)
+    assert not rejections(venue.events(release))
+    # the index falls until carol's equity (420 USDC at 100,000) drops below 1.1 x maintenance
+    flagged_at = None
+    for step in range(1, 100):
+        venue.prices["BTC"] = BTC_PRICE * (10_000 - 2 * step) // 10_000
+        calls = of_type(venue.events(), MarginCall)
+        if calls:
+            assert [(c.account, c.flagged) for c in calls] == [("carol", True)]
+            flagged_at = step
+            break
+    assert flagged_at is not None
+    ledger = venue.ledger("carol")
+    assert not ledger.in_liquidation  # flagged, not yet below maintenance
+    assert (ledger.cash + ledger.value) * 10 < 11 * ledger.maintenance

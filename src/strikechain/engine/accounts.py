@@ -320,6 +320,8 @@ class SubLedger:
     maintenance: int = 0
     reserve: int = 0
     in_liquidation: bool = False
+    margin_call: bool = False
+    """Dynamic margin's ladder: equity below the search level (a multiple of maintenance)."""
     safe_until_path: int = -1
     """Healthy at least until its underlying's ``mark_path_ppm`` passes this (derived)."""
     portfolio: bool = False

@@ -75,6 +75,7 @@ from strikechain.engine.events import (
     InstrumentSettled,
     LiquidationQueued,
     LiquidationQueueLeft,
+    MarginCall,
     MarginModeSet,
     MarginMultiplier,
     OrderAccepted,
@@ -1319,6 +1320,14 @@ class Engine:
         if self.margin is not None:
             self._current(ledger)
         available = ledger.withdrawable
+        params = state.params
+        if params is not None and params.dynamic is not None:  # the ladder's release level
+            available = min(
+                available,
+                ledger.cash
+                + ledger.value
+                - (-(-params.dynamic.release_level_ppm * ledger.maintenance // _PPM)),
+            )
         if amount > available:
             raise _Refused(
                 RejectCode.WITHDRAWAL_EXCEEDS_FREE_COLLATERAL,
@@ -1850,9 +1859,28 @@ class Engine:
         changed = False
         for ledger in candidates:
             self._current_positions(ledger)
-            below = ledger.cash + ledger.value < ledger.maintenance
+            equity = ledger.cash + ledger.value
+            below = equity < ledger.maintenance
+            params = ledger.state.params
+            ladder = params.dynamic if params is not None else None
+            search_ppm = _PPM
+            if ladder is not None:
+                search_ppm = ladder.search_level_ppm
+                called = equity * _PPM < search_ppm * ledger.maintenance
+                if called != ledger.margin_call:
+                    ledger.margin_call = called
+                    self._events.append(
+                        MarginCall(
+                            -1,
+                            ledger.account,
+                            ledger.underlying,
+                            equity,
+                            ledger.maintenance,
+                            called,
+                        )
+                    )
             if not below and ledger.positions and not ledger.portfolio:
-                self._prove_safe(ledger)
+                self._prove_safe(ledger, search_ppm)
             else:
                 ledger.safe_until_path = -1
             if below == ledger.in_liquidation:
@@ -1877,22 +1905,25 @@ class Engine:
         if changed or self.liquidation_queue:
             self.liquidation_queue.sort(key=_under_water)
 
-    def _prove_safe(self, ledger: SubLedger) -> None:
+    def _prove_safe(self, ledger: SubLedger, level_ppm: int) -> None:
         """How far its underlying's marks may travel before a healthy standard-margin sub-ledger
-        must be looked at again. Per lot and per unit of path (ppm of the index per lot, which a
-        step bounds for the index and every mark), equity moves by at most the mark's move, and
-        maintenance by at most the index's (7.5% of it, or a perp's rate) plus the mark's: three
-        times the path on ``|position| x index per lot``; four, for the index per lot itself
-        drifting over a band of at most :data:`MAX_SAFE_PATH_PPM`. Within the band the sub-ledger
-        cannot fall below maintenance, so skipping it changes nothing; touched sub-ledgers, those
-        in the queue and portfolio margin are always checked."""
-        sensitivity = 0
+        must be looked at again: how long it stays above ``level_ppm`` of its maintenance (the
+        ladder's search level, or maintenance itself). Per lot and per unit of path (ppm of the
+        index per lot, which a step bounds for the index and every mark), equity moves by at
+        most the mark's move, and maintenance by at most the index's (7.5% of it, or a perp's
+        rate) plus the mark's: ``1 + 2 x level`` times the path on ``|position| x index per
+        lot``, and 10% more for the index per lot itself drifting over a band of at most
+        :data:`MAX_SAFE_PATH_PPM`. Within the band the sub-ledger cannot cross the level, so
+        skipping it changes nothing; touched sub-ledgers, those in the queue and portfolio
+        margin are always checked."""
+        lots_value = 0
         for exposure in ledger.exposures.values():
             position = exposure.position
             if position:
                 lots = position if position > 0 else -position
-                sensitivity += 4 * lots * exposure.market.index_per_lot
-        excess = ledger.cash + ledger.value - ledger.maintenance
+                lots_value += lots * exposure.market.index_per_lot
+        sensitivity = -(-lots_value * (_PPM + 2 * level_ppm) * 11 // (10 * _PPM))
+        excess = ledger.cash + ledger.value - (-(-level_ppm * ledger.maintenance // _PPM))
         if sensitivity <= 0 or excess < 0:
             ledger.safe_until_path = -1
             return
@@ -2236,6 +2267,16 @@ class Engine:
             f"{ledger.account} {ledger.underlying}: below maintenance is "
             f"{below} but queued is {ledger.in_liquidation}",
         )
+        params = ledger.state.params
+        if params is not None and params.dynamic is not None:
+            called = (ledger.cash + fresh_value) * _PPM < (
+                params.dynamic.search_level_ppm * fresh_maintenance
+            )
+            invariant(
+                called == ledger.margin_call,
+                f"{ledger.account} {ledger.underlying}: below the search level is {called} but "
+                f"flagged is {ledger.margin_call}",
+            )
 
     def _check_indexed(self, orders: list[Order]) -> None:
         """Every resting order is in the order, account and client-id indexes."""

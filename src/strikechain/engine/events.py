@@ -164,6 +164,18 @@ class MarginModeSet(msgspec.Struct, frozen=True, tag="margin_mode_set", gc=False
     maintenance: int
 
 
+class MarginCall(msgspec.Struct, frozen=True, tag="margin_call", gc=False):
+    """Dynamic margin's ladder: a sub-ledger's equity fell below the search level (``flagged``)
+    or rose back above it."""
+
+    tx: int
+    account: str
+    underlying: str
+    equity: int
+    maintenance: int
+    flagged: bool
+
+
 class MarginMultiplier(msgspec.Struct, frozen=True, tag="margin_multiplier", gc=False):
     """Dynamic margin moved an underlying's multiplier (ppm of the configured rates), with the
     liquidation horizon and realized vol it was computed from."""
@@ -288,6 +300,7 @@ Event = (
     | WithdrawalRequested
     | Transferred
     | MarginModeSet
+    | MarginCall
     | MarginMultiplier
     | IndexUpdated
     | CircuitBreakerOpened

@@ -153,6 +153,7 @@ CAPTURED: Final[dict[str, frozenset[str]]] = {
             "exposures",
             "in_liquidation",
             "portfolio",
+            "margin_call",
             "realized",
             "fees",
             "funding",
@@ -485,6 +486,7 @@ class LedgerRest(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=
     underlying: str
     in_liquidation: bool
     portfolio: bool
+    margin_call: bool
     realized: int
     fees: int
     funding: int
@@ -798,6 +800,7 @@ def _ledger_rest(ledger: SubLedger) -> LedgerRest:
         underlying=ledger.underlying,
         in_liquidation=ledger.in_liquidation,
         portfolio=ledger.portfolio,
+        margin_call=ledger.margin_call,
         realized=ledger.realized,
         fees=ledger.fees,
         funding=ledger.funding,
@@ -1037,6 +1040,7 @@ def _restore_ledger(
         cash=leaf.cash,
         in_liquidation=captured.in_liquidation,
         portfolio=captured.portfolio,
+        margin_call=captured.margin_call,
         realized=captured.realized,
         fees=captured.fees,
         funding=captured.funding,
