@@ -213,3 +213,28 @@ def test_the_ladder_flags_below_search_and_withdrawals_stop_at_the_release_level
     ledger = venue.ledger("carol")
     assert not ledger.in_liquidation  # flagged, not yet below maintenance
     assert (ledger.cash + ledger.value) * 10 < 11 * ledger.maintenance
+
+
+def test_portfolio_margin_keeps_a_sub_ledger_inside_the_models_proven_bounds() -> None:
+    from strikechain.engine.portfolio import PortfolioParams
+
+    bounded = PortfolioParams(max_lots_per_position=150)
+    venue = Venue(config(portfolio=bounded))
+    venue.deposit("alice", 100_000 * USDC)
+    venue.deposit("bob", 1_000_000 * USDC)
+    venue.place("bob", -1, TICKS_AT_100K, 300, **MAKER)
+    venue.place("alice", 1, TICKS_AT_100K, 100)
+    switch = SetMarginMode(account="alice", underlying="BTC", mode=MarginMode.PORTFOLIO)
+    assert not rejections(venue.events(switch))
+    # 100 held, a bid of 60 could take it to 160 > 150 lots
+    assert rejections(venue.place("alice", 1, TICKS_AT_100K - 10, 60, **MAKER)) == [
+        RejectCode.POSITION_CAP
+    ]
+    assert not rejections(venue.place("alice", 1, TICKS_AT_100K - 10, 50, **MAKER))
+    # carol holds 200 on standard margin: she may not switch
+    venue.deposit("carol", 100_000 * USDC)
+    venue.place("carol", 1, TICKS_AT_100K, 200)
+    assert venue.engine.position("carol", BTC_PERP) == 200
+    carol_switch = SetMarginMode(account="carol", underlying="BTC", mode=MarginMode.PORTFOLIO)
+    assert rejections(venue.events(carol_switch)) == [RejectCode.POSITION_CAP]
+    assert not venue.ledger("carol").portfolio

@@ -26,6 +26,7 @@ from strikechain.engine.params import (
     UnderlyingParams,
     VenueConfig,
 )
+from strikechain.engine.portfolio import PortfolioParams
 from strikechain.engine.signing import address_of, keccak256
 from strikechain.engine.txs import Block, Deposit, ListInstrument, PlaceOrder, Side, Transaction
 
@@ -53,6 +54,7 @@ def params(
     mark: MarkParams | None = None,
     limits: PositionLimits | None = None,
     dynamic: DynamicParams | None = None,
+    portfolio: PortfolioParams | None = None,
     **oracle: object,
 ) -> UnderlyingParams:
     return UnderlyingParams(
@@ -63,6 +65,7 @@ def params(
         mark=mark or MarkParams(),
         limits=limits or PositionLimits(),
         dynamic=dynamic,
+        portfolio=portfolio or PortfolioParams(),
     )
 
 

@@ -388,6 +388,8 @@ class Engine:
             self._check_fillable(book, account, side, price, size, tx.self_trade)
         if not reduce_only and (market.open_interest_cap_lots or market.position_cap_lots):
             self._check_caps(market, exposure, side, size, 0)
+        if not reduce_only and exposure is not None and exposure.ledger.portfolio:
+            self._check_portfolio_bounds(exposure, side, size, 0)
         checked: tuple[int, int, int] | int | None = None
         loss_per_lot = 0
         if margin is not None and not reduce_only:
@@ -514,6 +516,36 @@ class Engine:
                 RejectCode.OPEN_INTEREST_CAP,
                 f"{market.name}: the order could take open interest past its cap of "
                 f"{market.open_interest_cap_lots} lots",
+            )
+
+    def _check_portfolio_bounds(
+        self, exposure: Exposure, side: int, lots: int, replaced: int
+    ) -> None:
+        """A sub-ledger on portfolio margin stays within the model's proven bounds (at most
+        ``max_lots_per_position`` lots a position, ``max_positions_per_subledger`` positions: the
+        limits under which its integer sums provably fit in 64 bits): an order that could take
+        it past them, filled with the account's other orders on its side, is refused."""
+        ledger = exposure.ledger
+        params = ledger.state.params
+        if params is None:
+            return
+        bounds = params.portfolio
+        side_open = (exposure.buy_lots if side > 0 else exposure.sell_lots) - replaced
+        code = check_caps(
+            open_interest_cap_lots=0,
+            position_cap_lots=bounds.max_lots_per_position,
+            long_open_interest_lots=0,
+            position_lots=exposure.position,
+            side=side,
+            lots=lots,
+            side_open_lots=side_open,
+        )
+        opens = not exposure.position and ledger.positions >= bounds.max_positions_per_subledger
+        if code is not None or opens:
+            raise _Refused(
+                RejectCode.POSITION_CAP,
+                f"portfolio margin covers at most {bounds.max_positions_per_subledger} positions "
+                f"of at most {bounds.max_lots_per_position} lots in a sub-ledger",
             )
 
     def _check_trading(self, market: Market, post_only: int) -> None:
@@ -1031,6 +1063,12 @@ class Engine:
             and (market.open_interest_cap_lots or market.position_cap_lots)
         ):
             self._check_caps(market, order.exposure, order.side, remaining, order.remaining)
+        if (
+            not order.reduce_only
+            and remaining > order.remaining
+            and order.exposure.ledger.portfolio
+        ):
+            self._check_portfolio_bounds(order.exposure, order.side, remaining, order.remaining)
         if order.reduce_only:
             self._check_reduces(order.exposure, book.name, order.side, remaining, True)
         elif self.margin is not None:
@@ -1267,6 +1305,17 @@ class Engine:
         ledger = self._ledger(tx.account, state)
         self._current(ledger)
         portfolio = tx.mode == MarginMode.PORTFOLIO
+        bounds = state.params.portfolio if state.params is not None else None
+        if portfolio and bounds is not None:
+            held = [e.position for e in ledger.exposures.values() if e.position]
+            if len(held) > bounds.max_positions_per_subledger or any(
+                abs(lots) > bounds.max_lots_per_position for lots in held
+            ):
+                raise _Refused(
+                    RejectCode.POSITION_CAP,
+                    f"portfolio margin covers at most {bounds.max_positions_per_subledger} "
+                    f"positions of at most {bounds.max_lots_per_position} lots",
+                )
         if ledger.portfolio != portfolio:
             ledger.portfolio = portfolio
             self._refresh(ledger)
@@ -1773,9 +1822,9 @@ class Engine:
     def _portfolio_requirement(self, ledger: SubLedger) -> tuple[int, int]:
         """``(initial, maintenance)`` of the sub-ledger's positions under portfolio margin.
 
-        Where the model cannot answer (before the underlying has an index, there is no table;
-        a portfolio beyond the model's overflow proof, with more positions or lots than it
-        allows), the standard requirement of the positions applies."""
+        Before the underlying has an index there is no table, and the standard requirement of
+        the positions applies (as it would for a portfolio beyond the model's overflow proof,
+        which the order path and the mode switch never let happen)."""
         state = ledger.state
         positions = [
             (name, exposure.position)
