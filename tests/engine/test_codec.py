@@ -52,6 +52,9 @@ def _extra_events() -> list[Event]:
         ev.OrderAmended(1, 12, 199_999, 4, False),
         ev.MarginModeSet(4, "mm-1", "BTC", 2, 1_300, 1_000),
         ev.MarginCall(-1, "lev-01", "BTC", 1_050, 1_000, True),
+        ev.LiquidationOrder(-1, 90, "lev-01", PERP.name, -1, 10, 199_000, 7, 1_393_000_000),
+        ev.LiquidationFee(-1, "lev-01", "BTC", 13_930_000),
+        ev.InsurancePaid(-1, "lev-02", "BTC", 5_000_000, 0),
         ev.MarginMultiplier(-1, "BTC", 1_100_000, 1_500_000, 2_000_000_000, 800_000),
     ]
 

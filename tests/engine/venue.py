@@ -16,6 +16,7 @@ from strikechain.engine.engine import Engine
 from strikechain.engine.events import BlockResult, Event, Rejected
 from strikechain.engine.instruments import Instrument, OptionType, make_option, make_perpetual
 from strikechain.engine.limits import Limits
+from strikechain.engine.liquidation import LiquidationParams
 from strikechain.engine.oracle import OracleParams, OracleReport, VolSlice, sign_report
 from strikechain.engine.params import (
     FeeParams,
@@ -55,6 +56,7 @@ def params(
     limits: PositionLimits | None = None,
     dynamic: DynamicParams | None = None,
     portfolio: PortfolioParams | None = None,
+    liquidation: LiquidationParams | None = None,
     **oracle: object,
 ) -> UnderlyingParams:
     return UnderlyingParams(
@@ -66,6 +68,7 @@ def params(
         limits=limits or PositionLimits(),
         dynamic=dynamic,
         portfolio=portfolio or PortfolioParams(),
+        liquidation=liquidation,
     )
 
 

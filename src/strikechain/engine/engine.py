@@ -73,6 +73,9 @@ from strikechain.engine.events import (
     InstrumentExpired,
     InstrumentListed,
     InstrumentSettled,
+    InsurancePaid,
+    LiquidationFee,
+    LiquidationOrder,
     LiquidationQueued,
     LiquidationQueueLeft,
     MarginCall,
@@ -91,6 +94,16 @@ from strikechain.engine.events import (
 from strikechain.engine.instruments import Instrument, MatchingMode, validate_instrument
 from strikechain.engine.invariant import invariant
 from strikechain.engine.limits import DEFAULT_LIMITS, Limits
+from strikechain.engine.liquidation import (
+    LiquidationParams,
+    bankruptcy_price_per_lot,
+    closing_side,
+    insurance_draw,
+    ioc_limit_per_lot,
+    limit_ticks,
+    liquidation_fee,
+    step_lots,
+)
 from strikechain.engine.margin import STANDARD_MARGIN, MarginPolicy
 from strikechain.engine.marks import update_option_marks, update_perp_mark
 from strikechain.engine.oracle import (
@@ -133,6 +146,7 @@ _GTC, _IOC, _FOK, _GTT = 1, 2, 3, 4
 _POST_REPRICE, _POST_REJECT = 1, 2
 _CANCEL_TAKER, _CANCEL_MAKER, _CANCEL_BOTH = 1, 2, 3
 _PPM = 1_000_000
+_CANCELS = frozenset({Cancel, CancelAll})
 MAX_SAFE_PATH_PPM = 100_000
 """A sub-ledger is proven safe for at most 10% of path (see ``Engine._prove_safe``)."""
 _BATCH = MatchingMode.BATCH
@@ -229,6 +243,9 @@ class Engine:
             OracleReport: self._report,
         }
         self._known_types = frozenset(self._handlers)
+        self._liquidating = any(
+            params.liquidation is not None for params in self.venue.underlyings.values()
+        )
 
     # -- blocks ------------------------------------------------------------------------------
 
@@ -252,6 +269,15 @@ class Engine:
         before, after = sequence(transactions, self.policy)
         self._apply_in_order(transactions, before)
         self._engine_work()
+        if self.liquidation_queue and self._liquidating:
+            # the liquidation lane: after cancels, before any new order
+            cancels = 0
+            if self.policy == OrderingPolicy.LANES:
+                while cancels < len(after) and type(transactions[after[cancels]]) in _CANCELS:
+                    cancels += 1
+            self._apply_in_order(transactions, after[:cancels])
+            self._liquidate()
+            after = after[cancels:]
         self._apply_in_order(transactions, after)
         if self._auctions:
             self._run_auctions()
@@ -1953,6 +1979,118 @@ class Engine:
                 )
         if changed or self.liquidation_queue:
             self.liquidation_queue.sort(key=_under_water)
+
+    def _liquidate(self) -> None:
+        """The liquidation lane: queued sub-ledgers, most under water first (the queue's order),
+        at most ``subledgers_per_block_max`` per underlying and block, on underlyings whose
+        params turn the lane on and whose circuit breaker is closed (never on a bad price).
+        Each position is reduced by a step (a share of it, within the notional cap) with an
+        IOC order against the book, limited to the band around the mark and, while the
+        sub-ledger's equity is positive, to the bankruptcy price; the liquidation fee on the
+        notional closed goes to the insurance fund; a sub-ledger left flat with negative equity
+        is made whole by the insurance fund as far as it goes. What the book cannot absorb
+        waits for the next block (the backstop pool and auto-deleveraging are still to come).
+        """
+        taken: dict[str, int] = {}
+        for ledger in list(self.liquidation_queue):
+            state = ledger.state
+            params = state.params
+            if params is None or params.liquidation is None or state.restricted:
+                continue
+            lane = params.liquidation
+            count = taken.get(state.name, 0)
+            if count >= lane.subledgers_per_block_max:
+                continue
+            taken[state.name] = count + 1
+            self._liquidate_ledger(ledger, lane)
+
+    def _liquidate_ledger(self, ledger: SubLedger, lane: LiquidationParams) -> None:
+        self._current_positions(ledger)
+        closed = 0
+        for exposure in list(ledger.exposures.values()):
+            position = exposure.position
+            market = exposure.market
+            book = self.books.get(market.name)
+            if not position or book is None or market.mark_per_lot <= 0:
+                continue
+            lots = step_lots(
+                position,
+                lane.step_share_ppm_max,
+                lane.notional_per_block_quote_max,
+                market.mark_per_lot,
+                closed,
+            )
+            if lots <= 0:
+                continue
+            side = closing_side(position)
+            equity = ledger.cash + ledger.value
+            bankruptcy = bankruptcy_price_per_lot(equity, position, market.mark_per_lot)
+            limit = limit_ticks(
+                side,
+                ioc_limit_per_lot(side, market.mark_per_lot, lane.price_band_ppm, bankruptcy),
+                market.value_per_tick_lot,
+            )
+            if limit <= 0:
+                continue
+            order_id = self.next_order_id
+            self.next_order_id = order_id + 1
+            order = Order(
+                order_id,
+                ledger.account,
+                market.name,
+                side,
+                limit,
+                lots,
+                lots,
+                "",
+                0,
+                _CANCEL_TAKER,
+                True,
+                0,
+                exposure,
+                0,
+            )
+            events = self._events
+            first = len(events)
+            self._match(book, order, -1)
+            filled = lots - order.remaining
+            notional = 0
+            for event in events[first:]:
+                if isinstance(event, Fill) and event.taker_order_id == order_id:
+                    notional += event.price_ticks * event.size_lots * market.value_per_tick_lot
+            closed += notional
+            events.append(
+                LiquidationOrder(
+                    -1,
+                    order_id,
+                    ledger.account,
+                    market.name,
+                    side,
+                    lots,
+                    limit,
+                    filled,
+                    notional,
+                )
+            )
+            if filled:
+                self._current_positions(ledger)
+        if closed:
+            fee = liquidation_fee(closed, lane.fee_ppm, ledger.cash + ledger.value)
+            if fee:
+                ledger.cash -= fee
+                self.insurance_fund += fee
+                self._touch(ledger)
+                self._events.append(LiquidationFee(-1, ledger.account, ledger.underlying, fee))
+        equity = ledger.cash + ledger.value
+        if not ledger.positions and equity < 0:
+            paid, uncovered = insurance_draw(-equity, self.insurance_fund)
+            if paid:
+                self.insurance_fund -= paid
+                ledger.cash += paid
+                self._touch(ledger)
+            self._events.append(
+                InsurancePaid(-1, ledger.account, ledger.underlying, paid, uncovered)
+            )
 
     def _prove_safe(self, ledger: SubLedger, level_ppm: int) -> None:
         """How far its underlying's marks may travel before a healthy standard-margin sub-ledger

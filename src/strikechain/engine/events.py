@@ -276,6 +276,43 @@ class LiquidationQueued(msgspec.Struct, frozen=True, tag="liquidation_queued", g
     maintenance: int
 
 
+class LiquidationOrder(msgspec.Struct, frozen=True, tag="liquidation_order", gc=False):
+    """The liquidation lane closed part of a queued sub-ledger's position with an IOC order
+    against the book, inside the band bounded by the bankruptcy price (its fills are
+    :class:`Fill` events with the same ``order_id``)."""
+
+    tx: int
+    order_id: int
+    account: str
+    instrument: str
+    side: int
+    lots: int
+    limit_ticks: int
+    filled_lots: int
+    notional: int
+
+
+class LiquidationFee(msgspec.Struct, frozen=True, tag="liquidation_fee", gc=False):
+    """The liquidation fee on the notional closed, from the sub-ledger to the insurance fund
+    (capped by its remaining positive equity)."""
+
+    tx: int
+    account: str
+    underlying: str
+    amount: int
+
+
+class InsurancePaid(msgspec.Struct, frozen=True, tag="insurance_paid", gc=False):
+    """The insurance fund covered a flat sub-ledger's negative equity; ``uncovered`` is what
+    the fund could not (bad debt)."""
+
+    tx: int
+    account: str
+    underlying: str
+    amount: int
+    uncovered: int
+
+
 class LiquidationQueueLeft(msgspec.Struct, frozen=True, tag="liquidation_left", gc=False):
     tx: int
     account: str
@@ -310,6 +347,9 @@ Event = (
     | PositionSettled
     | InstrumentSettled
     | LiquidationQueued
+    | LiquidationOrder
+    | LiquidationFee
+    | InsurancePaid
     | LiquidationQueueLeft
 )
 

@@ -28,6 +28,7 @@ import msgspec
 
 from strikechain.engine.dynamic import DynamicParams
 from strikechain.engine.invariant import invariant
+from strikechain.engine.liquidation import LiquidationParams
 from strikechain.engine.oracle import OracleParams
 from strikechain.engine.portfolio import DEFAULT_PORTFOLIO_PARAMS, PortfolioParams
 from strikechain.engine.signing import DEFAULT_DOMAIN, SigningDomain
@@ -206,6 +207,9 @@ class UnderlyingParams(msgspec.Struct, frozen=True, kw_only=True):
     """Portfolio margin, for the sub-ledgers that choose it (``SetMarginMode``)."""
     dynamic: DynamicParams | None = None
     """Dynamic margin (:mod:`strikechain.engine.dynamic`); None: margin rates stay as set."""
+    liquidation: LiquidationParams | None = None
+    """The liquidation lane (``Engine._liquidate``); None: queued sub-ledgers wait (today's
+    default, until the lane is complete: backstop and auto-deleveraging are still to come)."""
 
 
 class VenueConfig(msgspec.Struct, frozen=True, kw_only=True):

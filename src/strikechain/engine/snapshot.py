@@ -309,6 +309,7 @@ CONFIGURATION: Final[dict[str, frozenset[str]]] = {
             "_max_levels",
             "_handlers",
             "_known_types",
+            "_liquidating",
         }
     ),
     "UnderlyingState": frozenset({"params", "mark_interval_ns"}),
