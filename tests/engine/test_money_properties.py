@@ -56,6 +56,9 @@ from strikechain.engine.events import (
     Fill,
     FundingPaid,
     FundingPayment,
+    InsurancePaid,
+    LiquidationFee,
+    LiquidationOrder,
     OrderAccepted,
     OrderAmended,
     OrderCancelled,
@@ -1004,6 +1007,7 @@ class MoneyMachine(RuleBasedStateMachine):
         self.withdrawn = 0
         self.fees = 0
         self.dust = 0
+        self.insurance = 0
         self.cash: dict[tuple[str, str], int] = {}
         self.positions: dict[tuple[str, str], int] = {}
         self.basis: dict[tuple[str, str], int] = {}
@@ -1094,6 +1098,22 @@ class MoneyMachine(RuleBasedStateMachine):
             assert event.paid - event.received == event.dust >= 0
             assert -self.funding.pop(event.instrument, 0) == event.dust
             self.dust += event.dust
+        elif isinstance(event, LiquidationFee):
+            hypothesis.event("liquidation fee")
+            self._cash(event.account, event.underlying, -event.amount)
+            self.insurance += event.amount
+        elif isinstance(event, InsurancePaid):
+            hypothesis.event("insurance paid")
+            self._cash(event.account, event.underlying, event.amount)
+            self.insurance -= event.amount
+            assert not any(
+                lots
+                for (account, name), lots in self.positions.items()
+                if account == event.account and engine.markets[name].underlying == event.underlying
+            ), "only flat sub-ledgers are made whole"
+        elif isinstance(event, LiquidationOrder):
+            hypothesis.event("liquidation order")
+            assert event.filled_lots <= event.lots
         elif isinstance(event, OrderCancelled) and event.reason == "LIQUIDATION":
             hypothesis.event("orders cancelled on entering the liquidation queue")
         else:
@@ -1422,6 +1442,7 @@ class MoneyMachine(RuleBasedStateMachine):
         assert held == engine.deposits_total - engine.withdrawals_total
         assert (engine.deposits_total, engine.withdrawals_total) == (self.deposited, self.withdrawn)
         assert (engine.fee_pool, engine.dust) == (self.fees, self.dust)
+        assert engine.insurance_fund == self.insurance
         assert not self.funding  # every block's payments were summed up by FundingPaid
 
     @invariant()
@@ -1434,6 +1455,7 @@ class MoneyMachine(RuleBasedStateMachine):
                 assert ledger.cash == self.cash.get((account, underlying), 0)
                 settled = ledger.deposited - ledger.withdrawn + ledger.transferred
                 settled += ledger.realized - ledger.fees + ledger.funding + ledger.settlements
+                settled += ledger.insured
                 assert ledger.cash + ledger.basis == settled
                 assert ledger.realized == sum(e.realized for e in ledger.exposures.values())
                 for name, exposure in ledger.exposures.items():

@@ -343,6 +343,8 @@ class SubLedger:
     """Funding received (negative: paid)."""
     settlements: int = 0
     """Option settlement payouts received (negative: paid)."""
+    insured: int = 0
+    """Negative equity the insurance fund covered once the sub-ledger was flat."""
     deposited: int = 0
     withdrawn: int = 0
     transferred: int = 0

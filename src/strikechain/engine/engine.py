@@ -2078,6 +2078,7 @@ class Engine:
             fee = liquidation_fee(closed, lane.fee_ppm, ledger.cash + ledger.value)
             if fee:
                 ledger.cash -= fee
+                ledger.fees += fee
                 self.insurance_fund += fee
                 self._touch(ledger)
                 self._events.append(LiquidationFee(-1, ledger.account, ledger.underlying, fee))
@@ -2087,6 +2088,7 @@ class Engine:
             if paid:
                 self.insurance_fund -= paid
                 ledger.cash += paid
+                ledger.insured += paid
                 self._touch(ledger)
             self._events.append(
                 InsurancePaid(-1, ledger.account, ledger.underlying, paid, uncovered)

@@ -158,6 +158,7 @@ CAPTURED: Final[dict[str, frozenset[str]]] = {
             "fees",
             "funding",
             "settlements",
+            "insured",
             "deposited",
             "withdrawn",
             "transferred",
@@ -492,6 +493,7 @@ class LedgerRest(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=
     fees: int
     funding: int
     settlements: int
+    insured: int
     deposited: int
     withdrawn: int
     transferred: int
@@ -806,6 +808,7 @@ def _ledger_rest(ledger: SubLedger) -> LedgerRest:
         fees=ledger.fees,
         funding=ledger.funding,
         settlements=ledger.settlements,
+        insured=ledger.insured,
         deposited=ledger.deposited,
         withdrawn=ledger.withdrawn,
         transferred=ledger.transferred,
@@ -1046,6 +1049,7 @@ def _restore_ledger(
         fees=captured.fees,
         funding=captured.funding,
         settlements=captured.settlements,
+        insured=captured.insured,
         deposited=captured.deposited,
         withdrawn=captured.withdrawn,
         transferred=captured.transferred,
