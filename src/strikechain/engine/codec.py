@@ -12,11 +12,12 @@ Frame, for every encoded value::
     4       ...   body: MessagePack of the value
 
 Body, protocol version 1: the value's msgspec Struct encoded as a MessagePack map whose keys
-are the field names in declaration order (tagged unions, such as a transaction or an event,
-lead with ``"type"``: the tag), every field present (defaults included), integers in their
-shortest form, text as UTF-8 ``str``, signatures as ``bin``, decimals (an instrument's tick
-and lot sizes) as their text. Maps make the log self-describing: a reader needs no schema
-table to see what a record says.
+are the field names in declaration order (tagged unions, such as a transaction, lead with
+``"type"``: the tag), every field present (defaults included), integers in their shortest form,
+text as UTF-8 ``str``, signatures as ``bin``, decimals (an instrument's tick and lot sizes) as
+their text; except events, which are arrays ``[tag, fields...]`` in declaration order (see
+:mod:`strikechain.engine.events`: the high-volume part the digest hashes). Maps make the log
+self-describing: a reader needs no schema table to see what a transaction says.
 
 **Canonical**: every value has exactly one encoding. Decoding re-encodes what it decoded and
 refuses bytes that differ (keys out of order, a missing default, an unknown field, an integer

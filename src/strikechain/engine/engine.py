@@ -1921,18 +1921,21 @@ class Engine:
         """End of block: sub-ledgers below maintenance join the liquidation queue (their
         orders on that underlying cancelled), those back above leave it; the queue is sorted."""
         candidates = list(self._touched)
+        touched = len(candidates)  # proven safe only in a marks pass: touched ones are re-checked
         for state in self.underlyings.values():
             if state.epoch != state.checked_epoch:  # marks moved: every holder not proven safe
                 path = state.mark_path_ppm
                 for ledger in state.holders.values():
-                    if ledger.safe_until_path >= path and not ledger.touched:
+                    if ledger.touched:
+                        continue  # a candidate already
+                    if ledger.safe_until_path >= path:
                         self.health_skipped += 1
                     else:
                         candidates.append(ledger)
                 state.checked_epoch = state.epoch
         self.health_checked += len(candidates)
         changed = False
-        for ledger in candidates:
+        for position, ledger in enumerate(candidates):
             self._current_positions(ledger)
             equity = ledger.cash + ledger.value
             below = equity < ledger.maintenance
@@ -1954,7 +1957,7 @@ class Engine:
                             called,
                         )
                     )
-            if not below and ledger.positions and not ledger.portfolio:
+            if position >= touched and not below and ledger.positions and not ledger.portfolio:
                 self._prove_safe(ledger, search_ppm)
             else:
                 ledger.safe_until_path = -1
