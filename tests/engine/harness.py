@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from strikechain.engine.calendar import expiry_ns
 from strikechain.engine.engine import Engine
@@ -10,6 +11,7 @@ from strikechain.engine.events import BlockResult, Event, Fill, OrderCancelled, 
 from strikechain.engine.instruments import Instrument, InstrumentKind, MatchingMode
 from strikechain.engine.limits import Limits
 from strikechain.engine.ordering import OrderingPolicy
+from strikechain.engine.signing import SigningDomain
 from strikechain.engine.txs import Block, ListInstrument, PlaceOrder, Side, Transaction
 
 PERP = "BTC_USDC-PERPETUAL"
@@ -94,3 +96,33 @@ def rejections(events: list[Event]) -> list[Rejected]:
 
 def cancels(events: list[Event]) -> list[OrderCancelled]:
     return [e for e in events if isinstance(e, OrderCancelled)]
+
+
+def eip712_message(
+    primary: str,
+    types: dict[str, list[dict[str, str]]],
+    domain: SigningDomain,
+    message: dict[str, Any],
+) -> dict[str, Any]:
+    """A full EIP-712 typed-data message for eth-account, written from the standard directly
+    (not from the engine's encoder): the ``EIP712Domain`` type and the venue's domain around
+    ``types`` and ``message``."""
+    return {
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"},
+            ],
+            **types,
+        },
+        "primaryType": primary,
+        "domain": {
+            "name": "strikechain",
+            "version": "1",
+            "chainId": domain.chain_id,
+            "verifyingContract": domain.verifying_contract,
+        },
+        "message": message,
+    }

@@ -34,6 +34,7 @@ from strikechain.engine.txs import (
     TimeInForce,
 )
 from strikechain.engine.units import INT64_MAX
+from tests.engine.harness import eip712_message
 
 KEY = keccak256(b"test trader")
 OTHER_KEY = keccak256(b"someone else")
@@ -82,25 +83,12 @@ def _order(**fields: Any) -> PlaceOrder:
 
 def _typed_message(tx: PlaceOrder, domain: SigningDomain) -> dict[str, Any]:
     """The order as eth-account's full typed-data message, written from EIP-712 directly."""
-    return {
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
-            "Order": [{"name": name, "type": kind} for name, kind, _ in ORDER_FIELDS],
-        },
-        "primaryType": "Order",
-        "domain": {
-            "name": "strikechain",
-            "version": "1",
-            "chainId": domain.chain_id,
-            "verifyingContract": domain.verifying_contract,
-        },
-        "message": {name: getattr(tx, field) for name, _, field in ORDER_FIELDS},
-    }
+    return eip712_message(
+        "Order",
+        {"Order": [{"name": name, "type": kind} for name, kind, _ in ORDER_FIELDS]},
+        domain,
+        {name: getattr(tx, field) for name, _, field in ORDER_FIELDS},
+    )
 
 
 @st.composite

@@ -42,6 +42,7 @@ from strikechain.engine.signing import (
     typed_data_digest,
 )
 from strikechain.engine.units import INT64_MAX
+from tests.engine.harness import eip712_message
 
 KEY_ONE = (1).to_bytes(32, "big")
 ADDRESS_ONE = "0x7e5f4552091a69125d5dfcb7b8c2659029395bdf"
@@ -273,14 +274,9 @@ def _report(**fields: Any) -> OracleReport:
 
 def _typed_message(report: OracleReport, domain: SigningDomain) -> dict[str, Any]:
     """The report as eth-account's full typed-data message, written from EIP-712 directly."""
-    return {
-        "types": {
-            "EIP712Domain": [
-                {"name": "name", "type": "string"},
-                {"name": "version", "type": "string"},
-                {"name": "chainId", "type": "uint256"},
-                {"name": "verifyingContract", "type": "address"},
-            ],
+    return eip712_message(
+        "OracleReport",
+        {
             "OracleReport": [
                 {"name": "reporter", "type": "address"},
                 {"name": "underlying", "type": "string"},
@@ -294,14 +290,8 @@ def _typed_message(report: OracleReport, domain: SigningDomain) -> dict[str, Any
                 {"name": "volsPpm", "type": "uint32[]"},
             ],
         },
-        "primaryType": "OracleReport",
-        "domain": {
-            "name": "strikechain",
-            "version": "1",
-            "chainId": domain.chain_id,
-            "verifyingContract": domain.verifying_contract,
-        },
-        "message": {
+        domain,
+        {
             "reporter": report.account,
             "underlying": report.underlying,
             "timestampNs": report.timestamp_ns,
@@ -309,7 +299,7 @@ def _typed_message(report: OracleReport, domain: SigningDomain) -> dict[str, Any
             "confidence": report.confidence,
             "vols": [{"expiryNs": s.expiry_ns, "volsPpm": list(s.vols_ppm)} for s in report.vols],
         },
-    }
+    )
 
 
 GOLDEN_REPORT_DIGEST = "e4c837272b486eb1a56a381691bd17d41daa6ce8c0b5414aa736d69e3107fcd4"

@@ -88,8 +88,7 @@ def test_sqlite_reopen_continues(tmp_path: Path) -> None:
 
 def test_sqlite_refuses_foreign_schema(tmp_path: Path) -> None:
     path = tmp_path / "other.sqlite"
-    with SqliteLog(path):
-        pass
+    SqliteLog(path).close()  # creates the file with this schema
     db = sqlite3.connect(path)
     db.execute("UPDATE meta SET value = 99 WHERE key = 'schema'")
     db.commit()

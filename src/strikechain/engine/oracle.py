@@ -772,17 +772,11 @@ def option_marks(
         max(index - strike, 0) if call else max(strike - index, 0)
         for strike, call in zip(strikes, calls, strict=True)
     ]
-    live = [i for i, expiry in enumerate(expiries_ns) if expiry > now_ns]
-    nodes = sorted((e, tuple(v)) for e, v in vol_nodes.items() if e > now_ns)
-    if not live or not nodes:
+    found = _live_vols(index, vol_nodes, log_moneyness_ppm, now_ns, strikes, expiries_ns)
+    if found is None:
         return intrinsic
-    invariant(
-        all(len(vols) == len(log_moneyness_ppm) for _, vols in nodes), "one vol per node point"
-    )
+    live, strike, expiry, vol = found
     forward = float(index)
-    strike = np.asarray([strikes[i] for i in live], dtype=np.int64).astype(np.float64)
-    expiry = _years([expiries_ns[i] - now_ns for i in live])
-    vol = _surface_vols(nodes, log_moneyness_ppm, now_ns, forward, strike, expiry)
     call = np.asarray([calls[i] for i in live], dtype=np.bool_)
     prices = deterministic.black76(forward, strike, expiry, vol, call=call)
     marks = list(intrinsic)
@@ -803,17 +797,39 @@ def option_vols(
     """The implied vol :func:`option_marks` prices each option at (NaN for an option at or
     after its expiry, or when no vol node is live): for the portfolio margin's scenarios,
     bit-identical on every machine like the marks."""
+    out = [float("nan")] * len(strikes)
+    found = _live_vols(index, vol_nodes, log_moneyness_ppm, now_ns, strikes, expiries_ns)
+    if found is not None:
+        live, _, _, vol = found
+        for i, value in zip(live, vol.tolist(), strict=True):
+            out[i] = value
+    return out
+
+
+_FloatArray = npt.NDArray[np.float64]
+
+
+def _live_vols(
+    index: int,
+    vol_nodes: Mapping[int, Sequence[int]],
+    log_moneyness_ppm: Sequence[int],
+    now_ns: int,
+    strikes: Sequence[int],
+    expiries_ns: Sequence[int],
+) -> tuple[list[int], _FloatArray, _FloatArray, _FloatArray] | None:
+    """The options still live at ``now_ns`` (their positions), with their strikes, years to
+    expiry and vols from the node surface; None when no option is live or no node is."""
     live = [i for i, expiry in enumerate(expiries_ns) if expiry > now_ns]
     nodes = sorted((e, tuple(v)) for e, v in vol_nodes.items() if e > now_ns)
-    out = [float("nan")] * len(strikes)
     if not live or not nodes:
-        return out
+        return None
+    invariant(
+        all(len(vols) == len(log_moneyness_ppm) for _, vols in nodes), "one vol per node point"
+    )
     strike = np.asarray([strikes[i] for i in live], dtype=np.int64).astype(np.float64)
     expiry = _years([expiries_ns[i] - now_ns for i in live])
     vol = _surface_vols(nodes, log_moneyness_ppm, now_ns, float(index), strike, expiry)
-    for i, value in zip(live, vol.tolist(), strict=True):
-        out[i] = value
-    return out
+    return live, strike, expiry, vol
 
 
 def _surface_vols(

@@ -33,7 +33,6 @@ from strikechain.engine.events import (
 )
 from strikechain.engine.instruments import Instrument
 from strikechain.engine.invariant import InvariantViolation
-from strikechain.engine.signing import keccak256
 from strikechain.engine.txs import Block
 from strikechain.runtime import (
     ArrivalOrder,
@@ -167,8 +166,9 @@ class SessionSummary:
 
     @property
     def digest(self) -> bytes:
-        """One digest of the whole run: keccak-256 over the block digests in order."""
-        return keccak256(b"".join(self.block_digests))
+        """One digest of the whole run: the last block's, which the engine chains over every
+        block before it."""
+        return self.block_digests[-1]
 
     def instrument(self, name: str) -> InstrumentSummary:
         return next(i for i in self.instruments if i.name == name)
