@@ -238,3 +238,19 @@ def test_portfolio_margin_keeps_a_sub_ledger_inside_the_models_proven_bounds() -
     carol_switch = SetMarginMode(account="carol", underlying="BTC", mode=MarginMode.PORTFOLIO)
     assert rejections(venue.events(carol_switch)) == [RejectCode.POSITION_CAP]
     assert not venue.ledger("carol").portfolio
+
+
+def test_a_bad_margin_mode_is_a_typed_error_and_an_unknown_underlying_is_refused() -> None:
+    import pytest
+
+    from strikechain.engine.codes import Rejection
+
+    for mode in (0, 3, True, "2"):
+        with pytest.raises(Rejection) as refused:
+            SetMarginMode(account="alice", underlying="BTC", mode=mode)  # type: ignore[arg-type]
+        assert refused.value.code == RejectCode.INVALID_ORDER
+    venue = Venue()
+    venue.deposit("alice", 1_000 * USDC)
+    unknown = SetMarginMode(account="alice", underlying="DOGE", mode=MarginMode.PORTFOLIO)
+    assert rejections(venue.events(unknown)) == [RejectCode.UNKNOWN_UNDERLYING]
+    assert not venue.ledger("alice").portfolio
