@@ -35,6 +35,7 @@ MODULES = (
     "book",
     "clearing",
     "engine",
+    "liquidator",
     "margin",
     "marks",
     "merkle",

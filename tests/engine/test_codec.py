@@ -42,6 +42,7 @@ def _extra_transactions() -> list[Transaction]:
             signature=bytes(range(65)),
         ),
         tx.SetMarginMode(account="mm-1", underlying="BTC", mode=tx.MarginMode.PORTFOLIO),
+        tx.LiquidationBid(account="keeper-1", auction_id=3, price_ticks=190_000, priority_fee=9),
     ]
 
 
@@ -56,6 +57,15 @@ def _extra_events() -> list[Event]:
         ev.LiquidationFee(-1, "lev-01", "BTC", 13_930_000),
         ev.InsurancePaid(-1, "lev-02", "BTC", 5_000_000, 0),
         ev.MarginMultiplier(-1, "BTC", 1_100_000, 1_500_000, 2_000_000_000, 800_000),
+        ev.BackstopTaken(-1, "lev-03", PERP.name, -1, 4, 98_000_000, "backstop"),
+        ev.Deleveraged(-1, "lev-04", "mm-2", PERP.name, -1, 3, 100_500_000, 1_500_000),
+        ev.StressMode(-1, "BTC", True, 3, False, 250_000),
+        ev.MarketAuction(
+            -1, PERP.name, "AUCTION_STARTED", "LONG_BLOCK", 10**18, False, 12 * 10**9, 0, 0, 0, 0
+        ),
+        ev.LiquidationAuctionStarted(-1, 3, "lev-05", PERP.name, -1, 40, 10**18),
+        ev.LiquidationBidPlaced(7, 3, "keeper-1", 190_000),
+        ev.LiquidationAuctionEnded(-1, 3, "lev-05", PERP.name, "keeper-1", 40, 190_000),
     ]
 
 

@@ -1002,7 +1002,10 @@ class MoneyMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.venue = Venue()
+        # The liquidation lane off: each rule predicts a transaction's effect from the state
+        # just before its own block, which the lane would change in the same block.
+        # tests/engine/test_liquidation_properties.py drives the lane.
+        self.venue = Venue(config(liquidation=None))
         self.deposited = 0
         self.withdrawn = 0
         self.fees = 0
@@ -1508,7 +1511,7 @@ class ThinMarketMachine(MoneyMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.venue = Venue(config(limits=PositionLimits(perp_liquidity_lots=50)))
+        self.venue = Venue(config(limits=PositionLimits(perp_liquidity_lots=50), liquidation=None))
 
 
 ThinMarketMachine.TestCase.settings = settings(max_examples=100, stateful_step_count=50)

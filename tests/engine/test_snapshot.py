@@ -13,8 +13,10 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from strikechain.engine.auction_triggers import AuctionState, PriceHistory
 from strikechain.engine.codes import RejectCode, Rejection
 from strikechain.engine.engine import Engine
+from strikechain.engine.liquidator import KeeperAuction
 from strikechain.engine.params import VenueConfig
 from strikechain.engine.snapshot import (
     CAPTURED,
@@ -96,7 +98,7 @@ def test_capture_restore_capture_is_identity(height: int) -> None:
 
 
 def test_shared_objects_stay_shared() -> None:
-    engine, venue = run_to(1, 110)
+    engine, venue = run_to(1, 107)  # the lane is working through the sell-off's queue
     copy = round_trip(engine, venue)
     assert copy.orders
     assert copy.liquidation_queue
@@ -215,6 +217,10 @@ def state_objects(engine: Engine) -> Iterator[tuple[str, object]]:
                 yield "Exposure", exposure
     for order in engine.orders.values():
         yield "Order", order
+    # classes the scripted session has none of (auctions off, the lane's policy): fresh ones
+    yield "AuctionState", AuctionState()
+    yield "PriceHistory", PriceHistory(4)
+    yield "KeeperAuction", KeeperAuction(1, "a", "BTC", "BTC_USDC-PERPETUAL", -1, 3, 9)
 
 
 def test_every_attribute_of_the_state_is_handled() -> None:

@@ -10,13 +10,14 @@ from __future__ import annotations
 from decimal import Decimal
 
 from strikechain.engine.accounts import SubLedger
+from strikechain.engine.auction_triggers import AuctionParams
 from strikechain.engine.calendar import expiry_ns
 from strikechain.engine.dynamic import DynamicParams
 from strikechain.engine.engine import Engine
 from strikechain.engine.events import BlockResult, Event, Rejected
 from strikechain.engine.instruments import Instrument, OptionType, make_option, make_perpetual
 from strikechain.engine.limits import Limits
-from strikechain.engine.liquidation import LiquidationParams
+from strikechain.engine.liquidation import DEFAULT_LIQUIDATION_PARAMS, LiquidationParams
 from strikechain.engine.oracle import OracleParams, OracleReport, VolSlice, sign_report
 from strikechain.engine.params import (
     FeeParams,
@@ -56,7 +57,8 @@ def params(
     limits: PositionLimits | None = None,
     dynamic: DynamicParams | None = None,
     portfolio: PortfolioParams | None = None,
-    liquidation: LiquidationParams | None = None,
+    liquidation: LiquidationParams | None = DEFAULT_LIQUIDATION_PARAMS,
+    auctions: AuctionParams | None = None,
     **oracle: object,
 ) -> UnderlyingParams:
     return UnderlyingParams(
@@ -69,6 +71,7 @@ def params(
         dynamic=dynamic,
         portfolio=portfolio or PortfolioParams(),
         liquidation=liquidation,
+        auctions=auctions,
     )
 
 

@@ -40,6 +40,7 @@ from strikechain.engine.instruments import Instrument, OptionType
 from strikechain.engine.units import QUOTE_SCALE
 
 if TYPE_CHECKING:
+    from strikechain.engine.auction_triggers import AuctionState, PriceHistory
     from strikechain.engine.book import Order
     from strikechain.engine.dynamic import DynamicState
     from strikechain.engine.oracle import OracleState
@@ -104,6 +105,23 @@ class Market:
     premium_ns: int = 0
     last_funding_ns: int = 0
     next_funding_ns: int = 0
+    last_trade_ticks: int = 0
+    """The price of the market's last fill (0 before the first)."""
+    last_trade_ns: int = 0
+    """Block time of the last fill."""
+    auction: AuctionState | None = None
+    """The trading mode (continuous, or a call auction and why), when the underlying's params
+    turn auctions on (:mod:`strikechain.engine.auction_triggers`)."""
+    history: PriceHistory | None = None
+    """Recent trade prices, one sample per block that traded: price monitoring's references."""
+    in_auction: bool = False
+    """In a call auction: orders rest without matching until it uncrosses (mirrors
+    ``auction``, for the order path)."""
+    band_low_ticks: int = 0
+    band_high_ticks: int = 1 << 62
+    """Price monitoring's band for this block: a continuous fill outside it calls an auction
+    instead (derived at the start of every block from ``history``; wide open when the market
+    is not monitored)."""
 
     def per_lot(self, minor_per_unit: int) -> int:
         """A per-unit amount for one lot, ``FLOOR``."""
@@ -227,6 +245,11 @@ class UnderlyingState:
     on the portfolio margin's spot range; 1x unless the underlying's params turn it on."""
     dynamic: DynamicState | None = None
     """Dynamic margin's estimator state, when the underlying's params turn it on."""
+    stressed: bool = False
+    """Stress mode: a liquidation backlog or an open circuit breaker. Its takers may only
+    reduce risk and are capped per block (decided after the liquidation lane, every block)."""
+    stress_takers: int = 0
+    """Takers admitted in stress mode in the current block (per-block scratch)."""
     scenario_table: ScenarioTable | None = None
     """The portfolio margin's table of this epoch (derived: rebuilt when the epoch moves)."""
     mark_path_ppm: int = 0

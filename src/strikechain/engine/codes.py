@@ -51,6 +51,12 @@ class RejectCode(enum.StrEnum):
     DUPLICATE_DEPOSIT = "DUPLICATE_DEPOSIT"
     DEPOSIT_OUT_OF_ORDER = "DEPOSIT_OUT_OF_ORDER"
     IN_LIQUIDATION_QUEUE = "IN_LIQUIDATION_QUEUE"
+    # Stress, auctions and liquidation auctions
+    STRESS_REDUCE_ONLY = "STRESS_REDUCE_ONLY"
+    STRESS_TAKER_CAP = "STRESS_TAKER_CAP"
+    MARKET_IN_AUCTION = "MARKET_IN_AUCTION"
+    AUCTION_NOT_FOUND = "AUCTION_NOT_FOUND"
+    BID_NOT_BETTER = "BID_NOT_BETTER"
     INSTRUMENT_HAS_POSITIONS = "INSTRUMENT_HAS_POSITIONS"
     # Position limits (see strikechain.engine.position_limits)
     OPEN_INTEREST_CAP = "OPEN_INTEREST_CAP"
@@ -102,6 +108,9 @@ class CancelReason(enum.StrEnum):
     """A reduce-only order met a position too small to reduce further."""
     LIQUIDATION = "LIQUIDATION"
     """Its sub-ledger fell below maintenance margin and entered the liquidation queue."""
+    PRICE_MONITORING = "PRICE_MONITORING"
+    """An immediate order's remainder, when its next fill would have left the price-monitoring
+    band: the market went into an auction instead."""
 
 
 class Rejection(Exception):

@@ -53,6 +53,17 @@ from strikechain.engine.accounts import (
     market_for,
     set_margin_rates,
 )
+from strikechain.engine.auction_triggers import (
+    AuctionState,
+    PriceHistory,
+    Transition,
+    TransitionKind,
+    apply_transition,
+    auction_due,
+    on_auction_end,
+    on_block,
+    on_trade_attempt,
+)
 from strikechain.engine.book import BUY, Book, Order
 from strikechain.engine.codec import GENESIS_DIGEST, SUPPORTED_VERSIONS, chain_digest
 from strikechain.engine.codes import CancelReason, RejectCode, Rejection
@@ -73,14 +84,13 @@ from strikechain.engine.events import (
     InstrumentExpired,
     InstrumentListed,
     InstrumentSettled,
-    InsurancePaid,
-    LiquidationFee,
-    LiquidationOrder,
+    LiquidationBidPlaced,
     LiquidationQueued,
     LiquidationQueueLeft,
     MarginCall,
     MarginModeSet,
     MarginMultiplier,
+    MarketAuction,
     OrderAccepted,
     OrderAmended,
     OrderCancelled,
@@ -88,22 +98,15 @@ from strikechain.engine.events import (
     OrderRepriced,
     PositionSettled,
     Rejected,
+    StressMode,
     Transferred,
     WithdrawalRequested,
 )
 from strikechain.engine.instruments import Instrument, MatchingMode, validate_instrument
 from strikechain.engine.invariant import invariant
 from strikechain.engine.limits import DEFAULT_LIMITS, Limits
-from strikechain.engine.liquidation import (
-    LiquidationParams,
-    bankruptcy_price_per_lot,
-    closing_side,
-    insurance_draw,
-    ioc_limit_per_lot,
-    limit_ticks,
-    liquidation_fee,
-    step_lots,
-)
+from strikechain.engine.liquidation import better_bid
+from strikechain.engine.liquidator import KeeperAuction, Liquidator
 from strikechain.engine.margin import STANDARD_MARGIN, MarginPolicy
 from strikechain.engine.marks import update_option_marks, update_perp_mark
 from strikechain.engine.oracle import (
@@ -131,6 +134,7 @@ from strikechain.engine.txs import (
     CancelAll,
     DelistInstrument,
     Deposit,
+    LiquidationBid,
     ListInstrument,
     MarginMode,
     PlaceOrder,
@@ -146,7 +150,9 @@ _GTC, _IOC, _FOK, _GTT = 1, 2, 3, 4
 _POST_REPRICE, _POST_REJECT = 1, 2
 _CANCEL_TAKER, _CANCEL_MAKER, _CANCEL_BOTH = 1, 2, 3
 _PPM = 1_000_000
-_CANCELS = frozenset({Cancel, CancelAll})
+_LIQUIDATION_SLOT = frozenset({Cancel, CancelAll, LiquidationBid})
+"""What the lanes apply before the engine's liquidation work: cancels, then keepers' bids."""
+_BAND_OPEN = 1 << 62
 MAX_SAFE_PATH_PPM = 100_000
 """A sub-ledger is proven safe for at most 10% of path (see ``Engine._prove_safe``)."""
 _BATCH = MatchingMode.BATCH
@@ -213,6 +219,14 @@ class Engine:
         self.dust = 0
         self.liquidation_queue: list[SubLedger] = []
         """Sub-ledgers below maintenance margin, most under water first."""
+        self.keeper_auctions: dict[int, KeeperAuction] = {}
+        """Open liquidation auctions of the keeper-auction baseline, by id (oldest first)."""
+        self.next_auction_id = 1
+        self._auction_of: dict[tuple[str, str], int] = {}  # (account, instrument) -> auction
+        self._liquidator = Liquidator(self)
+        self._liquidation_order = 0  # the lane's order in flight: pays no taker fee
+        self._stress_cap = 0  # stress mode: takers admitted per underlying in this block
+        self._monitored: list[Market] = []  # markets with a trading mode (auctions on)
         self.awaiting_settlement: list[Market] = []
         """Expired options with positions whose settlement price is not known yet."""
         self._good_till: list[tuple[int, int]] = []  # heap of (expire_at_ns, order_id)
@@ -240,6 +254,7 @@ class Engine:
             Withdraw: self._withdraw,
             Transfer: self._transfer,
             SetMarginMode: self._set_margin_mode,
+            LiquidationBid: self._bid,
             OracleReport: self._report,
         }
         self._known_types = frozenset(self._handlers)
@@ -261,6 +276,7 @@ class Engine:
                 reason=refusal.message,
                 digest=self.digest,
             )
+        gap_ns = block.timestamp_ns - self.timestamp_ns if self.height else 0
         self.height = block.height
         self.timestamp_ns = block.timestamp_ns
         events: list[Event] = []
@@ -269,18 +285,25 @@ class Engine:
         before, after = sequence(transactions, self.policy)
         self._apply_in_order(transactions, before)
         self._engine_work()
-        if self.liquidation_queue and self._liquidating:
-            # the liquidation lane: after cancels, before any new order
-            cancels = 0
-            if self.policy == OrderingPolicy.LANES:
-                while cancels < len(after) and type(transactions[after[cancels]]) in _CANCELS:
-                    cancels += 1
-            self._apply_in_order(transactions, after[:cancels])
-            self._liquidate()
-            after = after[cancels:]
+        if self._monitored:
+            self._trading_modes(gap_ns)
+        if self._liquidating and self.margin is not None:
+            if self.liquidation_queue or self.keeper_auctions:
+                # the liquidation slot: after cancels (and keepers' bids), before new orders
+                first = 0
+                if self.policy == OrderingPolicy.LANES:
+                    slot = _LIQUIDATION_SLOT
+                    while first < len(after) and type(transactions[after[first]]) in slot:
+                        first += 1
+                self._apply_in_order(transactions, after[:first])
+                self._liquidator.run()
+                after = after[first:]
+            self._stress(len(transactions))
         self._apply_in_order(transactions, after)
         if self._auctions:
             self._run_auctions()
+        if self._monitored:
+            self._record_trades()
         if self.margin is not None:
             self._check_health()
         stale = self._stale_leaves
@@ -387,18 +410,28 @@ class Engine:
         reduce_only = tx.reduce_only
         if reduce_only or (exposure is not None and exposure.ledger.in_liquidation):
             reduce_only = self._check_reduces(exposure, name, side, size, reduce_only)
+        state = market.state
+        stressed_taker = not post_only and state.stressed
+        if stressed_taker:
+            reduce_only = self._check_stress(state, exposure, name, side, size)
         batch = book.batch
+        rests = not is_market and tif in (_GTC, _GTT)
+        halted = market.in_auction
+        if halted and not rests:
+            raise _Refused(
+                RejectCode.MARKET_IN_AUCTION,
+                f"{name} is in an auction: only orders that rest (GTC, GTT) until it uncrosses",
+            )
         margin = self.margin
-        if margin is not None and not reduce_only and market.state.restricted:
+        if margin is not None and not reduce_only and state.restricted:
             self._check_trading(market, post_only)
         if is_market:
             price = self._market_limit(book, side)
         requested = price
-        if post_only:  # after this the order does not cross
+        if post_only and not halted:  # after this the order does not cross
             best = (book.asks if side == BUY else book.bids).best()
             if best is not None and (price >= best if side == BUY else price <= best):
                 price = self._post_only_reprice(book, side, price, post_only, best)
-        rests = not is_market and tif in (_GTC, _GTT)
         if rests or batch:
             if mine is not None and len(mine.orders) >= self._max_open_orders:
                 raise _Refused(
@@ -455,13 +488,16 @@ class Engine:
         events.append(
             OrderAccepted(index, order_id, account, name, side, requested, size, client_order_id)
         )
+        if stressed_taker:
+            state.stress_takers += 1
         if price != requested and not is_market:
             events.append(OrderRepriced(index, order_id, price, requested))
-        if batch:
+        if batch or halted:
             self._rest(book, order, checked)
-            pending = self._auctions.setdefault(name, [])
-            if not rests:
-                pending.append(order_id)
+            if not halted:
+                pending = self._auctions.setdefault(name, [])
+                if not rests:
+                    pending.append(order_id)
             return
         crosses = not post_only and book.crosses(side, price)
         if not crosses:
@@ -473,7 +509,7 @@ class Engine:
             stop = self._match(book, order, index)
         if not order.remaining:
             return
-        if rests and stop is None:
+        if rests and (stop is None or stop is CancelReason.PRICE_MONITORING):
             self._rest(book, order, None)
             return
         if stop is None:
@@ -509,6 +545,40 @@ class Engine:
             RejectCode.REDUCE_ONLY_WOULD_INCREASE,
             f"reduce-only {'buy' if side > 0 else 'sell'} of {size} lots against a position "
             f"of {position} lots in {name} would increase it",
+        )
+
+    def _check_stress(
+        self,
+        state: UnderlyingState,
+        exposure: Exposure | None,
+        name: str,
+        side: int,
+        size: int,
+    ) -> bool:
+        """Stress mode's rule for a taker: within the block's taker share, and reducing a
+        position (it then stays reduce-only). Returns True."""
+        if state.stress_takers >= self._stress_cap:
+            raise _Refused(
+                RejectCode.STRESS_TAKER_CAP,
+                f"{state.name} is in stress mode: this block's {self._stress_cap} taker slots "
+                "are used; post-only orders, cancels and liquidations go on",
+            )
+        position = 0 if exposure is None else exposure.position
+        if (position > 0 and side < 0 and size <= position) or (
+            position < 0 and side > 0 and size <= -position
+        ):
+            return True
+        oracle = state.oracle
+        if oracle is not None and oracle.breaker_open:
+            raise _Refused(
+                RejectCode.CIRCUIT_BREAKER_OPEN,
+                f"the {state.name} circuit breaker is open ({oracle.breaker_reason}): "
+                "takers may only reduce positions",
+            )
+        raise _Refused(
+            RejectCode.STRESS_REDUCE_ONLY,
+            f"{state.name} is in stress mode (a liquidation backlog): takers may only reduce "
+            f"positions (here {position} lots of {name}); post-only orders are admitted",
         )
 
     def _check_caps(
@@ -797,9 +867,12 @@ class Engine:
         opposite = book.opposite(side)
         available, fills = 0, 0
         limit = self.limits.max_fills_per_order
+        market = self.markets[book.name]
         for level_price in opposite.prices():
             if (level_price > price) if side == BUY else (level_price < price):
                 break
+            if level_price < market.band_low_ticks or level_price > market.band_high_ticks:
+                break  # price monitoring would stop the fill there
             for maker in opposite.levels[level_price].values():
                 if maker.account == account:
                     if self_trade != _CANCEL_MAKER:
@@ -839,6 +912,9 @@ class Engine:
             best = opposite.best()
             if best is None or (best > limit if side == BUY else best < limit):
                 break
+            if best < market.band_low_ticks or best > market.band_high_ticks:
+                self._price_monitoring_auction(market, best)
+                return CancelReason.PRICE_MONITORING
             level = levels[best]
             maker = next(iter(level.values()))
             if maker.account == account:
@@ -898,6 +974,10 @@ class Engine:
         notional = lot_value * lots
         maker_fee = -(-notional * market.maker_fee_ppm // _PPM)
         taker_fee = -(-notional * market.taker_fee_ppm // _PPM)
+        if taker.order_id == self._liquidation_order:
+            taker_fee = 0  # the liquidation fee replaces it
+        market.last_trade_ticks = price
+        market.last_trade_ns = self.timestamp_ns
         trade = clearing.trade
         trade(maker_exposure, maker.side, lots, lot_value, maker_fee)
         trade(taker_exposure, taker.side, lots, lot_value, taker_fee)
@@ -1070,7 +1150,7 @@ class Engine:
                 f"new size {size} does not exceed the {order.filled} lots already filled",
             )
         post_only = tx.post_only or order.post_only
-        if post_only:
+        if post_only and not self.markets[book.name].in_auction:
             price = self._post_only_price(book, order.side, price, post_only)
         if price == order.price and remaining <= order.remaining:
             if self.margin is not None and not order.reduce_only:
@@ -1112,9 +1192,15 @@ class Engine:
         market = self.markets[book.name]
         loss_per_lot = (price * market.value_per_tick_lot - market.mark_per_lot) * order.side
         loss_per_lot = max(loss_per_lot, 0)
-        takes = not post_only and book.crosses(order.side, price)
+        takes = not post_only and not market.in_auction and book.crosses(order.side, price)
         if takes:
             self._check_trading(market, 0)
+            if market.state.stressed:
+                raise _Refused(
+                    RejectCode.STRESS_REDUCE_ONLY,
+                    f"{market.underlying} is in stress mode: an amend may not take liquidity; "
+                    "amend to a price that rests, or send a reduce-only order",
+                )
         exposure = order.exposure
         ledger = exposure.ledger
         self._current(ledger)  # before the aggregates change for the comparison
@@ -1150,6 +1236,9 @@ class Engine:
         order.price, order.size, order.remaining = price, size, remaining
         order.loss_per_lot = loss_per_lot
         self._events.append(OrderAmended(index, order.order_id, price, remaining, False))
+        if self.markets[book.name].in_auction:
+            self._rest(book, order, None)
+            return
         if book.batch:
             self._rest(book, order, None)
             self._auctions.setdefault(book.name, [])
@@ -1157,7 +1246,7 @@ class Engine:
         stop = self._match(book, order, index)
         if not order.remaining:
             return
-        if stop is None:
+        if stop is None or stop is CancelReason.PRICE_MONITORING:
             self._rest(book, order, None)
             return
         self._events.append(
@@ -1202,6 +1291,10 @@ class Engine:
         self.markets[name] = market
         self.instruments[name] = instrument
         self.books[name] = Book(instrument, market)
+        if state.params is not None and state.params.auctions is not None:
+            market.auction = AuctionState()
+            market.history = PriceHistory(state.params.auctions.price_history_samples)
+            self._monitored.append(market)
         now = self.timestamp_ns
         if instrument.is_option:
             heapq.heappush(self._market_expiries, (instrument.expiry_ns, name))
@@ -1248,6 +1341,8 @@ class Engine:
         """Forget a market whose book is closed and whose positions are settled."""
         invariant(not market.holders, f"{market.name} dropped with positions")
         del self.markets[market.name]
+        if market.auction is not None:
+            self._monitored.remove(market)
         state = market.state
         del state.markets[market.name]
         state.options -= market.is_option
@@ -1265,6 +1360,8 @@ class Engine:
     # -- money: deposits, withdrawals, transfers ---------------------------------------------
 
     def _deposit(self, tx: Deposit, index: int) -> None:
+        """Credit a settlement-layer deposit to its beneficiary's sub-ledger; a deposit to the
+        venue's insurance-fund account seeds the fund itself (one fund for the venue)."""
         self._require_operator(tx.account)
         self._check_account(tx.beneficiary)
         state = self._require_underlying(tx.underlying)
@@ -1279,12 +1376,15 @@ class Engine:
                 RejectCode.DEPOSIT_OUT_OF_ORDER,
                 f"deposit {tx.deposit_id} arrived before deposit {self.next_deposit_id}",
             )
-        ledger = self._ledger(tx.beneficiary, state)
-        ledger.cash += tx.amount
-        ledger.deposited += tx.amount
         self.deposits_total += tx.amount
         self.next_deposit_id += 1
-        self._touch(ledger)
+        if tx.beneficiary == self.venue.insurance_fund:
+            self.insurance_fund += tx.amount
+        else:
+            ledger = self._ledger(tx.beneficiary, state)
+            ledger.cash += tx.amount
+            ledger.deposited += tx.amount
+            self._touch(ledger)
         self._events.append(
             Deposited(index, tx.deposit_id, tx.beneficiary, tx.underlying, tx.amount)
         )
@@ -1711,6 +1811,7 @@ class Engine:
         for name, immediate in self._auctions.items():
             book = self.books[name]
             market = self.markets[name]
+            invariant(not market.in_auction, f"{name}: a batch market in a call auction")
             auction.run(book, self._events, _AuctionHooks(self, market))
             for order_id in immediate:
                 order = self.orders.get(order_id)
@@ -1983,119 +2084,165 @@ class Engine:
         if changed or self.liquidation_queue:
             self.liquidation_queue.sort(key=_under_water)
 
-    def _liquidate(self) -> None:
-        """The liquidation lane: queued sub-ledgers, most under water first (the queue's order),
-        at most ``subledgers_per_block_max`` per underlying and block, on underlyings whose
-        params turn the lane on and whose circuit breaker is closed (never on a bad price).
-        Each position is reduced by a step (a share of it, within the notional cap) with an
-        IOC order against the book, limited to the band around the mark and, while the
-        sub-ledger's equity is positive, to the bankruptcy price; the liquidation fee on the
-        notional closed goes to the insurance fund; a sub-ledger left flat with negative equity
-        is made whole by the insurance fund as far as it goes. What the book cannot absorb
-        waits for the next block (the backstop pool and auto-deleveraging are still to come).
-        """
-        taken: dict[str, int] = {}
-        for ledger in list(self.liquidation_queue):
-            state = ledger.state
+    def _stress(self, transactions: int) -> None:
+        """Stress mode per underlying, decided after the liquidation slot: on while it has a
+        backlog (queued sub-ledgers holding positions) or an open breaker on a known index;
+        then its takers share ``stress_taker_share_ppm`` of this block's transactions
+        (``CEIL``) and may only reduce risk. A change is a :class:`StressMode` event."""
+        backlog: dict[str, int] = {}
+        for ledger in self.liquidation_queue:
+            if ledger.positions:
+                backlog[ledger.underlying] = backlog.get(ledger.underlying, 0) + 1
+        for state in self.underlyings.values():
             params = state.params
-            if params is None or params.liquidation is None or state.restricted:
+            lane = params.liquidation if params is not None else None
+            if lane is None:
                 continue
-            lane = params.liquidation
-            count = taken.get(state.name, 0)
-            if count >= lane.subledgers_per_block_max:
-                continue
-            taken[state.name] = count + 1
-            self._liquidate_ledger(ledger, lane)
-
-    def _liquidate_ledger(self, ledger: SubLedger, lane: LiquidationParams) -> None:
-        self._current_positions(ledger)
-        closed = 0
-        for exposure in list(ledger.exposures.values()):
-            position = exposure.position
-            market = exposure.market
-            book = self.books.get(market.name)
-            if not position or book is None or market.mark_per_lot <= 0:
-                continue
-            lots = step_lots(
-                position,
-                lane.step_share_ppm_max,
-                lane.notional_per_block_quote_max,
-                market.mark_per_lot,
-                closed,
-            )
-            if lots <= 0:
-                continue
-            side = closing_side(position)
-            equity = ledger.cash + ledger.value
-            bankruptcy = bankruptcy_price_per_lot(equity, position, market.mark_per_lot)
-            limit = limit_ticks(
-                side,
-                ioc_limit_per_lot(side, market.mark_per_lot, lane.price_band_ppm, bankruptcy),
-                market.value_per_tick_lot,
-            )
-            if limit <= 0:
-                continue
-            order_id = self.next_order_id
-            self.next_order_id = order_id + 1
-            order = Order(
-                order_id,
-                ledger.account,
-                market.name,
-                side,
-                limit,
-                lots,
-                lots,
-                "",
-                0,
-                _CANCEL_TAKER,
-                True,
-                0,
-                exposure,
-                0,
-            )
-            events = self._events
-            first = len(events)
-            self._match(book, order, -1)
-            filled = lots - order.remaining
-            notional = 0
-            for event in events[first:]:
-                if isinstance(event, Fill) and event.taker_order_id == order_id:
-                    notional += event.price_ticks * event.size_lots * market.value_per_tick_lot
-            closed += notional
-            events.append(
-                LiquidationOrder(
-                    -1,
-                    order_id,
-                    ledger.account,
-                    market.name,
-                    side,
-                    lots,
-                    limit,
-                    filled,
-                    notional,
+            oracle = state.oracle
+            breaker = oracle is not None and oracle.breaker_open and oracle.index is not None
+            count = backlog.get(state.name, 0)
+            active = breaker or count > 0
+            state.stress_takers = 0
+            if active:
+                self._stress_cap = -(-transactions * lane.stress_taker_share_ppm // _PPM)
+            if active != state.stressed:
+                state.stressed = active
+                self._events.append(
+                    StressMode(-1, state.name, active, count, breaker, lane.stress_taker_share_ppm)
                 )
+
+    def _bid(self, tx: LiquidationBid, index: int) -> None:
+        """A keeper's bid in an open liquidation auction: any price that beats the best."""
+        self._check_account(tx.account)
+        auction = self.keeper_auctions.get(tx.auction_id)
+        if auction is None or auction.ends_ns <= self.timestamp_ns:
+            raise _Refused(
+                RejectCode.AUCTION_NOT_FOUND, f"no liquidation auction {tx.auction_id} is open"
             )
-            if filled:
-                self._current_positions(ledger)
-        if closed:
-            fee = liquidation_fee(closed, lane.fee_ppm, ledger.cash + ledger.value)
-            if fee:
-                ledger.cash -= fee
-                ledger.fees += fee
-                self.insurance_fund += fee
-                self._touch(ledger)
-                self._events.append(LiquidationFee(-1, ledger.account, ledger.underlying, fee))
-        equity = ledger.cash + ledger.value
-        if not ledger.positions and equity < 0:
-            paid, uncovered = insurance_draw(-equity, self.insurance_fund)
-            if paid:
-                self.insurance_fund -= paid
-                ledger.cash += paid
-                ledger.insured += paid
-                self._touch(ledger)
-            self._events.append(
-                InsurancePaid(-1, ledger.account, ledger.underlying, paid, uncovered)
+        if tx.account == auction.account:
+            raise _Refused(
+                RejectCode.NOT_AUTHORIZED, "a sub-ledger may not bid for its own position"
             )
+        if not 0 < tx.price_ticks <= self._max_price_ticks:
+            raise _Refused(
+                RejectCode.PRICE_OUT_OF_RANGE,
+                f"price {tx.price_ticks} ticks; from 1 to {self._max_price_ticks}",
+            )
+        if not better_bid(auction.side, tx.price_ticks, auction.best_price_ticks):
+            raise _Refused(
+                RejectCode.BID_NOT_BETTER,
+                f"auction {tx.auction_id}'s best is {auction.best_price_ticks} ticks",
+            )
+        auction.best_bidder = tx.account
+        auction.best_price_ticks = tx.price_ticks
+        self._events.append(LiquidationBidPlaced(index, tx.auction_id, tx.account, tx.price_ticks))
+
+    # -- trading modes: long-block and price-monitoring auctions -----------------------------
+
+    def _trading_modes(self, gap_ns: int) -> None:
+        """At the start of a block, for every market with auctions on: a long gap since the
+        last block starts (or lengthens) a call auction; an auction whose time is up ends,
+        uncrossing at one price, or (price monitoring, once) is extended; then this block's
+        price-monitoring band of each continuous market, from its trade history."""
+        now = self.timestamp_ns
+        for market in self._monitored:
+            mode = market.auction
+            params = market.state.params
+            book = self.books.get(market.name)
+            if mode is None or params is None or params.auctions is None or book is None:
+                continue  # an expired option awaiting settlement has no book
+            rules = params.auctions
+            transition = on_block(mode, now, gap_ns, rules)
+            if transition is not None:
+                self._transition(market, transition)
+            history = market.history
+            if market.in_auction and auction_due(mode, now) and history is not None:
+                clearing = auction.clearing_price(book)
+                indicative = None if clearing is None else clearing.price
+                self._transition(market, on_auction_end(mode, indicative, history, now, rules))
+            self._price_band(market)
+
+    def _transition(self, market: Market, transition: Transition) -> None:
+        """Apply a trading-mode change, say why (market data), and uncross an ending auction."""
+        mode = market.auction
+        invariant(mode is not None, f"{market.name} has no trading mode")
+        if mode is None:
+            return
+        apply_transition(mode, transition)
+        ended = transition.kind is TransitionKind.AUCTION_ENDED
+        self._events.append(
+            MarketAuction(
+                -1,
+                market.name,
+                transition.kind.value,
+                transition.reason.value,
+                transition.ends_ns,
+                transition.extended,
+                transition.gap_ns,
+                transition.horizon_ns,
+                transition.band_ppm,
+                transition.reference_ticks,
+                transition.price_ticks,
+            )
+        )
+        market.in_auction = not ended
+        if not ended:
+            market.band_low_ticks, market.band_high_ticks = 0, _BAND_OPEN
+            return
+        now = self.timestamp_ns
+        before = market.last_trade_ns
+        auction.run(self.books[market.name], self._events, _AuctionHooks(self, market))
+        history = market.history
+        if history is not None and before != now and market.last_trade_ns == now:
+            history.reset(now, market.last_trade_ticks)  # the bands restart from the uncross
+
+    def _price_band(self, market: Market) -> None:
+        """This block's band: inside every (horizon, band) pair around the price of that
+        horizon ago; wide open during an auction, for batch markets and without history."""
+        market.band_low_ticks, market.band_high_ticks = 0, _BAND_OPEN
+        params = market.state.params
+        history = market.history
+        if (
+            market.in_auction
+            or self.books[market.name].batch
+            or history is None
+            or not len(history)
+            or params is None
+            or params.auctions is None
+        ):
+            return
+        now = self.timestamp_ns
+        low, high = 0, _BAND_OPEN
+        for horizon_ns, band_ppm in params.auctions.price_monitoring_bands:
+            reference = history.reference(now, horizon_ns)
+            if reference is None:
+                return
+            low = max(low, -(-reference * (_PPM - band_ppm) // _PPM))
+            high = min(high, reference * (_PPM + band_ppm) // _PPM)
+        market.band_low_ticks, market.band_high_ticks = low, high
+
+    def _price_monitoring_auction(self, market: Market, price: int) -> None:
+        """A continuous fill at ``price`` would leave the band: the market calls an auction."""
+        mode, history, params = market.auction, market.history, market.state.params
+        invariant(
+            mode is not None and history is not None and params is not None,
+            f"{market.name}: only a monitored market has a band",
+        )
+        if mode is None or history is None or params is None or params.auctions is None:
+            return
+        transition = on_trade_attempt(mode, price, history, self.timestamp_ns, params.auctions)
+        invariant(transition is not None, f"{market.name}: {price} is outside its band")
+        if transition is not None:
+            self._transition(market, transition)
+
+    def _record_trades(self) -> None:
+        """End of block: the last price of every monitored market that traded joins its
+        history (one sample per block)."""
+        now = self.timestamp_ns
+        for market in self._monitored:
+            history = market.history
+            if history is not None and market.last_trade_ns == now:
+                history.record(now, market.last_trade_ticks)
 
     def _prove_safe(self, ledger: SubLedger, level_ppm: int) -> None:
         """How far its underlying's marks may travel before a healthy standard-margin sub-ledger
@@ -2319,11 +2466,23 @@ class Engine:
             self.liquidation_queue == sorted(self.liquidation_queue, key=_under_water),
             "the liquidation queue is out of order",
         )
+        auctioned = {(a.account, a.instrument): i for i, a in self.keeper_auctions.items()}
+        invariant(auctioned == self._auction_of, "the keeper auctions' index is off")
+        for market in self.markets.values():
+            mode = market.auction
+            invariant(
+                (mode is not None and mode.mode.value == "AUCTION") == market.in_auction,
+                f"{market.name}: the trading mode and its mirror disagree",
+            )
+        invariant(
+            self._monitored == [m for m in self.markets.values() if m.auction is not None],
+            "the monitored markets are off",
+        )
 
     def _check_books(self) -> None:
         indexed = 0
         for book in self.books.values():
-            book.check(uncrossed=True)
+            book.check(uncrossed=not self.markets[book.name].in_auction)
             for book_side in (book.bids, book.asks):
                 orders = [order for level in book_side.levels.values() for order in level.values()]
                 indexed += len(orders)

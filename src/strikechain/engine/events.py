@@ -336,6 +336,114 @@ class InsurancePaid(msgspec.Struct, frozen=True, array_like=True, tag="insurance
     uncovered: int
 
 
+class BackstopTaken(msgspec.Struct, frozen=True, array_like=True, tag="backstop", gc=False):
+    """The backstop pool took what the book could not absorb of a liquidation step, at
+    ``price_per_lot`` (minor units per lot: the penalty price, bounded by the bankruptcy price
+    and the mark; see :func:`~strikechain.engine.liquidation.backstop_take_price_per_lot`)."""
+
+    tx: int
+    account: str
+    instrument: str
+    side: int
+    """The liquidated position's closing side (the backstop trades the other way)."""
+    lots: int
+    price_per_lot: int
+    backstop: str
+
+
+class Deleveraged(msgspec.Struct, frozen=True, array_like=True, tag="deleveraged", gc=False):
+    """Auto-deleveraging: a bankrupt sub-ledger the insurance fund could not make whole closed
+    ``lots`` against an opposite position at its bankruptcy price; ``socialized`` is what that
+    cost the counterparty against the mark."""
+
+    tx: int
+    account: str
+    counterparty: str
+    instrument: str
+    side: int
+    """The bankrupt position's closing side (the counterparty trades the other way)."""
+    lots: int
+    price_per_lot: int
+    socialized: int
+
+
+class StressMode(msgspec.Struct, frozen=True, array_like=True, tag="stress_mode", gc=False):
+    """An underlying entered or left stress mode (a liquidation backlog or an open breaker):
+    while ``active``, its takers may only reduce risk and take at most ``taker_share_ppm`` of
+    a block's transactions; makers, cancels and liquidations go on."""
+
+    tx: int
+    underlying: str
+    active: bool
+    backlog: int
+    """Sub-ledgers in the liquidation queue on the underlying."""
+    breaker_open: bool
+    taker_share_ppm: int
+
+
+class MarketAuction(msgspec.Struct, frozen=True, array_like=True, tag="market_auction", gc=False):
+    """A market's trading mode changed, and why (market data): ``kind`` is AUCTION_STARTED,
+    AUCTION_EXTENDED or AUCTION_ENDED (:mod:`strikechain.engine.auction_triggers`); ``reason``
+    LONG_BLOCK (``gap_ns`` between blocks) or PRICE_MONITORING (``price_ticks`` would have left
+    ``band_ppm`` around ``reference_ticks``, the price ``horizon_ns`` ago), NONE once ended.
+    While in an auction orders rest without matching; at ``ends_ns`` the book uncrosses at one
+    price (an :class:`AuctionCleared` follows) and continuous trading resumes."""
+
+    tx: int
+    instrument: str
+    kind: str
+    reason: str
+    ends_ns: int
+    extended: bool
+    gap_ns: int
+    horizon_ns: int
+    band_ppm: int
+    reference_ticks: int
+    price_ticks: int
+
+
+class LiquidationAuctionStarted(
+    msgspec.Struct, frozen=True, array_like=True, tag="liquidation_auction", gc=False
+):
+    """The keeper-auction baseline announced a queued sub-ledger's position: keepers bid with
+    :class:`~strikechain.engine.txs.LiquidationBid` until ``ends_ns`` (block time)."""
+
+    tx: int
+    auction_id: int
+    account: str
+    instrument: str
+    side: int
+    """The position's closing side: SELL (-1) a long to the highest bid, BUY (+1) a short back
+    from the lowest."""
+    lots: int
+    ends_ns: int
+
+
+class LiquidationBidPlaced(
+    msgspec.Struct, frozen=True, array_like=True, tag="liquidation_bid", gc=False
+):
+    tx: int
+    auction_id: int
+    bidder: str
+    price_ticks: int
+
+
+class LiquidationAuctionEnded(
+    msgspec.Struct, frozen=True, array_like=True, tag="liquidation_auction_ended", gc=False
+):
+    """A keeper auction's time was up: ``winner`` bought (or sold) ``lots`` at ``price_ticks``,
+    whatever the price; no winner ("" and 0 lots) when no bid came or none could be margined, or
+    when the sub-ledger left the queue first."""
+
+    tx: int
+    auction_id: int
+    account: str
+    instrument: str
+    winner: str
+    lots: int
+    price_ticks: int
+
+
 class LiquidationQueueLeft(
     msgspec.Struct, frozen=True, array_like=True, tag="liquidation_left", gc=False
 ):
@@ -376,6 +484,13 @@ Event = (
     | LiquidationFee
     | InsurancePaid
     | LiquidationQueueLeft
+    | BackstopTaken
+    | Deleveraged
+    | StressMode
+    | MarketAuction
+    | LiquidationAuctionStarted
+    | LiquidationBidPlaced
+    | LiquidationAuctionEnded
 )
 
 

@@ -105,6 +105,19 @@ LIQUIDATION_FEE_PPM_MAX: Final = 15_000
 """dYdX v4's cap on the liquidation fee: 1.5% of the closed notional."""
 SUBLEDGERS_PER_BLOCK_LIMIT: Final = 10_000
 """The most any table may allow per block: bounds the lane's work in one block."""
+KEEPER_AUCTIONS_LIMIT: Final = 100_000
+"""The most keeper auctions open at once (the baseline policy): bounds its state."""
+_NANOS_PER_MINUTE: Final = 60 * 1_000_000_000
+
+
+class LiquidationPolicy(enum.StrEnum):
+    """How an underlying closes the sub-ledgers in its liquidation queue."""
+
+    LANE = "LANE"
+    """The engine's own lane, every block, ahead of new orders (the default)."""
+    KEEPER_AUCTION = "KEEPER_AUCTION"
+    """The lab's 2020 baseline: each position is announced in a timed auction that keepers bid
+    on with transactions; the best bid when time is up wins, whatever it is."""
 
 
 class AdlMode(enum.StrEnum):
@@ -132,6 +145,16 @@ class LiquidationParams(msgspec.Struct, frozen=True, kw_only=True):
     fee_ppm: int = 10_000
     backstop_penalty_ppm: int = 20_000
     adl_mode: AdlMode = AdlMode.PRO_RATA_RISK
+    policy: LiquidationPolicy = LiquidationPolicy.LANE
+    stale_price_band_ppm: int = 100_000
+    """The band once the circuit breaker has been open longer than the oracle's maximum pause:
+    liquidation resumes on the last trusted price, with this wider band around it."""
+    stress_taker_share_ppm: int = 250_000
+    """Stress mode (a liquidation backlog or an open breaker on the underlying): its takers may
+    use at most this share of a block's transactions, and may only reduce risk."""
+    keeper_auction_ns: int = 10 * _NANOS_PER_MINUTE
+    """``KEEPER_AUCTION``: how long an announced auction takes bids (MakerDAO's 2020 flip
+    auctions gave each bid 10 minutes)."""
 
     def __post_init__(self) -> None:
         invariant(
@@ -152,6 +175,15 @@ class LiquidationParams(msgspec.Struct, frozen=True, kw_only=True):
         invariant(
             0 <= self.backstop_penalty_ppm < PPM, "liquidation: the backstop penalty is below 100%"
         )
+        invariant(
+            self.price_band_ppm <= self.stale_price_band_ppm < PPM,
+            "liquidation: the band on a stale price is at least the band, below 100%",
+        )
+        invariant(
+            0 < self.stress_taker_share_ppm <= PPM,
+            "liquidation: stress mode admits a share of the block in (0, 100%] to takers",
+        )
+        invariant(self.keeper_auction_ns > 0, "liquidation: keeper auctions take time")
 
 
 DEFAULT_LIQUIDATION_PARAMS: Final = LiquidationParams()
@@ -282,6 +314,75 @@ def backstop_price_per_lot(side: int, mark_per_lot: int, penalty_ppm: int) -> in
     if side == SELL:
         return mark_per_lot * (PPM - penalty_ppm) // PPM
     return _ceil_div(mark_per_lot * (PPM + penalty_ppm), PPM)
+
+
+def backstop_take_price_per_lot(
+    side: int, mark_per_lot: int, penalty_ppm: int, bankruptcy_per_lot: int
+) -> int:
+    """The price at which the backstop pool takes a liquidated position: the penalty price
+    (:func:`backstop_price_per_lot`) while the sub-ledger's equity covers it, else its
+    bankruptcy price, never beyond the mark. A long: ``min(mark, max(penalty price,
+    bankruptcy))``; a short: ``max(mark, min(penalty price, bankruptcy))``.
+
+    Continuous in the equity: a well-collateralized position pays the penalty; one whose equity
+    is smaller gives it all up (the backstop takes the position and its remaining margin, as
+    Hyperliquid's vault does); a bankrupt one (equity at or below zero) changes hands at the
+    mark, so the backstop never takes a loss on arrival and never deepens the deficit, which is
+    the insurance fund's to pay."""
+    penalty = backstop_price_per_lot(side, mark_per_lot, penalty_ppm)
+    if side == SELL:
+        price = penalty if penalty > bankruptcy_per_lot else bankruptcy_per_lot
+        return price if price < mark_per_lot else mark_per_lot
+    price = penalty if penalty < bankruptcy_per_lot else bankruptcy_per_lot
+    return price if price > mark_per_lot else mark_per_lot
+
+
+def loss_budget(equity_quote: int, fund_quote: int) -> int:
+    """What closing a sub-ledger's positions may cost it below the mark: its equity while it is
+    solvent (the insurance fund never subsidizes a solvent close), and once it is bankrupt what
+    the fund can still cover (``equity + fund``, at least zero), so the lane never creates a
+    deficit the fund cannot pay."""
+    invariant(fund_quote >= 0, "the insurance fund is not negative")
+    if equity_quote >= 0:
+        return equity_quote
+    budget = equity_quote + fund_quote
+    return budget if budget > 0 else 0
+
+
+def attribute(amount_quote: int, weights: Sequence[int]) -> list[int]:
+    """``amount_quote`` shared by non-negative ``weights``: ``FLOOR(amount x w / W)`` each, the
+    remainder to the first largest weight, so the shares sum to ``amount_quote`` exactly (with
+    every weight zero, all to the first). dYdX spreads a sub-ledger's equity over its positions
+    by maintenance margin to price each close; here by notional at the mark, which every
+    position has."""
+    invariant(len(weights) > 0, "something to attribute to")
+    invariant(all(weight >= 0 for weight in weights), "weights are not negative")
+    total = sum(weights)
+    if total == 0:
+        return [amount_quote] + [0] * (len(weights) - 1)
+    shares = [amount_quote * weight // total for weight in weights]
+    largest = max(range(len(weights)), key=lambda i: (weights[i], -i))
+    shares[largest] += amount_quote - sum(shares)
+    return shares
+
+
+def socialized_loss(side: int, lots: int, price_per_lot: int, mark_per_lot: int) -> int:
+    """What an auto-deleveraging fill of ``lots`` at ``price_per_lot`` costs the opposite
+    position against the mark (``side`` the bankrupt position's closing side): a bankrupt long
+    sells at its bankruptcy price above the mark, a bankrupt short buys below it."""
+    _check_side(side)
+    move = price_per_lot - mark_per_lot if side == SELL else mark_per_lot - price_per_lot
+    return lots * move
+
+
+def better_bid(side: int, price_ticks: int, best_ticks: int) -> bool:
+    """Whether a keeper's bid beats the best so far (0: none). ``side`` is the liquidated
+    position's closing side: a long is sold to the highest bid, a short bought back from the
+    lowest offer."""
+    _check_side(side)
+    if best_ticks == 0:
+        return True
+    return price_ticks > best_ticks if side == SELL else price_ticks < best_ticks
 
 
 def insurance_draw(deficit_quote: int, fund_quote: int) -> tuple[int, int]:

@@ -7,7 +7,7 @@ reshuffling within a block.
 - :attr:`OrderingPolicy.LANES` (the default): state updates (listings, oracle reports,
   deposits, withdrawals and transfers) first; then what the engine does on its own from block
   time (order and market expiries, the oracle's aggregate and the marks, settlement, funding);
-  then cancels; then liquidations (the risk issues add them); then
+  then cancels; then liquidations (keepers' bids, then the engine's lane); then
   post-only orders; then every other order. Stable by position inside each lane. Makers'
   cancels therefore beat takers in the same block, liquidations beat new intake, and makers
   beat takers: the protections that continuous matching on a slow chain lacks.
@@ -29,6 +29,7 @@ from strikechain.engine.txs import (
     CancelAll,
     DelistInstrument,
     Deposit,
+    LiquidationBid,
     ListInstrument,
     PlaceOrder,
     SetMarginMode,
@@ -52,7 +53,8 @@ class Lane(enum.IntEnum):
     """The engine's own work from block time; no transaction sits here."""
     CANCELS = 2
     LIQUIDATIONS = 3
-    """Filled in by the risk issues."""
+    """Keepers' bids in liquidation auctions (the baseline policy); the engine's own
+    liquidation lane runs at the end of this lane."""
     POST_ONLY = 4
     ORDERS = 5
 
@@ -67,6 +69,7 @@ _FIXED_LANES: dict[type, Lane] = {
     SetMarginMode: Lane.STATE,
     Cancel: Lane.CANCELS,
     CancelAll: Lane.CANCELS,
+    LiquidationBid: Lane.LIQUIDATIONS,
 }
 
 

@@ -26,9 +26,10 @@ from typing import Final
 
 import msgspec
 
+from strikechain.engine.auction_triggers import AuctionParams
 from strikechain.engine.dynamic import DynamicParams
 from strikechain.engine.invariant import invariant
-from strikechain.engine.liquidation import LiquidationParams
+from strikechain.engine.liquidation import DEFAULT_LIQUIDATION_PARAMS, LiquidationParams
 from strikechain.engine.oracle import OracleParams
 from strikechain.engine.portfolio import DEFAULT_PORTFOLIO_PARAMS, PortfolioParams
 from strikechain.engine.signing import DEFAULT_DOMAIN, SigningDomain
@@ -207,9 +208,14 @@ class UnderlyingParams(msgspec.Struct, frozen=True, kw_only=True):
     """Portfolio margin, for the sub-ledgers that choose it (``SetMarginMode``)."""
     dynamic: DynamicParams | None = None
     """Dynamic margin (:mod:`strikechain.engine.dynamic`); None: margin rates stay as set."""
-    liquidation: LiquidationParams | None = None
-    """The liquidation lane (``Engine._liquidate``); None: queued sub-ledgers wait (today's
-    default, until the lane is complete: backstop and auto-deleveraging are still to come)."""
+    liquidation: LiquidationParams | None = DEFAULT_LIQUIDATION_PARAMS
+    """How queued sub-ledgers are closed (:mod:`strikechain.engine.liquidator`): the lane by
+    default, or the keeper-auction baseline; None: they wait in the queue (for tests of the
+    queue alone)."""
+    auctions: AuctionParams | None = None
+    """Long-block and price-monitoring auctions of the underlying's markets
+    (:mod:`strikechain.engine.auction_triggers`); None: its markets never leave their matching
+    mode."""
 
 
 class VenueConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -220,9 +226,13 @@ class VenueConfig(msgspec.Struct, frozen=True, kw_only=True):
     insurance_fund: str = "insurance-fund"
     dust: str = "dust"
     """Where rounding remainders of funding and settlement go, so money never vanishes."""
+    backstop: str = "backstop"
+    """The backstop pool's account: an ordinary account (funded by deposits, margined like any
+    other) whose sub-ledger on an underlying takes what the book cannot absorb of a
+    liquidation, at a penalty, as far as its own margin allows."""
     signing: SigningDomain = DEFAULT_DOMAIN
     """The EIP-712 domain of signed reports (the settlement chain and contract)."""
 
     def __post_init__(self) -> None:
-        names = (self.fee_pool, self.insurance_fund, self.dust)
+        names = (self.fee_pool, self.insurance_fund, self.dust, self.backstop)
         invariant(len(set(names)) == len(names), "system accounts have distinct names")

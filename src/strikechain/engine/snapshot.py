@@ -44,6 +44,12 @@ from typing import Final
 import msgspec
 
 from strikechain.engine.accounts import Account, Exposure, Market, SubLedger, UnderlyingState
+from strikechain.engine.auction_triggers import (
+    AuctionReason,
+    AuctionState,
+    PriceHistory,
+    TradingMode,
+)
 from strikechain.engine.book import Book, Order, _Side
 from strikechain.engine.codec import CodecError, Kind, decode_body, frame, unframe
 from strikechain.engine.codes import RejectCode, Rejection
@@ -52,6 +58,7 @@ from strikechain.engine.engine import Engine
 from strikechain.engine.instruments import Instrument
 from strikechain.engine.invariant import invariant
 from strikechain.engine.limits import DEFAULT_LIMITS, Limits
+from strikechain.engine.liquidator import KeeperAuction
 from strikechain.engine.margin import STANDARD_MARGIN, MarginPolicy
 from strikechain.engine.oracle import (
     OracleReport,
@@ -90,11 +97,14 @@ CAPTURED: Final[dict[str, frozenset[str]]] = {
             "_market_expiries",
             "digest",
             "next_leaf_index",
+            "keeper_auctions",
+            "next_auction_id",
         }
     ),
     "UnderlyingState": frozenset(
         {
             "name",
+            "stressed",
             "oracle",
             "restricted",
             "marked_ns",
@@ -142,6 +152,25 @@ CAPTURED: Final[dict[str, frozenset[str]]] = {
             "premium_ns",
             "last_funding_ns",
             "next_funding_ns",
+            "last_trade_ticks",
+            "last_trade_ns",
+            "auction",
+            "history",
+        }
+    ),
+    "AuctionState": frozenset({"mode", "reason", "ends_ns", "extended"}),
+    "PriceHistory": frozenset({"_times", "_prices"}),
+    "KeeperAuction": frozenset(
+        {
+            "auction_id",
+            "account",
+            "underlying",
+            "instrument",
+            "side",
+            "lots",
+            "ends_ns",
+            "best_bidder",
+            "best_price_ticks",
         }
     ),
     "SubLedger": frozenset(
@@ -219,7 +248,9 @@ CAPTURED: Final[dict[str, frozenset[str]]] = {
 """State captured in a snapshot (links to other captured objects count: they are rebuilt)."""
 
 DERIVED: Final[dict[str, frozenset[str]]] = {
-    # _auctions, _touched, _events: per-block scratch, empty between blocks (capture checks).
+    # _auctions, _touched, _events: per-block scratch, empty between blocks (capture checks);
+    # so are _liquidation_order (0) and _stress_cap (set each block before it is read).
+    # _auction_of indexes keeper_auctions; _monitored lists the markets with a trading mode.
     # _ledger_tree, _stale_leaves, _rest_hash: the state commitment's caches; a restored
     # engine has no tree yet, so its first state root is built from every leaf.
     "Engine": frozenset(
@@ -232,6 +263,10 @@ DERIVED: Final[dict[str, frozenset[str]]] = {
             "_rest_hash",
             "health_checked",
             "health_skipped",
+            "_auction_of",
+            "_liquidation_order",
+            "_stress_cap",
+            "_monitored",
         }
     ),
     # epoch, checked_epoch: only compared for equality with each other and with the sub-ledgers'
@@ -254,6 +289,7 @@ DERIVED: Final[dict[str, frozenset[str]]] = {
             "scenario_index",
             "mark_path_ppm",
             "path_index",
+            "stress_takers",
         }
     ),
     # positions and basis are sums over the exposures; epoch, dirty, moved, pending, value,
@@ -281,7 +317,10 @@ DERIVED: Final[dict[str, frozenset[str]]] = {
         {"value", "initial", "maintenance", "reserve", "dirty", "moved", "pending"}
     ),
     "Account": frozenset(),
-    "Market": frozenset(),
+    # in_auction mirrors the trading mode; the price band is recomputed at every block's start.
+    "Market": frozenset({"in_auction", "band_low_ticks", "band_high_ticks"}),
+    # _start: where the ring begins; samples are captured oldest first and recorded again.
+    "PriceHistory": frozenset({"_start"}),
     "Order": frozenset(),
     # The instrument, its market and its matching mode come from the listing.
     "Book": frozenset({"instrument", "market", "batch"}),
@@ -311,8 +350,10 @@ CONFIGURATION: Final[dict[str, frozenset[str]]] = {
             "_handlers",
             "_known_types",
             "_liquidating",
+            "_liquidator",
         }
     ),
+    "PriceHistory": frozenset({"capacity"}),
     "UnderlyingState": frozenset({"params", "mark_interval_ns"}),
     "OracleState": frozenset({"params", "domain", "verifier"}),
     "IndexHistory": frozenset({"keep_ns", "max_samples"}),
@@ -419,6 +460,7 @@ class DynamicSnapshot(msgspec.Struct, frozen=True, kw_only=True, array_like=True
 class UnderlyingSnapshot(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=False):
     name: str
     restricted: bool
+    stressed: bool
     marked_ns: int
     epoch_ns: int
     epoch_index: int
@@ -433,6 +475,27 @@ class UnderlyingSnapshot(msgspec.Struct, frozen=True, kw_only=True, array_like=T
     """Accounts with a sub-ledger here, in the underlying's order."""
     holders: tuple[str, ...]
     """Accounts with a position here, in the order they opened."""
+
+
+class TradingModeSnapshot(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=False):
+    """A market's :class:`~strikechain.engine.auction_triggers.AuctionState`."""
+
+    mode: str
+    reason: str
+    ends_ns: int
+    extended: bool
+
+
+class KeeperAuctionSnapshot(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=False):
+    auction_id: int
+    account: str
+    underlying: str
+    instrument: str
+    side: int
+    lots: int
+    ends_ns: int
+    best_bidder: str
+    best_price_ticks: int
 
 
 class MarketSnapshot(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=False):
@@ -467,6 +530,12 @@ class MarketSnapshot(msgspec.Struct, frozen=True, kw_only=True, array_like=True,
     next_funding_ns: int
     holders: tuple[str, ...]
     """Accounts with a position, in the order they opened."""
+    last_trade_ticks: int
+    last_trade_ns: int
+    trading: TradingModeSnapshot | None
+    """None when the underlying's params have no auctions."""
+    price_history: tuple[tuple[int, int], ...]
+    """Price monitoring's samples (time, price), oldest first."""
 
 
 class ExposureRest(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=False):
@@ -567,6 +636,9 @@ class RestState(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=F
     digest: bytes
     """The chained digest of the last block."""
     next_leaf_index: int
+    keeper_auctions: tuple[KeeperAuctionSnapshot, ...]
+    """Open keeper auctions, oldest first."""
+    next_auction_id: int
 
 
 class Snapshot(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=False):
@@ -660,13 +732,22 @@ def _capture_rest(engine: Engine) -> RestState:
         market_expiries=tuple(engine._market_expiries),
         digest=engine.digest,
         next_leaf_index=engine.next_leaf_index,
+        keeper_auctions=tuple(
+            KeeperAuctionSnapshot(**{name: getattr(auction, name) for name in _KEEPER_FIELDS})
+            for auction in engine.keeper_auctions.values()
+        ),
+        next_auction_id=engine.next_auction_id,
     )
+
+
+_KEEPER_FIELDS: Final = KeeperAuctionSnapshot.__struct_fields__
 
 
 def _underlying(state: UnderlyingState) -> UnderlyingSnapshot:
     return UnderlyingSnapshot(
         name=state.name,
         restricted=state.restricted,
+        stressed=state.stressed,
         marked_ns=state.marked_ns,
         epoch_ns=state.epoch_ns,
         epoch_index=state.epoch_index,
@@ -750,6 +831,17 @@ def _market(market: Market) -> MarketSnapshot:
         last_funding_ns=market.last_funding_ns,
         next_funding_ns=market.next_funding_ns,
         holders=tuple(market.holders),
+        last_trade_ticks=market.last_trade_ticks,
+        last_trade_ns=market.last_trade_ns,
+        trading=None
+        if market.auction is None
+        else TradingModeSnapshot(
+            mode=market.auction.mode.value,
+            reason=market.auction.reason.value,
+            ends_ns=market.auction.ends_ns,
+            extended=market.auction.extended,
+        ),
+        price_history=() if market.history is None else market.history.samples(),
     )
 
 
@@ -912,6 +1004,12 @@ def _restore_into(engine: Engine, snapshot: Snapshot) -> None:
     _restore_indexes(engine, rest)
     engine.digest = rest.digest
     engine.next_leaf_index = rest.next_leaf_index
+    engine.keeper_auctions = {
+        a.auction_id: KeeperAuction(**msgspec.structs.asdict(a)) for a in rest.keeper_auctions
+    }
+    _require(len(engine.keeper_auctions) == len(rest.keeper_auctions), "an auction id twice")
+    engine._auction_of = {(a.account, a.instrument): i for i, a in engine.keeper_auctions.items()}
+    engine.next_auction_id = rest.next_auction_id
 
 
 def _restore_underlyings(engine: Engine, rest: RestState) -> None:
@@ -929,6 +1027,7 @@ def _restore_underlyings(engine: Engine, rest: RestState) -> None:
         if state is None:
             state = UnderlyingState(name=captured.name, params=None, oracle=None)
         state.restricted = captured.restricted
+        state.stressed = captured.stressed
         state.marked_ns = captured.marked_ns
         state.epoch_ns = captured.epoch_ns
         state.epoch_index = captured.epoch_index
@@ -966,6 +1065,24 @@ def _restore_oracle(oracle: OracleState, captured: OracleSnapshot) -> None:
 
 def _restore_market(engine: Engine, m: MarketSnapshot) -> Market:
     state = engine.underlyings[m.underlying]
+    market = _market_from(m, state)
+    rules = state.params.auctions if state.params is not None else None
+    _require((m.trading is None) == (rules is None), f"{m.name}: trading mode and params differ")
+    if m.trading is not None and rules is not None:
+        mode = market.auction = AuctionState()
+        mode.mode = TradingMode(m.trading.mode)
+        mode.reason = AuctionReason(m.trading.reason)
+        mode.ends_ns = m.trading.ends_ns
+        mode.extended = m.trading.extended
+        market.in_auction = mode.mode is TradingMode.AUCTION
+        history = market.history = PriceHistory(rules.price_history_samples)
+        for time_ns, price_ticks in m.price_history:
+            history.record(time_ns, price_ticks)
+        engine._monitored.append(market)
+    return market
+
+
+def _market_from(m: MarketSnapshot, state: UnderlyingState) -> Market:
     return Market(
         name=m.name,
         underlying=m.underlying,
@@ -997,6 +1114,8 @@ def _restore_market(engine: Engine, m: MarketSnapshot) -> Market:
         premium_ns=m.premium_ns,
         last_funding_ns=m.last_funding_ns,
         next_funding_ns=m.next_funding_ns,
+        last_trade_ticks=m.last_trade_ticks,
+        last_trade_ns=m.last_trade_ns,
     )
 
 

@@ -422,6 +422,24 @@ class SetMarginMode(msgspec.Struct, frozen=True, kw_only=True, tag="margin_mode"
             msgspec.structs.force_setattr(self, "mode", int(self.mode))
 
 
+class LiquidationBid(msgspec.Struct, frozen=True, kw_only=True, tag="liquidation_bid", gc=False):
+    """A keeper's bid in a liquidation auction (the keeper-auction baseline policy): the price
+    per unit in ticks of the auction's instrument at which the keeper takes the whole position
+    (buys a long, sells a short back). Any price is accepted if it beats the best bid so far;
+    the winner must have the margin for the position when the auction ends."""
+
+    account: str
+    auction_id: int
+    price_ticks: int
+    priority_fee: int = 0
+
+    def __post_init__(self) -> None:
+        _require_text(self.account, "account")
+        _require_integer(self.auction_id, "auction id")
+        _require_integer(self.price_ticks, "price")
+        _require_integer(self.priority_fee, "priority fee")
+
+
 Transaction = (
     PlaceOrder
     | Amend
@@ -433,6 +451,7 @@ Transaction = (
     | Withdraw
     | Transfer
     | SetMarginMode
+    | LiquidationBid
     | OracleReport
 )
 

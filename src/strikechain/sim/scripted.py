@@ -39,7 +39,9 @@ Agents (names are account ids; ``operator`` relays deposits and lists instrument
   maintenance and enter the liquidation queue), shorts after it (the recovery hurts them); after
   the sell-off the longs try to add and to withdraw (refused while queued), then reduce.
 - Money: takers transfer between their BTC and ETH sub-ledgers, withdraw (some far beyond what
-  is free) and deposit more; the operator now and then relays an already credited deposit.
+  is free) and deposit more; the operator now and then relays an already credited deposit. At
+  genesis the operator also seeds the insurance fund and funds the backstop pool, which the
+  liquidation lane uses when the book cannot absorb a leveraged trader's position.
 - Invalid transactions, each kind in turn: an out-of-range price or size, an unknown instrument
   (an expired option once the chain has expired), an already expired good-till-time order, an
   unknown underlying, a cancel of an unknown order, a listing by a trader; and every
@@ -135,6 +137,10 @@ MM_DEPOSIT_USDC: Final = {"BTC": 50_000_000, "ETH": 20_000_000}
 TAKER_DEPOSIT_USDC: Final = {"BTC": (100_000, 400_000), "ETH": (50_000, 200_000)}
 LEVERAGED_DEPOSIT_USDC: Final = (3_000, 10_000)
 LEVERAGED_OTHER_USDC: Final = 1_000
+INSURANCE_FUND_USDC: Final = 20_000
+"""Seeds the venue's insurance fund at genesis."""
+BACKSTOP_DEPOSIT_USDC: Final = {"BTC": 2_000_000, "ETH": 500_000}
+"""The backstop pool's collateral per sub-ledger: it takes what the book cannot absorb."""
 LEVERAGE: Final = (12.0, 16.0)
 LEVERAGED_THROUGH: Final = 5e-3
 """How far through the index a leveraged trader's IOC may fill."""
@@ -368,6 +374,10 @@ class _Script:
                 else:
                     usdc = LEVERAGED_OTHER_USDC
                 deposits.append(self._deposit(account, underlying, usdc))
+        venue = self.session.venue
+        deposits.append(self._deposit(venue.insurance_fund, "BTC", INSURANCE_FUND_USDC))
+        for underlying, usdc in BACKSTOP_DEPOSIT_USDC.items():
+            deposits.append(self._deposit(venue.backstop, underlying, usdc))
         return deposits
 
     # -- oracle reporters ----------------------------------------------------------------------
