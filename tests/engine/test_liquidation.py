@@ -20,15 +20,20 @@ from strikechain.engine.liquidation import (
     LiquidationParams,
     adl_allocation,
     adl_price_per_lot,
+    attribute,
     backstop_price_per_lot,
+    backstop_take_price_per_lot,
     band_edge_per_lot,
     bankruptcy_price_per_lot,
+    better_bid,
     closing_side,
     insurance_draw,
     ioc_limit_per_lot,
     limit_ticks,
     liquidation_fee,
+    loss_budget,
     per_lot_at_ticks,
+    socialized_loss,
     step_lots,
 )
 
@@ -108,7 +113,8 @@ def test_ioc_limit_examples() -> None:
     assert limit_ticks(SELL, 98_000_000, VALUE_PER_TICK_LOT) == 98_000
     assert ioc_limit_per_lot(SELL, MARK, BAND, 90_000_000) == 95_000_000
     assert ioc_limit_per_lot(SELL, MARK, BAND, 100_500_000) == 95_000_000
-    assert ioc_limit_per_lot(SELL, MARK, BAND, MARK) == 95_000_000
+    assert ioc_limit_per_lot(SELL, MARK, BAND, MARK) == MARK  # nothing to lose: not below it
+    assert ioc_limit_per_lot(BUY, MARK, BAND, MARK) == MARK
     assert ioc_limit_per_lot(BUY, MARK, BAND, 102_000_000) == 102_000_000
     assert ioc_limit_per_lot(BUY, MARK, BAND, 110_000_000) == 105_000_000
     assert ioc_limit_per_lot(BUY, MARK, BAND, 99_000_000) == 105_000_000
@@ -140,6 +146,10 @@ def test_step_examples() -> None:
     # One lot worth more than the cap: the first step of the block still closes one lot.
     assert step_lots(10, 100_000, CAP, CAP * 2, 0) == 1
     assert step_lots(10, 100_000, CAP, CAP * 2, 1) == 0
+    # The minimum notional: 1,000 USDC is 10 lots at 100 USDC a lot, more than 10% of 50
+    assert step_lots(50, 100_000, CAP, MARK, 0, 1_000 * USDC) == 10
+    assert step_lots(8, 100_000, CAP, MARK, 0, 1_000 * USDC) == 8  # all of it
+    assert step_lots(1_000, 100_000, CAP, MARK, 0, 1_000 * USDC) == 100  # the share
 
 
 def test_fee_examples() -> None:
@@ -242,11 +252,11 @@ def test_ioc_limit_within_band_and_bankruptcy(
     exact_edge = Fraction(mark * (PPM + side * band), PPM)
     if side == SELL:
         assert exact_edge <= limit <= max(Fraction(mark), exact_edge)  # never beyond the band
-        if exact_edge <= bankruptcy < mark:
+        if exact_edge <= bankruptcy <= mark:
             assert limit >= bankruptcy
     else:
         assert min(Fraction(mark), exact_edge) <= limit <= exact_edge
-        if mark < bankruptcy <= exact_edge:
+        if mark <= bankruptcy <= exact_edge:
             assert limit <= bankruptcy
 
 
@@ -371,3 +381,83 @@ def test_adl_refuses_too_few_lots(case: tuple[int, list[AdlCandidate]], extra: i
     total = sum(abs(candidate.position_lots) for candidate in candidates)
     with pytest.raises(InvariantViolation):
         adl_allocation(total + extra, candidates, AdlMode.PRO_RATA_RISK)
+
+
+# -- the backstop's price, the loss budget, attribution, ADL's cost, keepers' bids ---------------
+
+
+def test_backstop_take_price_examples() -> None:
+    # well collateralized: the penalty; thin equity: all of it; bankrupt: the mark
+    assert backstop_take_price_per_lot(SELL, MARK, 20_000, 90_000_000) == 98_000_000
+    assert backstop_take_price_per_lot(SELL, MARK, 20_000, 99_000_000) == 99_000_000
+    assert backstop_take_price_per_lot(SELL, MARK, 20_000, 100_500_000) == MARK
+    assert backstop_take_price_per_lot(BUY, MARK, 20_000, 110_000_000) == 102_000_000
+    assert backstop_take_price_per_lot(BUY, MARK, 20_000, 101_000_000) == 101_000_000
+    assert backstop_take_price_per_lot(BUY, MARK, 20_000, 99_000_000) == MARK
+
+
+@given(side=sides, mark=marks, penalty=ppms, equity=equities, position=positions)
+def test_the_backstop_never_deepens_a_deficit_nor_takes_more_than_the_penalty(
+    side: int, mark: int, penalty: int, equity: int, position: int
+) -> None:
+    position = abs(position) * (1 if side == SELL else -1)  # the side closes the position
+    bankruptcy = bankruptcy_price_per_lot(equity, position, mark)
+    price = backstop_take_price_per_lot(side, mark, penalty, bankruptcy)
+    penalty_price = backstop_price_per_lot(side, mark, penalty)
+    left = equity + position * (price - mark)  # the sub-ledger's equity after the take
+    if side == SELL:
+        assert penalty_price <= price <= mark  # never worse than the penalty, never a gift
+    else:
+        assert mark <= price <= penalty_price
+    if equity >= 0:
+        assert left >= 0  # a solvent position is never taken below zero
+    else:
+        assert left == equity  # a bankrupt one changes hands at the mark
+
+
+def test_loss_budget() -> None:
+    assert loss_budget(500, 10_000) == 500  # solvent: its own equity, no subsidy
+    assert loss_budget(-500, 10_000) == 9_500  # bankrupt: what the fund can still cover
+    assert loss_budget(-500, 300) == 0
+    with pytest.raises(InvariantViolation):
+        loss_budget(0, -1)
+
+
+@given(
+    amount=equities,
+    weights=st.lists(st.integers(0, 10**12), min_size=1, max_size=8),
+)
+def test_attribution_is_exact_and_proportional(amount: int, weights: list[int]) -> None:
+    shares = attribute(amount, weights)
+    assert sum(shares) == amount
+    total = sum(weights)
+    if total:
+        for share, weight in zip(shares, weights, strict=True):
+            exact = Fraction(amount * weight, total)
+            if weight != max(weights):
+                assert exact - 1 < share <= exact
+
+
+def test_socialized_loss_and_better_bids() -> None:
+    assert socialized_loss(SELL, 10, 100_500_000, MARK) == 5_000_000
+    assert socialized_loss(BUY, 10, 99_500_000, MARK) == 5_000_000
+    assert better_bid(SELL, 5, 0)
+    assert better_bid(SELL, 6, 5)
+    assert not better_bid(SELL, 5, 5)
+    assert better_bid(BUY, 4, 5)
+    assert not better_bid(BUY, 6, 5)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"stale_price_band_ppm": 40_000},
+        {"stale_price_band_ppm": PPM},
+        {"stress_taker_share_ppm": 0},
+        {"stress_taker_share_ppm": PPM + 1},
+        {"keeper_auction_ns": 0},
+    ],
+)
+def test_new_params_refused(changes: dict[str, int]) -> None:
+    with pytest.raises(InvariantViolation):
+        LiquidationParams(**changes)  # type: ignore[arg-type]

@@ -344,5 +344,6 @@ def test_the_lane_goes_most_under_water_first_and_is_bounded_per_block() -> None
     venue = crashed(lane=one)
     events = venue.events()
     [order] = of_type(events, LiquidationOrder)
-    assert order.lots == 10  # 10% of the position per step
-    assert venue.engine.position("carol", BTC_PERP) == 90
+    # 10% of the position would be 10 lots; a step closes at least 1,000 USDC: 11 lots at 95,000
+    assert order.lots == 11
+    assert venue.engine.position("carol", BTC_PERP) == 89

@@ -18,6 +18,7 @@ from pathlib import Path
 BENCHMARKS = {
     "commitment": "strikechain.bench.commitment",
     "engine": "strikechain.bench.engine",
+    "liquidation": "strikechain.bench.liquidation",
     "margin": "strikechain.bench.margin",
     "pricing": "strikechain.bench.pricing",
 }

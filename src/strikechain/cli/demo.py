@@ -101,15 +101,16 @@ def build_chain(surface: list[SviParams]) -> Chain:
     )
 
 
-DEMO_PARTS = ("all", "venue", "pricing")
+DEMO_PARTS = ("all", "venue", "crash", "pricing")
 DEMO_BLOCKS = 300
 
 
 def run_demo(
     seed: int, part: str = "all", blocks: int = DEMO_BLOCKS, log: Path | None = None
 ) -> bool:
-    """The venue session, then the pricing demo (or one of them: ``part``). The session's block
-    log goes to ``log`` (kept), or to a temporary file. False if a check of the log failed."""
+    """The venue session, the crash, then the pricing demo (or one of them: ``part``). The
+    session's block log goes to ``log`` (kept), or to a temporary file. False if a check of the
+    log failed, or dynamic margin did not lower the crash's bad debt."""
     # A log or a pipe gets the width the tables need; a terminal keeps its own.
     console = Console(width=None if sys.stdout.isatty() else 120)
     passed = True
@@ -121,6 +122,10 @@ def run_demo(
         else:
             with tempfile.TemporaryDirectory() as directory:
                 _, passed = run_venue_demo(console, seed, blocks, Path(directory) / "demo.sqlite")
+    if part in ("all", "crash"):
+        from strikechain.cli.demo_crash import run_crash_demo
+
+        passed = run_crash_demo(console) and passed
     if part in ("all", "pricing"):
         run_pricing_demo(console, seed)
     return passed

@@ -171,10 +171,17 @@ def _oracle_table(console: Console, summary: SessionSummary) -> None:
     console.print(table)
     reasons = ", ".join(f"{reason} x{count}" for reason, count in summary.breaker_reasons.items())
     console.print(f"  breaker opened for: {reasons}")
+    lane = summary.liquidations
     console.print(
-        f"  liquidation queue: {summary.liquidations_queued} entries, "
-        f"{summary.liquidations_left} left again, {summary.liquidation_queue_end} at the end "
-        "(members may only reduce risk)\n"
+        f"  liquidation queue: {lane.queued} entries, {lane.left} left again, "
+        f"{summary.liquidation_queue_end} at the end (members may only reduce risk)"
+    )
+    console.print(
+        f"  liquidation lane: {lane.orders} IOC orders sold {lane.lots_to_book:,} lots into the "
+        f"book, the backstop took {lane.backstop_lots:,}, fees {_usdc(lane.fees)} USDC to the "
+        f"insurance fund; bad debt {_usdc(lane.bad_debt)} USDC ({_usdc(lane.insurance_paid)} "
+        f"paid by the fund, {lane.deleveraged_lots:,} lots auto-deleveraged); stress mode "
+        f"{lane.stress_episodes} times\n"
     )
 
 

@@ -85,10 +85,10 @@ def price(
 )
 @click.option(
     "--part",
-    type=click.Choice(["all", "venue", "pricing"]),
+    type=click.Choice(["all", "venue", "crash", "pricing"]),
     default="all",
     show_default=True,
-    help="The venue session, the pricing demo, or both.",
+    help="The venue session, the crash (dynamic margin off and on), the pricing demo, or all.",
 )
 @click.option(
     "--blocks",

@@ -15,9 +15,18 @@ Per block:
 3. the engine's own work from block time: good-till-time orders expire; each underlying's oracle
    aggregates its fresh reports (index, confidence, circuit breaker) and the marks follow; option
    markets expire and settle against the average index of their last 30 minutes; perpetuals pay
-   funding at each interval;
-4. the remaining transactions in the policy's order (:mod:`strikechain.engine.ordering`);
-5. one uniform-price auction per batch-auction market that received orders this block;
+   funding at each interval; then trading modes (:mod:`strikechain.engine.auction_triggers`,
+   where an underlying turns auctions on): a long gap since the last block puts its markets
+   into a call auction, an auction whose time is up uncrosses (or is extended once), and each
+   continuous market gets this block's price-monitoring band;
+4. cancels and keepers' bids, then the liquidation slot (:mod:`strikechain.engine.liquidator`:
+   the lane, the backstop pool, the insurance fund, auto-deleveraging, or the keeper-auction
+   baseline), then stress mode per underlying (a backlog or an open breaker: takers capped and
+   reduce-only), then the remaining transactions in the policy's order
+   (:mod:`strikechain.engine.ordering`); a continuous fill that would leave the band calls an
+   auction instead;
+5. one uniform-price auction per batch-auction market that received orders this block; each
+   monitored market's last price joins its history;
 6. health: every sub-ledger touched this block, or holding positions on an underlying whose
    marks moved, is checked against maintenance margin; those below it enter the liquidation
    queue (their open orders on that underlying are cancelled, and until they leave they may
@@ -41,7 +50,6 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable
-from fractions import Fraction
 
 from strikechain.engine import auction, clearing
 from strikechain.engine.accounts import (
@@ -1642,7 +1650,7 @@ class Engine:
             oracle = state.oracle
             backlog = 0
             for ledger in self.liquidation_queue:
-                if ledger.state is state:
+                if ledger.state is state and ledger.positions:  # a flat deficit waits, no work
                     backlog += 1
             observe_block(
                 dynamic,
@@ -2650,17 +2658,21 @@ def _leaf_index(ledger: SubLedger) -> int:
     return ledger.leaf_index
 
 
-def _under_water(ledger: SubLedger) -> tuple[int, Fraction, str, str]:
+_RATIO_SHIFT = 192
+"""``equity / maintenance`` is compared as ``FLOOR(equity x 2**192 / maintenance)``: for
+maintenance below 2**96 minor units, two different ratios differ by more than 2**-192, so the
+integer keys order exactly as the fractions do (and equal ratios give equal keys), without a
+``Fraction`` per sub-ledger in the sort of a large queue."""
+
+
+def _under_water(ledger: SubLedger) -> tuple[int, int, str, str]:
     """Queue order: most under water first (equity over maintenance, lowest first; a sub-ledger
     with no maintenance requirement but negative equity first of all), then by name."""
-    if ledger.maintenance <= 0:
-        return (0, Fraction(ledger.cash + ledger.value), ledger.account, ledger.underlying)
-    return (
-        1,
-        Fraction(ledger.cash + ledger.value, ledger.maintenance),
-        ledger.account,
-        ledger.underlying,
-    )
+    equity, maintenance = ledger.cash + ledger.value, ledger.maintenance
+    if maintenance <= 0:
+        return (0, equity, ledger.account, ledger.underlying)
+    invariant(maintenance >> 96 == 0, "maintenance margin below 2**96 minor units")
+    return (1, (equity << _RATIO_SHIFT) // maintenance, ledger.account, ledger.underlying)
 
 
 class _AuctionHooks:

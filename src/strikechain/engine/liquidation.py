@@ -1,7 +1,8 @@
 """Liquidation arithmetic: bankruptcy prices, order limits, step sizes, fees, the backstop price,
 the insurance draw and auto-deleveraging, as pure integer functions.
 
-The engine's liquidation lane composes these; nothing here reads state, logs or emits. Amounts are
+The engine's liquidation lane (:mod:`strikechain.engine.liquidator`) composes these; nothing
+here reads state, logs or emits. Amounts are
 USDC minor units (``_quote``), sizes lots, prices per lot in minor units (``_per_lot``: what
 ``Market.mark_per_lot`` holds) unless named ``_ticks``, rates parts per million (``_ppm``).
 ``side`` is always the side of the **closing trade of the liquidated sub-ledger**: :data:`SELL`
@@ -14,7 +15,8 @@ The path, in the order the lane is meant to take it (after dYdX v4, Hyperliquid 
    by an immediate-or-cancel order limited by :func:`ioc_limit_per_lot`, paying
    :func:`liquidation_fee` to the insurance fund;
 2. what the book cannot absorb inside the band is taken by the backstop pool at
-   :func:`backstop_price_per_lot` (Hyperliquid's backstop vault, with a penalty);
+   :func:`backstop_take_price_per_lot`: the penalty price (:func:`backstop_price_per_lot`,
+   Hyperliquid's backstop vault) bounded by the bankruptcy price and the mark;
 3. a deficit (negative equity) is paid by the insurance fund, :func:`insurance_draw`;
 4. what the fund cannot pay is socialized last by auto-deleveraging opposite positions at the
    bankrupt side's bankruptcy price (:func:`adl_allocation`, :func:`adl_price_per_lot`).
@@ -23,7 +25,10 @@ The path, in the order the lane is meant to take it (after dYdX v4, Hyperliquid 
    on 10 Oct 2025.
 
 Pausing liquidations while the oracle's circuit breaker distrusts the price (and how long at
-most) is decided elsewhere; these functions take the mark they are given.
+most) is decided elsewhere; these functions take the mark they are given. Which equity prices a
+close: :func:`loss_budget` (the sub-ledger's equity while solvent, what the insurance fund can
+still cover once bankrupt), shared over positions by :func:`attribute` (by notional at the
+mark, exact to the minor unit).
 
 Formulas (``M`` the mark per lot, ``E`` the equity attributed to the position, ``P`` its signed
 lots, ``PPM`` = 10**6), and the rounding of each, always in the venue's or the insurance fund's
@@ -34,19 +39,22 @@ favour (``CEIL`` towards +inf, ``FLOOR`` towards -inf, also for negative values)
   closing trade is never at a price worse for the sub-ledger than ``B``, so closing at the
   rounded price leaves equity in ``[0, |P|)`` minor units, never a rounding deficit. ``B`` may
   be at or below zero for a long whose equity exceeds its value (it is compared, never quoted).
-- **IOC limit**: a sell no lower than ``max(CEIL(M x (PPM - band) / PPM), B)`` while ``B < M``,
+- **IOC limit**: a sell no lower than ``max(CEIL(M x (PPM - band) / PPM), B)`` while ``B <= M``,
   else the band edge alone (equity is already gone; the fund pays what the book cannot); a buy
-  no higher than ``min(FLOOR(M x (PPM + band) / PPM), B)`` while ``B > M``, else the edge. The
+  no higher than ``min(FLOOR(M x (PPM + band) / PPM), B)`` while ``B >= M``, else the edge. The
   edges round inwards, so the limit is never outside the band. In ticks (:func:`limit_ticks`):
   a sell ``CEIL(limit / value_per_tick_lot)`` (at least one tick), a buy ``FLOOR``: never a
   worse price than computed.
-- **step** ``min(|P|, CEIL(|P| x share / PPM), FLOOR(room / M))`` with
-  ``room = cap - already``; the share term is at least one lot, so small positions finish.
+- **step** ``min(|P|, max(CEIL(|P| x share / PPM), CEIL(minimum / M)), FLOOR(room / M))`` with
+  ``room = cap - already``; the share term is at least one lot, so small positions finish, and
+  the minimum notional (1,000 USDC) keeps a position's tail from shrinking 10% a block.
   The first step of a block (``already == 0``) closes at least one lot even if one lot's
   notional exceeds the cap, or a position of such lots could never be liquidated.
 - **fee** ``min(CEIL(notional x fee / PPM), max(0, equity after the close))``.
 - **backstop price** a long bought from at ``FLOOR(M x (PPM - penalty) / PPM)``, a short sold
-  to at ``CEIL(M x (PPM + penalty) / PPM)``.
+  to at ``CEIL(M x (PPM + penalty) / PPM)``; the backstop takes at ``min(M, max(that, B))`` for a
+  long (``max(M, min(that, B))`` a short): the penalty while the equity covers it, all the
+  equity when it does not, the mark once there is none.
 - **insurance draw** ``paid = min(deficit, fund)``, ``uncovered = deficit - paid``.
 - **ADL** pro-rata: candidate ``i`` holding ``h_i`` of ``H`` lots closes ``FLOOR(L x h_i / H)``,
   and the ``L - sum`` lots left over go one each to the largest remainders
@@ -140,6 +148,8 @@ class LiquidationParams(msgspec.Struct, frozen=True, kw_only=True):
 
     subledgers_per_block_max: int = 50
     step_share_ppm_max: int = 100_000
+    step_notional_quote_min: int = 1_000 * 10**6
+    """A step closes at least this much notional (or the whole position), within the cap."""
     notional_per_block_quote_max: int = 100_000 * 10**6
     price_band_ppm: int = 50_000
     fee_ppm: int = 10_000
@@ -166,6 +176,10 @@ class LiquidationParams(msgspec.Struct, frozen=True, kw_only=True):
         )
         invariant(
             self.notional_per_block_quote_max > 0, "liquidation: the notional cap is positive"
+        )
+        invariant(
+            0 <= self.step_notional_quote_min <= self.notional_per_block_quote_max,
+            "liquidation: 0 <= the minimum step notional <= the notional cap",
         )
         invariant(0 <= self.price_band_ppm < PPM, "liquidation: the price band is below 100%")
         invariant(
@@ -237,14 +251,16 @@ def band_edge_per_lot(side: int, mark_per_lot: int, band_ppm: int) -> int:
 
 def ioc_limit_per_lot(side: int, mark_per_lot: int, band_ppm: int, bankruptcy_per_lot: int) -> int:
     """The liquidation order's limit per lot: the bankruptcy price when it lies between the band
-    edge and the mark, the band edge otherwise (beyond the band, or on the far side of the mark,
-    when equity is already gone and the insurance fund pays what the book cannot)."""
+    edge and the mark (the mark itself included: nothing to lose, nothing sold below it), the
+    band edge when it lies beyond the band, or on the far side of the mark (equity already gone:
+    the insurance fund pays what the book cannot; the lane never asks with a budget below zero,
+    see :func:`loss_budget`)."""
     edge = band_edge_per_lot(side, mark_per_lot, band_ppm)
     if side == SELL:
-        if bankruptcy_per_lot < mark_per_lot:
+        if bankruptcy_per_lot <= mark_per_lot:
             return bankruptcy_per_lot if bankruptcy_per_lot > edge else edge
         return edge
-    if bankruptcy_per_lot > mark_per_lot:
+    if bankruptcy_per_lot >= mark_per_lot:
         return bankruptcy_per_lot if bankruptcy_per_lot < edge else edge
     return edge
 
@@ -272,19 +288,26 @@ def step_lots(
     notional_cap_quote: int,
     mark_per_lot: int,
     already_notional_quote: int,
+    minimum_notional_quote: int = 0,
 ) -> int:
     """How many lots of ``position_lots`` (signed) may close in this step:
-    ``min(|P|, CEIL(|P| x share), FLOOR((cap - already) / mark))``, and at least one lot in a
-    sub-ledger's first step of the block (``already == 0``). 0 for a flat position or a spent
-    cap; a zero mark puts no notional limit."""
+    ``min(|P|, max(CEIL(|P| x share), CEIL(minimum / mark)), FLOOR((cap - already) / mark))``,
+    and at least one lot in a sub-ledger's first step of the block (``already == 0``). 0 for a
+    flat position or a spent cap; a zero mark puts no notional limit (nor minimum). The minimum
+    (dYdX's ``MinPositionNotionalLiquidated``) keeps the share from shrinking a position
+    geometrically over many blocks once it is small."""
     invariant(0 < share_ppm <= PPM, "the share of a position is in (0, 100%]")
     invariant(notional_cap_quote > 0, "the notional cap is positive")
     invariant(mark_per_lot >= 0, "the mark is not negative")
     invariant(already_notional_quote >= 0, "closed notional is not negative")
+    invariant(minimum_notional_quote >= 0, "the minimum notional is not negative")
     held = position_lots if position_lots > 0 else -position_lots
     if held == 0:
         return 0
     lots = _ceil_div(held * share_ppm, PPM)
+    if mark_per_lot > 0 and minimum_notional_quote:
+        least = _ceil_div(minimum_notional_quote, mark_per_lot)
+        lots = lots if lots > least else least
     if mark_per_lot > 0:
         room = notional_cap_quote - already_notional_quote
         by_notional = room // mark_per_lot if room > 0 else 0

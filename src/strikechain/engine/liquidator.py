@@ -171,12 +171,12 @@ class Liquidator:
             count = taken.get(state.name, 0)
             if count >= lane.subledgers_per_block_max:
                 continue
-            taken[state.name] = count + 1
             if lane.policy == LiquidationPolicy.LANE:
+                taken[state.name] = count + 1
                 band = lane.stale_price_band_ppm if oracle.breaker_open else lane.price_band_ppm
                 self._liquidate(ledger, lane, band)
-            else:
-                self._announce(ledger, lane)
+            elif self._announce(ledger, lane):  # one whose auctions run takes no slot
+                taken[state.name] = count + 1
 
     # -- the lane -----------------------------------------------------------------------------
 
@@ -236,12 +236,22 @@ class Liquidator:
         already: int,
     ) -> int:
         """One step on one position: the book within its limit, the backstop for the rest.
-        Returns the notional closed."""
+        Returns the notional closed.
+
+        The limit is the band's edge bounded by the bankruptcy price of the position's loss
+        budget. A budget is never negative, so that price is never beyond the mark; it is the
+        mark itself when the budget is under a minor unit a lot (then nothing sells below the
+        mark)."""
         market = exposure.market
         position = exposure.position
         mark = market.mark_per_lot
         lots = step_lots(
-            position, lane.step_share_ppm_max, lane.notional_per_block_quote_max, mark, already
+            position,
+            lane.step_share_ppm_max,
+            lane.notional_per_block_quote_max,
+            mark,
+            already,
+            lane.step_notional_quote_min,
         )
         if lots <= 0:
             return 0
@@ -493,9 +503,11 @@ class Liquidator:
 
     # -- the keeper-auction baseline -----------------------------------------------------------
 
-    def _announce(self, ledger: SubLedger, lane: LiquidationParams) -> None:
-        """Announce each live position of a queued sub-ledger not already in an auction."""
+    def _announce(self, ledger: SubLedger, lane: LiquidationParams) -> bool:
+        """Announce each live position of a queued sub-ledger not already in an auction;
+        whether any was."""
         engine = self.engine
+        announced = False
         for exposure in self._live_positions(ledger):
             key = (ledger.account, exposure.market.name)
             if key in engine._auction_of or len(engine.keeper_auctions) >= KEEPER_AUCTIONS_LIMIT:
@@ -514,6 +526,7 @@ class Liquidator:
             )
             engine.keeper_auctions[auction_id] = auction
             engine._auction_of[key] = auction_id
+            announced = True
             engine._events.append(
                 LiquidationAuctionStarted(
                     -1,
@@ -525,6 +538,7 @@ class Liquidator:
                     auction.ends_ns,
                 )
             )
+        return announced
 
     def _settle_keeper_auctions(self) -> None:
         """Every auction whose time is up, oldest first, unless its oracle pauses it."""

@@ -21,15 +21,22 @@ from dataclasses import dataclass
 
 from strikechain.engine.engine import Engine
 from strikechain.engine.events import (
+    BackstopTaken,
     BlockResult,
     CircuitBreakerClosed,
     CircuitBreakerOpened,
+    Deleveraged,
     Fill,
     FundingPaid,
     InstrumentSettled,
+    InsurancePaid,
+    LiquidationFee,
+    LiquidationOrder,
     LiquidationQueued,
     LiquidationQueueLeft,
+    MarketAuction,
     Rejected,
+    StressMode,
 )
 from strikechain.engine.instruments import Instrument
 from strikechain.engine.invariant import InvariantViolation
@@ -106,6 +113,57 @@ class Conservation:
         return self.held == self.net_deposits
 
 
+@dataclass
+class LiquidationTally:
+    """What the liquidation path did, from its events; money in USDC minor units.
+
+    **Bad debt** is the sum of the deficits of bankrupt sub-ledgers: what the insurance fund
+    paid plus what it could not (socialized by ADL, or left on a flat sub-ledger)."""
+
+    queued: int = 0
+    left: int = 0
+    orders: int = 0
+    """The lane's IOC orders."""
+    lots_to_book: int = 0
+    backstop_lots: int = 0
+    fees: int = 0
+    insurance_paid: int = 0
+    unpaid_by_fund: int = 0
+    deleveraged_lots: int = 0
+    socialized: int = 0
+    """What ADL cost the counterparties against the mark."""
+    stress_episodes: int = 0
+    market_auctions: int = 0
+
+    @property
+    def bad_debt(self) -> int:
+        return self.insurance_paid + self.unpaid_by_fund
+
+    def record(self, event: object) -> None:
+        kind = type(event)
+        if kind is LiquidationOrder:
+            self.orders += 1
+            self.lots_to_book += event.filled_lots  # type: ignore[attr-defined]
+        elif kind is LiquidationQueued:
+            self.queued += 1
+        elif kind is LiquidationQueueLeft:
+            self.left += 1
+        elif kind is LiquidationFee:
+            self.fees += event.amount  # type: ignore[attr-defined]
+        elif kind is BackstopTaken:
+            self.backstop_lots += event.lots  # type: ignore[attr-defined]
+        elif kind is InsurancePaid:
+            self.insurance_paid += event.amount  # type: ignore[attr-defined]
+            self.unpaid_by_fund += event.uncovered  # type: ignore[attr-defined]
+        elif kind is Deleveraged:
+            self.deleveraged_lots += event.lots  # type: ignore[attr-defined]
+            self.socialized += event.socialized  # type: ignore[attr-defined]
+        elif kind is StressMode:
+            self.stress_episodes += event.active  # type: ignore[attr-defined]
+        elif kind is MarketAuction:
+            self.market_auctions += event.kind == "AUCTION_STARTED"  # type: ignore[attr-defined]
+
+
 @dataclass(frozen=True)
 class SessionSummary:
     params: SessionParams
@@ -118,8 +176,7 @@ class SessionSummary:
     events: dict[str, int]
     """Events by kind (``Fill``, ``OrderCancelled``, ...), sorted by name."""
     instruments: tuple[InstrumentSummary, ...]
-    liquidations_queued: int
-    liquidations_left: int
+    liquidations: LiquidationTally
     liquidation_queue_end: int
     breaker_opened: dict[str, int]
     """Openings per underlying."""
@@ -204,7 +261,7 @@ class Tally:
         self.first_block_ns = self.last_block_ns = 0
         self.rejected: dict[str, int] = {}
         self.events: dict[str, int] = {}
-        self.queued = self.left = 0
+        self.liquidations = LiquidationTally()
         self.opened: dict[str, int] = {}
         self.closed: dict[str, int] = {}
         self.reasons: dict[str, int] = {}
@@ -256,15 +313,13 @@ class Tally:
                 received=event.received,
                 dust=event.dust,
             )
-        elif isinstance(event, LiquidationQueued):
-            self.queued += 1
-        elif isinstance(event, LiquidationQueueLeft):
-            self.left += 1
         elif isinstance(event, CircuitBreakerOpened):
             self.opened[event.underlying] = self.opened.get(event.underlying, 0) + 1
             self.reasons[event.reason] = self.reasons.get(event.reason, 0) + 1
         elif isinstance(event, CircuitBreakerClosed):
             self.closed[event.underlying] = self.closed.get(event.underlying, 0) + 1
+        else:
+            self.liquidations.record(event)
 
     def summary(self, params: SessionParams, engine: Engine) -> SessionSummary:
         instruments = []
@@ -294,8 +349,7 @@ class Tally:
             rejected_by_code=dict(sorted(self.rejected.items(), key=lambda kv: (-kv[1], kv[0]))),
             events=dict(sorted(self.events.items())),
             instruments=tuple(instruments),
-            liquidations_queued=self.queued,
-            liquidations_left=self.left,
+            liquidations=self.liquidations,
             liquidation_queue_end=len(engine.liquidation_queue),
             breaker_opened=dict(sorted(self.opened.items())),
             breaker_closed=dict(sorted(self.closed.items())),
