@@ -1,13 +1,14 @@
-"""Compile the engine's hot modules with mypyc, in place: ``make native``.
+"""Compile the engine's hot modules and the lab's event loop with mypyc, in place: ``make native``.
 
     python tools/build_native.py          # build (skipped, with a note, without mypyc or gcc)
     python tools/build_native.py --clean  # remove the compiled modules: the engine runs interpreted
 
 The modules listed in :data:`strikechain._native.MODULES` become extension modules beside their
-sources in ``src/strikechain/engine`` (an extension shadows the ``.py`` of the same name), with
-mypyc's runtime in one more extension there (``_native__mypyc``). The C sources and objects
-stay in ``build/native``. Last, the build writes the digest of the engine's sources to
-``_native_build.json``; ``strikechain`` refuses to import compiled modules whose digest no
+sources (``src/strikechain/engine/*``, ``src/strikechain/sim/kernel``; an extension shadows the
+``.py`` of the same name), with mypyc's runtime in one more extension in the engine package
+(``_native__mypyc``). The C sources and objects stay in ``build/native``. Last, the build writes
+the digest of the sources (:func:`strikechain._native.sources`) to
+``engine/_native_build.json``; ``strikechain`` refuses to import compiled modules whose digest no
 longer matches (see :mod:`strikechain._native`).
 
 When mypyc, setuptools, a C compiler or Python's headers are missing, the build removes any
@@ -46,6 +47,7 @@ def _load_guard() -> ModuleType:
 
 _native = _load_guard()
 BUILD = ROOT / "build" / "native"
+PACKAGE = _native.PACKAGE_DIRECTORY
 ENGINE = _native.ENGINE_DIRECTORY
 MYPY_OPTIONS = [
     # Not pyproject's [tool.mypy]: its file list and per-module sections confuse a build of
@@ -58,7 +60,7 @@ MYPY_OPTIONS = [
 
 def clean() -> list[Path]:
     """Remove the compiled modules and the stamp; returns what was removed."""
-    removed = [*_native.compiled_files(ENGINE), ENGINE / _native.STAMP]
+    removed = [*_native.compiled_files(PACKAGE), ENGINE / _native.STAMP]
     removed = [path for path in removed if path.exists()]
     for path in removed:
         path.unlink()
@@ -84,8 +86,8 @@ def build() -> list[Path]:
     from mypyc.build import mypycify
     from setuptools import Distribution
 
-    digest = _native.source_digest(ENGINE)
-    paths = [str((ENGINE / f"{name}.py").relative_to(ROOT)) for name in _native.MODULES]
+    digest = _native.source_digest(PACKAGE)
+    paths = [str(_native.module_path(name).relative_to(ROOT)) for name in _native.MODULES]
     lib = BUILD / "lib"
     shutil.rmtree(lib, ignore_errors=True)
     cwd = Path.cwd()
@@ -109,19 +111,23 @@ def build() -> list[Path]:
         distribution.run_command("build_ext")
     finally:
         os.chdir(cwd)
-    built = sorted((lib / "strikechain" / "engine").iterdir())
-    names = {path.name.split(".")[0] for path in built}
-    expected = {*_native.MODULES, _native.SHARED_LIBRARY}
+    package_lib = lib / "strikechain"
+    built = sorted(path for path in package_lib.rglob("*") if path.is_file())
+    names = {
+        ".".join((*path.relative_to(package_lib).parent.parts, path.name.split(".")[0]))
+        for path in built
+    }
+    expected = {*_native.MODULES, f"engine.{_native.SHARED_LIBRARY}"}
     if names != expected:
         raise SystemExit(f"mypyc built {sorted(names)}, expected {sorted(expected)}")
-    if _native.source_digest(ENGINE) != digest:
-        raise SystemExit("engine sources changed during the build; run it again")
+    if _native.source_digest(PACKAGE) != digest:
+        raise SystemExit("sources changed during the build; run it again")
     clean()
     installed = []
     for path in built:
-        target = ENGINE / path.name
+        target = PACKAGE / path.relative_to(package_lib)
         # A fresh file renamed over the old one: a running process keeps its mapped copy.
-        with tempfile.NamedTemporaryFile(dir=ENGINE, delete=False) as temporary:
+        with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as temporary:
             temporary.write(path.read_bytes())
         os.replace(temporary.name, target)
         target.chmod(0o755)
@@ -159,8 +165,8 @@ def main() -> None:
     start = time.perf_counter()
     installed = build()
     seconds = time.perf_counter() - start
-    print(f"native: compiled {len(_native.MODULES)} engine modules with mypyc in {seconds:.0f} s")
-    print(f"native: {len(installed)} extension modules in {ENGINE.relative_to(ROOT)}")
+    print(f"native: compiled {len(_native.MODULES)} modules with mypyc in {seconds:.0f} s")
+    print(f"native: {len(installed)} extension modules in {PACKAGE.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

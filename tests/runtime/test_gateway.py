@@ -4,6 +4,8 @@ from strikechain.engine.events import Event, InstrumentListed, OrderAccepted, Re
 from strikechain.engine.instruments import make_perpetual
 from strikechain.engine.txs import ListInstrument, PlaceOrder, Side
 from strikechain.runtime import LocalGateway, Notice, Topic
+from strikechain.runtime.errors import RuntimeRejection
+from strikechain.runtime.inbox import Receipt
 
 from .helpers import cancel, make_runtime
 
@@ -41,13 +43,18 @@ def test_local_gateway_dispatches_by_account_and_instrument() -> None:
     assert alice == []
 
     clock.now = 200
-    placed = gateway.submit(
+    answers: list[Receipt | RuntimeRejection] = []
+    gateway.submit(
         PlaceOrder(
             account="alice", instrument=instrument.name, side=Side.BUY, size_lots=1, price_ticks=10
-        )
+        ),
+        answers.append,
     )
-    refused = gateway.cancel("alice", order_id=999)
+    gateway.cancel("alice", order_id=999, on_outcome=answers.append)
     gateway.submit(cancel(account="bob"))
+    placed, refused = answers
+    assert isinstance(placed, Receipt)
+    assert isinstance(refused, Receipt)  # the inbox takes it; the engine refuses it later
     runtime.cut(clock.now)
     # the default lanes apply cancels before orders: the refused cancel's event comes first
     assert kinds(alice) == [Rejected, OrderAccepted]
@@ -69,3 +76,17 @@ def test_unsubscribe() -> None:
     gateway.submit(cancel())
     runtime.cut(2)
     assert len(seen) == 1
+
+
+def test_a_full_inbox_answers_with_a_typed_rejection() -> None:
+    from strikechain.runtime import RuntimeConfig
+
+    runtime = make_runtime(config=RuntimeConfig(inbox_capacity=1))
+    gateway = LocalGateway(runtime, Clock())
+    answers: list[Receipt | RuntimeRejection] = []
+    gateway.submit(cancel(), answers.append)
+    gateway.submit(cancel(), answers.append)
+    first, second = answers
+    assert isinstance(first, Receipt)
+    assert isinstance(second, RuntimeRejection)
+    assert second.code == "INBOX_FULL"

@@ -18,6 +18,7 @@ from pathlib import Path
 BENCHMARKS = {
     "commitment": "strikechain.bench.commitment",
     "engine": "strikechain.bench.engine",
+    "lab": "strikechain.bench.lab",
     "liquidation": "strikechain.bench.liquidation",
     "margin": "strikechain.bench.margin",
     "pricing": "strikechain.bench.pricing",

@@ -319,6 +319,23 @@ class Exposure:
     """Upper bounds of what orders added since the last computation may require."""
 
 
+def with_position(exposure: Exposure, position: int) -> Exposure:
+    """A detached copy of ``exposure`` holding ``position`` lots with the same open orders: what
+    margin would require after a fill (what-if margin, the backstop pool's capacity). Its cached
+    values are empty; it belongs to no index."""
+    return Exposure(
+        ledger=exposure.ledger,
+        market=exposure.market,
+        position=position,
+        buy_lots=exposure.buy_lots,
+        buy_value=exposure.buy_value,
+        buy_loss=exposure.buy_loss,
+        sell_lots=exposure.sell_lots,
+        sell_value=exposure.sell_value,
+        sell_loss=exposure.sell_loss,
+    )
+
+
 @dataclass(slots=True, kw_only=True)
 class SubLedger:
     """One account's collateral, positions and margin on one underlying."""

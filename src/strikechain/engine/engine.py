@@ -60,6 +60,7 @@ from strikechain.engine.accounts import (
     UnderlyingState,
     market_for,
     set_margin_rates,
+    with_position,
 )
 from strikechain.engine.auction_triggers import (
     AuctionState,
@@ -2327,17 +2328,7 @@ class Engine:
         resting_maintenance = maintenance - exposure.maintenance + resting[1]
         resting_reserve = reserve - exposure.reserve + resting[2]
         resting_free = equity - resting_initial - resting_reserve - fee
-        filled = Exposure(
-            ledger=ledger,
-            market=market,
-            position=exposure.position + side * size,
-            buy_lots=exposure.buy_lots,
-            buy_value=exposure.buy_value,
-            buy_loss=exposure.buy_loss,
-            sell_lots=exposure.sell_lots,
-            sell_value=exposure.sell_value,
-            sell_loss=exposure.sell_loss,
-        )
+        filled = with_position(exposure, exposure.position + side * size)
         after = margin.requirement(filled)
         filled_equity = (
             equity

@@ -57,7 +57,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from strikechain.engine import clearing
-from strikechain.engine.accounts import Exposure, Market, SubLedger
+from strikechain.engine.accounts import Exposure, Market, SubLedger, with_position
 from strikechain.engine.book import Order
 from strikechain.engine.events import (
     BackstopTaken,
@@ -362,17 +362,7 @@ class Liquidator:
         mark = market.mark_per_lot
 
         def free(count: int) -> int:
-            trial = Exposure(
-                ledger=ledger,
-                market=market,
-                position=base.position + side * count,
-                buy_lots=base.buy_lots,
-                buy_value=base.buy_value,
-                buy_loss=base.buy_loss,
-                sell_lots=base.sell_lots,
-                sell_value=base.sell_value,
-                sell_loss=base.sell_loss,
-            )
+            trial = with_position(base, base.position + side * count)
             initial, _, reserve = margin.requirement(trial)  # type: ignore[union-attr]
             return (
                 ledger.cash

@@ -10,12 +10,27 @@ recovery (:mod:`.replay`), and the interfaces agents and clients use (:mod:`.gat
 
 from strikechain.runtime.cutting import AnyOf, ByInterval, BySize, CutReason, External
 from strikechain.runtime.errors import BlockRefused, RuntimeCode, RuntimeRejection, RuntimeStopped
-from strikechain.runtime.gateway import Gateway, LocalGateway, Notice, Scheduler, Topic
+from strikechain.runtime.gateway import (
+    Dispatcher,
+    Gateway,
+    LocalGateway,
+    Notice,
+    Outcome,
+    Scheduler,
+    Topic,
+)
 from strikechain.runtime.genesis import Genesis
 from strikechain.runtime.inbox import Inbox, Pending, Receipt
 from strikechain.runtime.log import BlockLog, BlockRecord, LogError, MemoryLog, SnapshotRecord
 from strikechain.runtime.replay import ReplayReport, rebuild, replay
-from strikechain.runtime.runtime import BlockPolicy, Committed, Runtime, RuntimeConfig, Sink
+from strikechain.runtime.runtime import (
+    BlockPolicy,
+    Committed,
+    Runtime,
+    RuntimeConfig,
+    Selected,
+    Sink,
+)
 from strikechain.runtime.selection import ArrivalOrder, BaseFeeRule, FeePriority
 from strikechain.runtime.sqlite_log import SqliteLog, Sync
 
@@ -31,6 +46,7 @@ __all__ = [
     "BySize",
     "Committed",
     "CutReason",
+    "Dispatcher",
     "External",
     "FeePriority",
     "Gateway",
@@ -40,6 +56,7 @@ __all__ = [
     "LogError",
     "MemoryLog",
     "Notice",
+    "Outcome",
     "Pending",
     "Receipt",
     "ReplayReport",
@@ -49,6 +66,7 @@ __all__ = [
     "RuntimeRejection",
     "RuntimeStopped",
     "Scheduler",
+    "Selected",
     "Sink",
     "SnapshotRecord",
     "SqliteLog",

@@ -4,10 +4,13 @@
 runs in the lab (:class:`LocalGateway`, in process, over a :class:`Runtime`) and later
 against a live node (a JSON-RPC/WebSocket gateway with the same methods, in ``node``).
 
-- ``submit(tx) -> Receipt``: the transaction is in the venue's inbox (or a
-  :class:`~strikechain.runtime.errors.RuntimeRejection` with a stable code, e.g.
-  ``INBOX_FULL``). A receipt is not an outcome: the outcome arrives as events.
-- ``cancel(account, order_id=..., client_order_id=...) -> Receipt``: submits a
+- ``submit(tx, on_outcome)``: sends the transaction; ``on_outcome`` receives, when the answer
+  reaches the sender, a :class:`~strikechain.runtime.inbox.Receipt` (it is in the venue's inbox)
+  or a :class:`~strikechain.runtime.errors.RuntimeRejection` with a stable code (e.g.
+  ``INBOX_FULL``). In process the answer is immediate; in the lab it crosses the network model
+  (and a lost message never answers); a node answers over its socket. A receipt is not a fill:
+  what the engine made of the transaction arrives as events.
+- ``cancel(account, order_id=..., client_order_id=..., on_outcome=...)``: submits a
   :class:`~strikechain.engine.txs.Cancel` (the engine judges it in block order like any other
   transaction: a cancel can lose a race with a fill).
 - ``subscribe(topic, callback) -> Subscription``: ``callback(notice)`` for every event of a
@@ -29,6 +32,7 @@ import msgspec
 
 from strikechain.engine.events import Event
 from strikechain.engine.txs import Cancel, Transaction
+from strikechain.runtime.errors import RuntimeRejection
 from strikechain.runtime.inbox import Receipt
 from strikechain.runtime.runtime import Committed, Runtime
 
@@ -68,6 +72,8 @@ class Notice(msgspec.Struct, frozen=True, gc=False):
 
 
 Callback = Callable[[Notice], None]
+Outcome = Callable[[Receipt | RuntimeRejection], None]
+"""Receives a submission's answer: its receipt, or why the inbox refused it."""
 
 
 class Subscription(Protocol):
@@ -75,11 +81,17 @@ class Subscription(Protocol):
 
 
 class Gateway(Protocol):
-    def submit(self, tx: Transaction) -> Receipt: ...
+    def submit(self, tx: Transaction, on_outcome: Outcome | None = None) -> None: ...
 
     def cancel(
-        self, account: str, *, order_id: int = 0, client_order_id: str = "", priority_fee: int = 0
-    ) -> Receipt: ...
+        self,
+        account: str,
+        *,
+        order_id: int = 0,
+        client_order_id: str = "",
+        priority_fee: int = 0,
+        on_outcome: Outcome | None = None,
+    ) -> None: ...
 
     def subscribe(self, topic: Topic, callback: Callback) -> Subscription: ...
 
@@ -100,61 +112,49 @@ def _concerns(event: Event) -> tuple[list[str], str]:
     return accounts, instrument
 
 
-class _LocalSubscription:
-    __slots__ = ("_gateway", "callback", "number", "topic")
+class Registration:
+    """One subscription in a :class:`Dispatcher`: its number (delivery order), topic, callback
+    and owner (whom it is delivered to: the lab batches an agent's notices per block)."""
 
-    def __init__(self, gateway: LocalGateway, number: int, topic: Topic, callback: Callback):
-        self._gateway = gateway
+    __slots__ = ("callback", "dispatcher", "number", "owner", "topic")
+
+    def __init__(
+        self, dispatcher: Dispatcher, number: int, owner: str, topic: Topic, callback: Callback
+    ) -> None:
+        self.dispatcher = dispatcher
         self.number = number
+        self.owner = owner
         self.topic = topic
         self.callback = callback
 
     def unsubscribe(self) -> None:
-        self._gateway._remove(self)
+        self.dispatcher.remove(self)
 
 
-class LocalGateway:
-    """A :class:`Gateway` in process: submit goes to the runtime's inbox at the clock's time;
-    subscriptions are served by a sink on the runtime that dispatches events by account and
-    instrument (an index per key, so an event costs a lookup per key, not a scan)."""
+class Dispatcher:
+    """Subscriptions indexed by account and instrument, so an event costs a lookup per key it
+    concerns, not a scan; the one place that decides who receives which event."""
 
-    def __init__(self, runtime: Runtime, clock: Clock) -> None:
-        self.runtime = runtime
-        self.clock = clock
+    def __init__(self) -> None:
         self._next = 1
-        self._everything: dict[int, _LocalSubscription] = {}
-        self._by_account: dict[str, dict[int, _LocalSubscription]] = {}
-        self._by_instrument: dict[str, dict[int, _LocalSubscription]] = {}
-        runtime.add_sink(self)
+        self._everything: dict[int, Registration] = {}
+        self._by_account: dict[str, dict[int, Registration]] = {}
+        self._by_instrument: dict[str, dict[int, Registration]] = {}
 
-    def submit(self, tx: Transaction) -> Receipt:
-        return self.runtime.submit(tx, self.clock.now_ns())
-
-    def cancel(
-        self, account: str, *, order_id: int = 0, client_order_id: str = "", priority_fee: int = 0
-    ) -> Receipt:
-        tx = Cancel(
-            account=account,
-            order_id=order_id,
-            client_order_id=client_order_id,
-            priority_fee=priority_fee,
-        )
-        return self.submit(tx)
-
-    def subscribe(self, topic: Topic, callback: Callback) -> Subscription:
-        subscription = _LocalSubscription(self, self._next, topic, callback)
+    def add(self, owner: str, topic: Topic, callback: Callback) -> Registration:
+        registration = Registration(self, self._next, owner, topic, callback)
+        number = registration.number
         self._next += 1
         if not topic.account and not topic.instrument:
-            self._everything[subscription.number] = subscription
+            self._everything[number] = registration
         if topic.account:
-            self._by_account.setdefault(topic.account, {})[subscription.number] = subscription
+            self._by_account.setdefault(topic.account, {})[number] = registration
         if topic.instrument:
-            index = self._by_instrument.setdefault(topic.instrument, {})
-            index[subscription.number] = subscription
-        return subscription
+            self._by_instrument.setdefault(topic.instrument, {})[number] = registration
+        return registration
 
-    def _remove(self, subscription: _LocalSubscription) -> None:
-        number, topic = subscription.number, subscription.topic
+    def remove(self, registration: Registration) -> None:
+        number, topic = registration.number, registration.topic
         self._everything.pop(number, None)
         for index, key in (
             (self._by_account, topic.account),
@@ -166,10 +166,11 @@ class LocalGateway:
                 if not entries:
                     del index[key]
 
-    def on_block(self, committed: Committed) -> None:
-        """The sink side: deliver each event of a logged block to the subscriptions it
-        concerns, in event order, once per subscription."""
+    def notices(self, committed: Committed) -> list[tuple[Registration, Notice]]:
+        """Each event of a logged block for each subscription it concerns: in event order, and
+        for one event in subscription order, each event once per subscription."""
         result, sequences = committed.result, committed.sequences
+        out: list[tuple[Registration, Notice]] = []
         for event in result.events:
             targets = self._targets(event)
             if not targets:
@@ -177,10 +178,10 @@ class LocalGateway:
             index = event.tx
             sequence = sequences[index] if 0 <= index < len(sequences) else 0
             notice = Notice(result.height, result.timestamp_ns, sequence, event)
-            for subscription in targets:
-                subscription.callback(notice)
+            out.extend((registration, notice) for registration in targets)
+        return out
 
-    def _targets(self, event: Event) -> list[_LocalSubscription]:
+    def _targets(self, event: Event) -> list[Registration]:
         targets = dict(self._everything)
         if self._by_account or self._by_instrument:
             accounts, instrument = _concerns(event)
@@ -189,3 +190,61 @@ class LocalGateway:
             if instrument:
                 targets.update(self._by_instrument.get(instrument, {}))
         return [targets[number] for number in sorted(targets)]
+
+
+class CancelBySubmit:
+    """``cancel`` for a gateway that has ``submit``: a cancel is a transaction like any other."""
+
+    __slots__ = ()
+
+    def submit(self, tx: Transaction, on_outcome: Outcome | None = None) -> None:
+        raise NotImplementedError
+
+    def cancel(
+        self,
+        account: str,
+        *,
+        order_id: int = 0,
+        client_order_id: str = "",
+        priority_fee: int = 0,
+        on_outcome: Outcome | None = None,
+    ) -> None:
+        tx = Cancel(
+            account=account,
+            order_id=order_id,
+            client_order_id=client_order_id,
+            priority_fee=priority_fee,
+        )
+        self.submit(tx, on_outcome)
+
+
+class LocalGateway(CancelBySubmit):
+    """A :class:`Gateway` in process: submit goes to the runtime's inbox at the clock's time and
+    answers at once; subscriptions are served by a sink on the runtime (a :class:`Dispatcher`)
+    as soon as a block is logged."""
+
+    __slots__ = ("clock", "dispatcher", "runtime")
+
+    def __init__(self, runtime: Runtime, clock: Clock) -> None:
+        self.runtime = runtime
+        self.clock = clock
+        self.dispatcher = Dispatcher()
+        runtime.add_sink(self)
+
+    def submit(self, tx: Transaction, on_outcome: Outcome | None = None) -> None:
+        outcome: Receipt | RuntimeRejection
+        try:
+            outcome = self.runtime.submit(tx, self.clock.now_ns())
+        except RuntimeRejection as rejection:
+            outcome = rejection
+        if on_outcome is not None:
+            on_outcome(outcome)
+
+    def subscribe(self, topic: Topic, callback: Callback) -> Subscription:
+        return self.dispatcher.add("", topic, callback)
+
+    def on_block(self, committed: Committed) -> None:
+        """The sink side: deliver each event of a logged block to the subscriptions it
+        concerns, in event order, once per subscription."""
+        for registration, notice in self.dispatcher.notices(committed):
+            registration.callback(notice)

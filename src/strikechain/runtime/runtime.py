@@ -17,6 +17,14 @@ Per block (:meth:`Runtime.cut`):
 6. the chosen transactions leave the inbox, the selection learns how full the block was (the
    base fee moves), and the sinks receive a :class:`Committed`.
 
+A consensus model separates step 1 from the rest, as Tendermint does (the proposer picks the
+transactions when it proposes; the block is applied when it commits, rounds later):
+:meth:`Runtime.select` does step 1 alone and returns a :class:`Selected`, and
+:meth:`Runtime.commit_selected` does steps 2 to 6 for it. ``cut`` is the two at once. A
+selection stays valid until a block is committed: only a block takes transactions from the
+inbox and only a block moves the base fee, so a value chosen in one round can still be
+committed in a later round of the same height.
+
 If anything raises between step 3 and step 5 the engine may be ahead of the log: the runtime
 stops (:class:`RuntimeStopped` on every later call) and is rebuilt from the log
 (:func:`strikechain.runtime.replay.rebuild`). A sink that raises stops it too: sinks are
@@ -103,6 +111,16 @@ class Committed(msgspec.Struct, frozen=True, gc=False):
     reason: str
 
 
+class Selected(msgspec.Struct, frozen=True, gc=False):
+    """Transactions chosen for the block at ``height`` and not applied yet
+    (:meth:`Runtime.select`), with the bounds and the base fee they were chosen under."""
+
+    height: int
+    pending: list[Pending]
+    bounds: BlockBounds
+    base_fee: int
+
+
 class Sink(Protocol):
     """Receives every committed block, in height order, after the log has it."""
 
@@ -170,18 +188,53 @@ class Runtime:
     def cut(self, now_ns: int, reason: CutReason = CutReason.EXTERNAL) -> BlockResult | None:
         """Cut, apply, log and deliver the next block now; None if there is nothing to put
         in it and empty blocks are off."""
-        self._check_running()
-        selection = self.policy.selection
-        chosen = selection.select(self.inbox, self.bounds)
-        if not chosen and not self.config.allow_empty:
+        selected = self.select()
+        if not selected.pending and not self.config.allow_empty:
             return None
+        return self._apply(selected, now_ns, reason)
+
+    def select(self, capacity: int | None = None) -> Selected:
+        """Choose the next block's transactions without applying them (what a proposer does).
+        ``capacity`` lowers the block's transaction bound (a congestion window); it never
+        raises it above the runtime's own."""
+        self._check_running()
+        bounds = self.bounds
+        if capacity is not None:
+            invariant(capacity > 0, f"a block carries at least one transaction, not {capacity}")
+            if capacity < bounds.capacity:
+                bounds = BlockBounds(capacity, bounds.max_oracle_reports)
+        selection = self.policy.selection
+        chosen = selection.select(self.inbox, bounds)
+        return Selected(self.engine.height + 1, chosen, bounds, selection.base_fee)
+
+    def commit_selected(
+        self, selected: Selected, now_ns: int, reason: CutReason = CutReason.EXTERNAL
+    ) -> BlockResult:
+        """Apply, log and deliver a block chosen earlier by :meth:`select` (what a consensus
+        model does when the block commits), stamped ``max(now_ns, engine time)``. It must be
+        for the next height, chosen under the current base fee, and its transactions must all
+        still wait in the inbox; anything else is a bug of the caller. Empty blocks are
+        committed whatever ``allow_empty`` says: that option is a rule of :meth:`cut`."""
+        self._check_running()
+        height = self.engine.height + 1
+        invariant(selected.height == height, f"a selection for {selected.height}, not {height}")
+        base_fee = self.policy.selection.base_fee
+        invariant(selected.base_fee == base_fee, "the base fee moved since the selection")
+        inbox = self.inbox
+        for entry in selected.pending:
+            invariant(inbox.get(entry.sequence) is entry, f"{entry.sequence} no longer waits")
+        return self._apply(selected, now_ns, reason)
+
+    def _apply(self, selected: Selected, now_ns: int, reason: CutReason) -> BlockResult:
+        """Steps 2 to 6 of the module docstring for a selection."""
+        chosen = selected.pending
         engine = self.engine
         block = Block(
             height=engine.height + 1,
             timestamp_ns=max(now_ns, engine.timestamp_ns),
             transactions=[entry.tx for entry in chosen],
         )
-        base_fee = selection.base_fee
+        base_fee = selected.base_fee
         self._stopped = True  # until the log has the block
         result = engine.apply(block)
         if result.rejected:
@@ -189,7 +242,7 @@ class Runtime:
         result = self._commit(block, result, base_fee, reason)
         self._stopped = False
         self.inbox.take(chosen)
-        selection.after_block(len(chosen), self.bounds)
+        self.policy.selection.after_block(len(chosen), selected.bounds)
         self.last_cut_ns = now_ns
         self._deliver(block, result, chosen, base_fee, reason)
         return result

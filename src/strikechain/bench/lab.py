@@ -1,0 +1,116 @@
+"""``strikechain bench lab``: the lab's event loop and its consensus model, in wall-clock terms.
+
+- ``kernel_events_per_s`` (target at least 1,000,000): trivial events through
+  :class:`~strikechain.sim.kernel.Kernel`, :data:`CHAINS` self-rescheduling chains (each event
+  schedules the next one of its chain 1 to 8 us of virtual time later, so the heap holds
+  :data:`CHAINS` events throughout), :data:`EVENTS` events, best of :data:`REPEATS`. Beside it,
+  in the same run, the references the issue names: ``reference_heapq_events_per_s``, the same
+  workload as a bare ``heapq`` loop with no kernel around it (the floor of any heap-based
+  loop in Python), and ``reference_simpy_events_per_s``, the same chains as SimPy processes
+  (``yield env.timeout``), when SimPy is installed (the ``bench`` extra).
+  ``kernel_vs_heapq`` is the kernel's rate over the bare loop's.
+- ``consensus_blocks_per_s``: simulated Tendermint blocks per wall second, four honest
+  validators at 50 ms one-way latency with CometBFT's timeouts and no transactions
+  (:func:`strikechain.sim.consensus.benchmark_run`), with ``consensus_events_per_block``, the
+  kernel events a block costs, and ``consensus_virtual_s_per_wall_s``, how much faster than
+  real time the model runs.
+
+``context.engine`` says whether the kernel (built with the engine by ``make native``) ran
+compiled.
+"""
+
+from __future__ import annotations
+
+import heapq
+import importlib.util
+import time
+from collections.abc import Callable, Generator
+from typing import Any
+
+from strikechain.sim.consensus import benchmark_run
+from strikechain.sim.kernel import Kernel
+
+CHAINS = 1_000
+EVENTS = 1_000_000
+REPEATS = 3
+CONSENSUS_BLOCKS = 2_000
+
+
+def _best_rate(count: int, work: Callable[[], object]) -> float:
+    best = float("inf")
+    for _ in range(REPEATS):
+        started = time.perf_counter()
+        work()
+        best = min(best, time.perf_counter() - started)
+    return count / best
+
+
+def _kernel_run() -> None:
+    kernel = Kernel(1)
+    schedule = kernel.schedule
+
+    def tick(chain: int) -> None:
+        schedule(kernel.now + 1_000 + (chain & 7) * 1_000, tick, chain)
+
+    for chain in range(CHAINS):
+        schedule(chain, tick, chain)
+    ran = kernel.run(max_events=EVENTS)
+    assert ran == EVENTS
+
+
+def _heapq_run() -> None:
+    heap: list[tuple[int, int, int]] = [(chain, chain, chain) for chain in range(CHAINS)]
+    pop, push = heapq.heappop, heapq.heappush
+    sequence = CHAINS
+    for _ in range(EVENTS):
+        when, _, chain = pop(heap)
+        sequence += 1
+        push(heap, (when + 1_000 + (chain & 7) * 1_000, sequence, chain))
+
+
+def _simpy_run() -> None:
+    import simpy
+
+    environment = simpy.Environment()
+
+    def chain(number: int) -> Generator[Any, Any, None]:
+        while True:
+            yield environment.timeout(1_000 + (number & 7) * 1_000)
+
+    for number in range(CHAINS):
+        environment.process(chain(number))
+    # each timeout is one event of SimPy's loop (plus a process resumption, as in any SimPy model)
+    for _ in range(EVENTS):
+        environment.step()
+
+
+def _consensus() -> dict[str, float]:
+    best = float("inf")
+    events = virtual = 0
+    for _ in range(REPEATS):
+        started = time.perf_counter()
+        consensus = benchmark_run(CONSENSUS_BLOCKS)
+        elapsed = time.perf_counter() - started
+        if elapsed < best:
+            best = elapsed
+            events = consensus.kernel.events_run
+            virtual = consensus.blocks[-1].commit_ns - consensus.blocks[0].propose_ns
+    return {
+        "consensus_blocks_per_s": CONSENSUS_BLOCKS / best,
+        "consensus_events_per_block": events / CONSENSUS_BLOCKS,
+        "consensus_virtual_s_per_wall_s": virtual / 1e9 / best,
+    }
+
+
+def run() -> dict[str, float]:
+    kernel = _best_rate(EVENTS, _kernel_run)
+    bare = _best_rate(EVENTS, _heapq_run)
+    metrics = {
+        "kernel_events_per_s": kernel,
+        "reference_heapq_events_per_s": bare,
+        "kernel_vs_heapq": kernel / bare,
+    }
+    if importlib.util.find_spec("simpy") is not None:  # the bench extra installs it
+        metrics["reference_simpy_events_per_s"] = _best_rate(EVENTS, _simpy_run)
+    metrics.update(_consensus())
+    return metrics

@@ -1,0 +1,151 @@
+"""The lab's discrete-event kernel: one heap of timed callbacks in integer virtual nanoseconds.
+
+Everything in a lab run happens as an event of this loop: a message arriving over the network,
+a consensus timeout, an agent waking up, a block being cut. :class:`Kernel` keeps them in one
+binary heap ordered by ``(time, sequence)``: events at the same virtual time run in the order
+they were scheduled (the sequence number, never object identity or hash order), so a run is a
+pure function of its seed and its inputs, bit for bit.
+
+It implements the runtime's :class:`~strikechain.runtime.gateway.Scheduler` (``now_ns``,
+``call_at``, ``call_later``, handles that cancel), so the agents written against it run
+unchanged against the node's wall-clock scheduler. Components draw randomness only from
+:meth:`Kernel.rng`: a generator derived from ``(seed, component name)``
+(:func:`~strikechain.sim.world.component_rng`), so adding a component never changes another's
+stream.
+
+Invariants and limits
+- Time never goes backwards: scheduling before ``now`` is a bug (an invariant), not a clamp.
+- At most ``max_pending`` events wait at once (default 10 million): a model that floods the
+  queue is a bug, stopped with :class:`KernelOverflow` rather than exhausting memory.
+- A cancelled timer stays in the heap until its time comes and is then skipped (lazy deletion:
+  O(1) cancel, no heap surgery); ``pending`` counts it until then.
+
+The hot path is :meth:`Kernel.schedule` (a tuple push, no handle) and :meth:`Kernel.run` (pop,
+set the clock, call); handles cost one small object, for what agents may cancel.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+from typing import Any, Final
+
+import numpy as np
+
+from strikechain.engine.invariant import invariant
+from strikechain.sim.world import component_rng
+
+MAX_PENDING: Final = 10_000_000
+_NEVER: Final = 1 << 126
+
+
+class KernelOverflow(Exception):
+    """More events are waiting than the kernel's bound: the model is flooding the queue."""
+
+
+class Timer:
+    """A handle on one scheduled callback; :meth:`cancel` makes it a no-op."""
+
+    __slots__ = ("callback", "when_ns")
+
+    def __init__(self, when_ns: int, callback: Callable[[], None]) -> None:
+        self.when_ns = when_ns
+        self.callback: Callable[[], None] | None = callback
+
+    def cancel(self) -> None:
+        self.callback = None
+
+    @property
+    def cancelled(self) -> bool:
+        return self.callback is None
+
+    def _fire(self, _: object) -> None:
+        callback = self.callback
+        if callback is not None:
+            self.callback = None
+            callback()
+
+
+class Kernel:
+    """A heap-based event loop in integer nanoseconds of virtual time (see the module)."""
+
+    __slots__ = ("_heap", "_sequence", "events_run", "max_pending", "now", "seed")
+
+    def __init__(self, seed: int, *, start_ns: int = 0, max_pending: int = MAX_PENDING) -> None:
+        invariant(seed >= 0, "the seed is a non-negative integer")
+        invariant(start_ns >= 0, "virtual time starts at or after zero")
+        invariant(max_pending > 0, "the kernel holds at least one event")
+        self.seed = seed
+        self.now = start_ns
+        """Virtual time, ns: the time of the event running (or last run)."""
+        self.max_pending = max_pending
+        self.events_run = 0
+        self._heap: list[tuple[int, int, Callable[[Any], None], Any]] = []
+        self._sequence = 0
+
+    # -- the Scheduler interface -----------------------------------------------------------
+
+    def now_ns(self) -> int:
+        return self.now
+
+    def call_at(self, when_ns: int, callback: Callable[[], None]) -> Timer:
+        """Run ``callback()`` at virtual time ``when_ns`` (not before now); cancellable."""
+        timer = Timer(when_ns, callback)
+        self.schedule(when_ns, timer._fire, None)
+        return timer
+
+    def call_later(self, delay_ns: int, callback: Callable[[], None]) -> Timer:
+        invariant(delay_ns >= 0, f"a delay is not negative, not {delay_ns}")
+        return self.call_at(self.now + delay_ns, callback)
+
+    # -- the hot path ------------------------------------------------------------------------
+
+    def schedule(self, when_ns: int, function: Callable[[Any], None], argument: Any) -> None:
+        """Run ``function(argument)`` at ``when_ns``: the handle-free fast path."""
+        if when_ns < self.now:
+            invariant(False, f"an event at {when_ns} ns is before now, {self.now} ns")
+        heap = self._heap
+        if len(heap) >= self.max_pending:
+            raise KernelOverflow(f"{len(heap)} events waiting, the most allowed")
+        sequence = self._sequence
+        self._sequence = sequence + 1
+        heapq.heappush(heap, (when_ns, sequence, function, argument))
+
+    def run(self, until_ns: int | None = None, max_events: int | None = None) -> int:
+        """Run events in time order up to and including ``until_ns`` (all, if None), or until
+        ``max_events`` ran; then the clock stands at ``until_ns`` if given (time passes even
+        when nothing happens). Returns how many events ran."""
+        heap = self._heap
+        pop = heapq.heappop
+        limit = _NEVER if until_ns is None else until_ns
+        budget = -1 if max_events is None else max_events
+        ran = 0
+        while heap and heap[0][0] <= limit and ran != budget:
+            when, _, function, argument = pop(heap)
+            self.now = when
+            function(argument)
+            ran += 1
+        self.events_run += ran
+        if until_ns is not None and ran != budget and until_ns > self.now:
+            self.now = until_ns
+        return ran
+
+    def step(self) -> bool:
+        """Run the next event, if any."""
+        return self.run(max_events=1) == 1
+
+    # -- queries -----------------------------------------------------------------------------
+
+    @property
+    def pending(self) -> int:
+        """Events waiting (cancelled timers included until their time)."""
+        return len(self._heap)
+
+    def next_time_ns(self) -> int | None:
+        """When the next event is due, or None."""
+        return self._heap[0][0] if self._heap else None
+
+    def rng(self, name: str) -> np.random.Generator:
+        """The random stream of component ``name`` in this run: ``(seed, name)`` alone decide
+        it."""
+        return component_rng(self.seed, name)

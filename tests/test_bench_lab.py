@@ -1,0 +1,31 @@
+"""The lab benchmark, small: the kernel, the bare heapq loop and SimPy (when installed) run the
+same number of events; the consensus model commits its blocks; the metrics the README and the
+targets name are there. Timing is the benchmark's, not asserted."""
+
+from __future__ import annotations
+
+import pytest
+
+from strikechain.bench import lab
+from strikechain.bench.runner import BENCHMARKS
+
+
+def test_the_lab_benchmark_runs_small_and_reports_its_metrics(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert BENCHMARKS["lab"] == "strikechain.bench.lab"
+    monkeypatch.setattr(lab, "EVENTS", 20_000)
+    monkeypatch.setattr(lab, "CHAINS", 50)
+    monkeypatch.setattr(lab, "REPEATS", 1)
+    monkeypatch.setattr(lab, "CONSENSUS_BLOCKS", 20)
+    metrics = lab.run()
+    for key in (
+        "kernel_events_per_s",
+        "reference_heapq_events_per_s",
+        "kernel_vs_heapq",
+        "consensus_blocks_per_s",
+        "consensus_virtual_s_per_wall_s",
+    ):
+        assert metrics[key] > 0, key
+    # four validators at 50 ms one way: each block costs the same message pattern
+    assert 30 < metrics["consensus_events_per_block"] < 60
