@@ -90,3 +90,39 @@ def test_a_full_inbox_answers_with_a_typed_rejection() -> None:
     assert isinstance(first, Receipt)
     assert isinstance(second, RuntimeRejection)
     assert second.code == "INBOX_FULL"
+
+
+def test_the_ticker_channel_sends_the_top_of_book_after_every_block() -> None:
+    import pytest
+
+    from strikechain.runtime.gateway import Ticker
+
+    runtime = make_runtime()
+    clock = Clock()
+    gateway = LocalGateway(runtime, clock)
+    instrument = make_perpetual("BTC", "0.5", "0.001")
+    tickers: list[Notice] = []
+    gateway.subscribe(Topic(instrument=instrument.name, channel="ticker"), tickers.append)
+    gateway.submit(ListInstrument(account="operator", instrument=instrument))
+    runtime.cut(1)
+    for side, price, lots in ((Side.BUY, 10, 3), (Side.SELL, 12, 4), (Side.BUY, 12, 1)):
+        gateway.submit(
+            PlaceOrder(
+                account=f"trader-{price}-{side}",
+                instrument=instrument.name,
+                side=side,
+                size_lots=lots,
+                price_ticks=price,
+            )
+        )
+    runtime.cut(2)
+    assert [n.height for n in tickers] == [1, 2]
+    last = tickers[-1].event
+    assert isinstance(last, Ticker)
+    assert (last.best_bid_ticks, last.best_bid_lots) == (10, 3)
+    assert (last.best_ask_ticks, last.best_ask_lots) == (12, 3)  # one lot traded at 12
+    assert last.last_trade_ticks == 12
+    with pytest.raises(ValueError, match="channel"):
+        Topic(instrument=instrument.name, channel="book")
+    with pytest.raises(ValueError, match="names an instrument"):
+        Topic(channel="ticker")

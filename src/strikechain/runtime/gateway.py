@@ -30,6 +30,7 @@ from typing import Final, Protocol
 
 import msgspec
 
+from strikechain.engine.engine import Engine
 from strikechain.engine.events import Event
 from strikechain.engine.txs import Cancel, Transaction
 from strikechain.runtime.errors import RuntimeRejection
@@ -53,22 +54,69 @@ class Scheduler(Clock, Protocol):
     def call_later(self, delay_ns: int, callback: Callable[[], None]) -> TimerHandle: ...
 
 
+CHANNELS: Final = ("events", "ticker")
+
+
 class Topic(msgspec.Struct, frozen=True, kw_only=True):
-    """Which events a subscription receives: those that concern ``account`` or
-    ``instrument`` (either matching is enough); every event when both are empty."""
+    """What a subscription receives. Channel ``events``: the events that concern ``account`` or
+    ``instrument`` (either matching is enough), every event when both are empty. Channel
+    ``ticker``: ``instrument``'s :class:`Ticker` after every block (Deribit's ``ticker``
+    channel: what a quoting agent watches, one small message instead of every event)."""
 
     account: str = ""
     instrument: str = ""
+    channel: str = "events"
+
+    def __post_init__(self) -> None:
+        if self.channel not in CHANNELS:
+            raise ValueError(f"Topic.channel must be one of {CHANNELS}, not {self.channel!r}")
+        if self.channel == "ticker" and (not self.instrument or self.account):
+            raise ValueError("Topic: a ticker subscription names an instrument and no account")
+
+
+class Ticker(msgspec.Struct, frozen=True, gc=False):
+    """An instrument after a block: its top of book (0: an empty side), last trade, mark and
+    index (USDC minor units per unit of the underlying; 0: none yet)."""
+
+    instrument: str
+    best_bid_ticks: int
+    best_bid_lots: int
+    best_ask_ticks: int
+    best_ask_lots: int
+    last_trade_ticks: int
+    mark_minor: int
+    index_minor: int
+
+
+def engine_ticker(engine: Engine, instrument: str) -> Ticker | None:
+    """``instrument``'s ticker as the engine stands (None: not listed)."""
+    book = engine.books.get(instrument)
+    market = engine.markets.get(instrument)
+    if book is None or market is None:
+        return None
+    bid, ask = book.best_bid(), book.best_ask()
+    oracle = market.state.oracle
+    index = oracle.index if oracle is not None and oracle.index is not None else 0
+    return Ticker(
+        instrument,
+        bid or 0,
+        0 if bid is None else book.bids.size(bid),
+        ask or 0,
+        0 if ask is None else book.asks.size(ask),
+        market.last_trade_ticks,
+        market.mark_minor,
+        index,
+    )
 
 
 class Notice(msgspec.Struct, frozen=True, gc=False):
-    """One event, with the block it happened in and the causing transaction's receipt
-    sequence number (0 for what the engine did on its own)."""
+    """One event (or a ticker), with the block it happened in and the causing transaction's
+    receipt sequence number (0 for what the engine did on its own, and for tickers)."""
 
     height: int
     timestamp_ns: int
     sequence: int
-    event: Event
+    event: Event | Ticker
 
 
 Callback = Callable[[Notice], None]
@@ -140,11 +188,15 @@ class Dispatcher:
         self._everything: dict[int, Registration] = {}
         self._by_account: dict[str, dict[int, Registration]] = {}
         self._by_instrument: dict[str, dict[int, Registration]] = {}
+        self._tickers: dict[str, dict[int, Registration]] = {}
 
     def add(self, owner: str, topic: Topic, callback: Callback) -> Registration:
         registration = Registration(self, self._next, owner, topic, callback)
         number = registration.number
         self._next += 1
+        if topic.channel == "ticker":
+            self._tickers.setdefault(topic.instrument, {})[number] = registration
+            return registration
         if not topic.account and not topic.instrument:
             self._everything[number] = registration
         if topic.account:
@@ -156,9 +208,10 @@ class Dispatcher:
     def remove(self, registration: Registration) -> None:
         number, topic = registration.number, registration.topic
         self._everything.pop(number, None)
+        ticker = topic.channel == "ticker"
         for index, key in (
-            (self._by_account, topic.account),
-            (self._by_instrument, topic.instrument),
+            (self._tickers if ticker else self._by_account, topic.account),
+            (self._tickers if ticker else self._by_instrument, topic.instrument),
         ):
             entries = index.get(key)
             if entries is not None:
@@ -166,9 +219,12 @@ class Dispatcher:
                 if not entries:
                     del index[key]
 
-    def notices(self, committed: Committed) -> list[tuple[Registration, Notice]]:
+    def notices(
+        self, committed: Committed, ticker: Callable[[str], Ticker | None] | None = None
+    ) -> list[tuple[Registration, Notice]]:
         """Each event of a logged block for each subscription it concerns: in event order, and
-        for one event in subscription order, each event once per subscription."""
+        for one event in subscription order, each event once per subscription; then each
+        subscribed instrument's ticker (from ``ticker``), in subscription order."""
         result, sequences = committed.result, committed.sequences
         out: list[tuple[Registration, Notice]] = []
         for event in result.events:
@@ -179,6 +235,21 @@ class Dispatcher:
             sequence = sequences[index] if 0 <= index < len(sequences) else 0
             notice = Notice(result.height, result.timestamp_ns, sequence, event)
             out.extend((registration, notice) for registration in targets)
+        if self._tickers and ticker is not None:
+            out.extend(self._ticker_notices(committed, ticker))
+        return out
+
+    def _ticker_notices(
+        self, committed: Committed, ticker: Callable[[str], Ticker | None]
+    ) -> list[tuple[Registration, Notice]]:
+        result = committed.result
+        out: list[tuple[Registration, Notice]] = []
+        for instrument, registrations in self._tickers.items():
+            current = ticker(instrument)
+            if current is None:
+                continue
+            notice = Notice(result.height, result.timestamp_ns, 0, current)
+            out.extend((registration, notice) for registration in registrations.values())
         return out
 
     def _targets(self, event: Event) -> list[Registration]:
@@ -231,6 +302,10 @@ class LocalGateway(CancelBySubmit):
         self.dispatcher = Dispatcher()
         runtime.add_sink(self)
 
+    def _ticker(self, instrument: str) -> Ticker | None:
+        engine = self.runtime.engine
+        return engine_ticker(engine, instrument) if isinstance(engine, Engine) else None
+
     def submit(self, tx: Transaction, on_outcome: Outcome | None = None) -> None:
         outcome: Receipt | RuntimeRejection
         try:
@@ -246,5 +321,5 @@ class LocalGateway(CancelBySubmit):
     def on_block(self, committed: Committed) -> None:
         """The sink side: deliver each event of a logged block to the subscriptions it
         concerns, in event order, once per subscription."""
-        for registration, notice in self.dispatcher.notices(committed):
+        for registration, notice in self.dispatcher.notices(committed, self._ticker):
             registration.callback(notice)

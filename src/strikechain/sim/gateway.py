@@ -19,6 +19,7 @@ Dispatcher`'s decision, the same as in process: only the timing is the lab's.
 
 from __future__ import annotations
 
+from strikechain.engine.engine import Engine
 from strikechain.engine.txs import Transaction
 from strikechain.runtime.gateway import (
     Callback,
@@ -28,7 +29,9 @@ from strikechain.runtime.gateway import (
     Outcome,
     Registration,
     Subscription,
+    Ticker,
     Topic,
+    engine_ticker,
 )
 from strikechain.runtime.runtime import Committed, Runtime
 from strikechain.sim.consensus import Mempool
@@ -42,6 +45,7 @@ class MarketDataFeed:
     def __init__(self, kernel: Kernel, network: Network, runtime: Runtime) -> None:
         self.kernel = kernel
         self.network = network
+        self.runtime = runtime
         self.dispatcher = Dispatcher()
         self.messages = 0
         """Deliveries scheduled: one per agent and block with something for it."""
@@ -53,7 +57,7 @@ class MarketDataFeed:
 
     def on_block(self, committed: Committed) -> None:
         by_agent: dict[str, list[tuple[Registration, Notice]]] = {}
-        for registration, notice in self.dispatcher.notices(committed):
+        for registration, notice in self.dispatcher.notices(committed, self._ticker):
             by_agent.setdefault(registration.owner, []).append((registration, notice))
         network, kernel = self.network, self.kernel
         for agent, items in by_agent.items():
@@ -61,6 +65,10 @@ class MarketDataFeed:
             kernel.schedule(when, _deliver, items)
             self.messages += 1
             self.notices += len(items)
+
+    def _ticker(self, instrument: str) -> Ticker | None:
+        engine = self.runtime.engine
+        return engine_ticker(engine, instrument) if isinstance(engine, Engine) else None
 
 
 def _deliver(items: list[tuple[Registration, Notice]]) -> None:
