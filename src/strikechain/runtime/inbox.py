@@ -14,41 +14,19 @@ The inbox does no I/O and reads no clock: the arrival time is passed in.
 
 from __future__ import annotations
 
+import heapq
+import typing
 from collections.abc import Iterable, Iterator
 from typing import Final
 
 import msgspec
 
 from strikechain.engine.invariant import invariant
-from strikechain.engine.oracle import OracleReport
-from strikechain.engine.txs import (
-    Amend,
-    Cancel,
-    CancelAll,
-    DelistInstrument,
-    Deposit,
-    ListInstrument,
-    PlaceOrder,
-    Transaction,
-    Transfer,
-    Withdraw,
-)
+from strikechain.engine.txs import Transaction
 from strikechain.runtime.errors import RuntimeCode, RuntimeRejection
 
-TRANSACTION_KINDS: Final = frozenset(
-    {
-        PlaceOrder,
-        Amend,
-        Cancel,
-        CancelAll,
-        ListInstrument,
-        DelistInstrument,
-        Deposit,
-        Withdraw,
-        Transfer,
-        OracleReport,
-    }
-)
+TRANSACTION_KINDS: Final = frozenset(typing.get_args(Transaction))
+"""Every kind of the engine's transaction union (derived from it, so a new kind is admitted)."""
 
 
 class Receipt(msgspec.Struct, frozen=True, gc=False):
@@ -74,6 +52,9 @@ class Inbox:
         self.capacity = capacity
         self._pending: dict[int, Pending] = {}
         self._next_sequence = 1
+        self._fees: list[tuple[int, int]] = []
+        """A heap of ``(-priority_fee, sequence)`` over the waiting transactions (and, lazily,
+        some that left: they are dropped when met), for :meth:`top_by_fee`."""
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -101,7 +82,30 @@ class Inbox:
         sequence = self._next_sequence
         self._next_sequence = sequence + 1
         self._pending[sequence] = Pending(sequence, now_ns, tx)
+        fees = self._fees
+        heapq.heappush(fees, (-tx.priority_fee, sequence))
+        if len(fees) > 2 * len(self._pending) + 1_024:  # mostly gone: rebuild
+            self._fees = [(-e.tx.priority_fee, e.sequence) for e in self._pending.values()]
+            heapq.heapify(self._fees)
         return Receipt(sequence, now_ns)
+
+    def top_by_fee(self, minimum: int, count: int) -> list[Pending]:
+        """Up to ``count`` waiting transactions with ``priority_fee >= minimum``, highest fee
+        first, ties by arrival: what a fee-priority block takes, found in ``O(count log n)``
+        however many wait below the fee (a congested mempool)."""
+        heap, pending = self._fees, self._pending
+        found: list[Pending] = []
+        kept: list[tuple[int, int]] = []
+        while heap and len(found) < count and -heap[0][0] >= minimum:
+            key = heapq.heappop(heap)
+            entry = pending.get(key[1])
+            if entry is None:
+                continue  # taken into a block or withdrawn: gone for good
+            found.append(entry)
+            kept.append(key)
+        for key in kept:
+            heapq.heappush(heap, key)
+        return found
 
     def get(self, sequence: int) -> Pending | None:
         return self._pending.get(sequence)

@@ -31,7 +31,6 @@ eligibility, which is what the lab measures (who waits under congestion).
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Iterable
 from typing import Final, Protocol
 
@@ -101,10 +100,6 @@ def _by_arrival(entry: Pending) -> int:
     return entry.sequence
 
 
-def _by_fee(entry: Pending) -> tuple[int, int]:
-    return (-entry.tx.priority_fee, entry.sequence)
-
-
 class ArrivalOrder:
     """First in, first out, up to the block's bounds."""
 
@@ -128,13 +123,18 @@ class BaseFeeRule(msgspec.Struct, frozen=True, kw_only=True):
     """The base fee never falls below this; at least 8 (so the least step is within 1/8)."""
     initial: int = 0
     """The base fee of the first block; 0 means the floor."""
+    ceiling: int = 10**12
+    """The base fee never rises above this (a bound on the state: demand that pays any fee
+    would otherwise push it up by 1/8 a block without end)."""
 
     def __post_init__(self) -> None:
         invariant(self.floor >= ADJUSTMENT_DENOMINATOR, "the base fee floor is at least 8")
         invariant(self.initial == 0 or self.initial >= self.floor, "initial fee below the floor")
+        invariant(self.floor <= self.ceiling <= 10**15, "floor <= ceiling <= 10**15")
+        invariant(self.initial <= self.ceiling, "initial fee above the ceiling")
 
 
-def next_base_fee(base: int, used: int, capacity: int, floor: int) -> int:
+def next_base_fee(base: int, used: int, capacity: int, floor: int, ceiling: int = 10**12) -> int:
     """The base fee after a block that carried ``used`` of ``capacity`` transactions."""
     target = max(1, capacity // 2)
     step = base * abs(used - target) // (target * ADJUSTMENT_DENOMINATOR)
@@ -142,7 +142,7 @@ def next_base_fee(base: int, used: int, capacity: int, floor: int) -> int:
         base += max(step, 1)
     elif used < target:
         base -= step
-    return max(floor, base)
+    return min(ceiling, max(floor, base))
 
 
 class FeePriority:
@@ -165,17 +165,22 @@ class FeePriority:
         return sum(1 for entry in inbox if entry.tx.priority_fee >= base)
 
     def select(self, inbox: Inbox, bounds: BlockBounds) -> list[Pending]:
+        """The highest fees at or above the base fee, ties by arrival, within the bounds
+        (asking the inbox for more when the report bound skips some)."""
         base = self._base_fee
-        eligible = [entry for entry in inbox if entry.tx.priority_fee >= base]
-        if len(eligible) > bounds.capacity and bounds.max_oracle_reports >= bounds.capacity:
-            candidates = heapq.nsmallest(bounds.capacity, eligible, key=_by_fee)
-        else:
-            candidates = sorted(eligible, key=_by_fee)
-        chosen = _bounded(candidates, bounds)
+        wanted = bounds.capacity
+        while True:
+            candidates = inbox.top_by_fee(base, wanted)
+            chosen = _bounded(candidates, bounds)
+            if len(chosen) == bounds.capacity or len(candidates) < wanted:
+                break
+            wanted *= 2
         chosen.sort(key=_by_arrival)
         return chosen
 
     def after_block(self, used: int, bounds: BlockBounds) -> None:
         rule = self.rule
         if rule is not None:
-            self._base_fee = next_base_fee(self._base_fee, used, bounds.capacity, rule.floor)
+            self._base_fee = next_base_fee(
+                self._base_fee, used, bounds.capacity, rule.floor, rule.ceiling
+            )

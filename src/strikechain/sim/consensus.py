@@ -327,6 +327,8 @@ class MempoolParams(msgspec.Struct, frozen=True, kw_only=True):
     """The EIP-1559-style base fee's floor (>= 8), or 0 for no base fee."""
     base_fee_initial: int = 0
     """The first block's base fee; 0: the floor."""
+    base_fee_ceiling: int = 10**12
+    """The base fee's ceiling (a bound on the state)."""
     congestion: tuple[CongestionWindow, ...] = ()
     demand_spikes: tuple[DemandSpike, ...] = ()
 
@@ -353,7 +355,13 @@ class MempoolParams(msgspec.Struct, frozen=True, kw_only=True):
             return ArrivalOrder()
         if not self.base_fee_floor:
             return FeePriority()
-        return FeePriority(BaseFeeRule(floor=self.base_fee_floor, initial=self.base_fee_initial))
+        return FeePriority(
+            BaseFeeRule(
+                floor=self.base_fee_floor,
+                initial=self.base_fee_initial,
+                ceiling=self.base_fee_ceiling,
+            )
+        )
 
     def block_policy(self) -> BlockPolicy:
         """The runtime's policy for a run whose blocks this module produces."""

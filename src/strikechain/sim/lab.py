@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import msgspec
 
+from strikechain.engine.ordering import OrderingPolicy
 from strikechain.engine.params import VenueConfig
 from strikechain.runtime.genesis import MARGIN_POLICIES, Genesis
 from strikechain.runtime.log import MemoryLog
@@ -55,6 +56,8 @@ class LabParams(msgspec.Struct, frozen=True, kw_only=True):
     venue: VenueConfig = msgspec.field(default_factory=VenueConfig)
     margin: str = "standard"
     """The engine's margin policy by its genesis name (``standard`` or ``none``)."""
+    ordering: OrderingPolicy = OrderingPolicy.LANES
+    """The engine's ordering policy inside a block (lanes; arrival; fee priority, as on L1)."""
     network: NetworkParams = msgspec.field(default_factory=NetworkParams)
     tendermint: TendermintParams | None = None
     sequencer: SequencerParams | None = None
@@ -142,7 +145,7 @@ class Lab:
 def build_lab(params: LabParams) -> Lab:
     """The lab driver's composition: every simulated edge around the one runtime."""
     kernel = Kernel(params.seed, start_ns=params.start_ns)
-    genesis = Genesis(venue=params.venue, margin=params.margin)
+    genesis = Genesis(venue=params.venue, margin=params.margin, policy=params.ordering)
     log = MemoryLog()
     log.write_genesis(genesis)
     runtime = Runtime(

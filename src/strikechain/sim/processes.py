@@ -90,7 +90,9 @@ MAX_CHUNK_STEPS: Final = 1_000_000
 MAX_STEP_NS: Final = NANOS_PER_DAY
 MAX_VOL: Final = 10.0
 """1000% a year: above any listed asset; the bound keeps ``exp`` of a step far from overflow."""
-MAX_DRIFT: Final = 10.0
+MAX_DRIFT: Final = 100_000.0
+"""Annualized: a scripted crash of -40% in an hour is a drift of about -4,500 a year; a step of
+the grid (100 ms) then moves the log price by about 1e-5, far from overflow."""
 MAX_JUMP_INTENSITY_PER_YEAR: Final = 1e6
 MAX_JUMP_SIZE: Final = 5.0
 """Bound on ``|jump_mean|`` and ``jump_std`` (log units)."""

@@ -17,7 +17,7 @@ seed alone reproduces it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from strikechain.engine.engine import Engine
 from strikechain.engine.events import (
@@ -118,7 +118,9 @@ class LiquidationTally:
     """What the liquidation path did, from its events; money in USDC minor units.
 
     **Bad debt** is the sum of the deficits of bankrupt sub-ledgers: what the insurance fund
-    paid plus what it could not (socialized by ADL, or left on a flat sub-ledger)."""
+    paid plus what it could not (socialized by ADL, or left on a flat sub-ledger). A deficit
+    left waiting is reported again when the fund later pays part of it: only its last report's
+    unpaid part counts."""
 
     queued: int = 0
     left: int = 0
@@ -128,12 +130,18 @@ class LiquidationTally:
     backstop_lots: int = 0
     fees: int = 0
     insurance_paid: int = 0
-    unpaid_by_fund: int = 0
+    unpaid: dict[tuple[str, str], int] = field(default_factory=dict)
+    """Per sub-ledger, what its last insurance report left unpaid."""
     deleveraged_lots: int = 0
     socialized: int = 0
     """What ADL cost the counterparties against the mark."""
     stress_episodes: int = 0
     market_auctions: int = 0
+
+    @property
+    def unpaid_by_fund(self) -> int:
+        """Deficits the fund did not pay: socialized by ADL, or still on flat sub-ledgers."""
+        return sum(self.unpaid.values())
 
     @property
     def bad_debt(self) -> int:
@@ -154,7 +162,8 @@ class LiquidationTally:
             self.backstop_lots += event.lots  # type: ignore[attr-defined]
         elif kind is InsurancePaid:
             self.insurance_paid += event.amount  # type: ignore[attr-defined]
-            self.unpaid_by_fund += event.uncovered  # type: ignore[attr-defined]
+            key = (event.account, event.underlying)  # type: ignore[attr-defined]
+            self.unpaid[key] = event.uncovered  # type: ignore[attr-defined]
         elif kind is Deleveraged:
             self.deleveraged_lots += event.lots  # type: ignore[attr-defined]
             self.socialized += event.socialized  # type: ignore[attr-defined]

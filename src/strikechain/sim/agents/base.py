@@ -50,6 +50,10 @@ class ReferenceFeed:
         start = self._paths.start_ns
         return self._paths.price(underlying, seen if seen > start else start)
 
+    def delayed(self, extra_latency_ns: int) -> ReferenceFeed:
+        """The same paths seen ``extra_latency_ns`` later still (a stale reporter's view)."""
+        return ReferenceFeed(self._paths, self._clock, self.latency_ns + extra_latency_ns)
+
 
 @dataclass
 class AgentContext:
@@ -65,6 +69,12 @@ class AgentContext:
     base_fee: Callable[[], int] = field(default=lambda: 0)
     """The base fee the mempool asks now (0 without fee priority)."""
     hedge: HedgeVenue | None = None
+    max_fee: int = 0
+    """The most this agent pays (EIP-1559's max fee; 0: no cap): above it its transactions
+    wait in the mempool until the base fee falls, which is what keeps congestion bounded."""
+    demand: Callable[[], float] = field(default=lambda: 1.0)
+    """The demand multiplier in force now (the mempool's demand spikes; 1.0: none): arrival
+    rates of agents that trade on their own schedule are multiplied by it."""
     _client_ids: int = 0
 
     def client_order_id(self) -> str:
@@ -73,8 +83,10 @@ class AgentContext:
         return f"{self.name}-{self._client_ids}"
 
     def fee(self, tip: int = 0) -> int:
-        """A priority fee that clears the current base fee, plus ``tip``."""
-        return self.base_fee() + tip
+        """A priority fee that clears the current base fee, plus ``tip``, but at most
+        ``max_fee``."""
+        fee = self.base_fee() + tip
+        return fee if not self.max_fee or fee <= self.max_fee else self.max_fee
 
 
 class Agent(Protocol):

@@ -1,0 +1,257 @@
+"""Arbitrageurs: take quotes that have gone stale against the reference.
+
+What an arbitrageur does (:class:`Arbitrageur`, parameters :class:`ArbitrageurParams`)
+- It watches its perpetuals' tickers (channel ``ticker``: the top of book after every block) and
+  its reference, usually with a short latency (the scenario sets its feed's). Its fair value is
+  the reference times ``1 + basis_bps``.
+- When the best ask is below ``fair x (1 - edge_bps)`` it buys, when the best bid is above
+  ``fair x (1 + edge_bps)`` it sells: an immediate-or-cancel limit at that threshold (so it
+  takes every level that is stale by the edge, and nothing else), for at most the top level's
+  size, ``max_take_lots`` and what its inventory limit ``max_position_lots`` leaves, with
+  priority fee ``context.fee(tip)``: a higher ``tip`` goes first under fee priority.
+- One order per instrument is in flight at a time: the next waits for the first's outcome
+  (fill, cancelled remainder or rejection, from its own account's events), or ``retry_ns`` if
+  the order was lost. A new ticker of the same block cannot make it send twice for one quote.
+- With ``poll_ns > 0`` it also checks the last ticker against a fresh reference every
+  ``poll_ns``: a quote can go stale between blocks, as the reference moves.
+- With ``hedge_delta_units > 0`` it lays its position off on the hedging venue whenever its net
+  delta exceeds that threshold (:class:`~strikechain.sim.agents.hedging.DeltaHedger`): it then
+  earns the edge less the hedge's spread and fee, and its venue inventory still counts against
+  ``max_position_lots``.
+
+Perpetuals only (an option's reference is not its price). Cost per ticker: a reference read and
+two comparisons; an order when something is stale.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Final
+
+import msgspec
+
+from strikechain.engine.events import Fill, OrderAccepted, OrderCancelled, Rejected
+from strikechain.engine.txs import PlaceOrder, Side, TimeInForce
+from strikechain.engine.units import NANOS_PER_SECOND
+from strikechain.runtime.gateway import Notice, Ticker, Topic
+from strikechain.sim.agents.base import AgentContext
+from strikechain.sim.agents.grid import Draws, InstrumentGrid, fill_side
+from strikechain.sim.agents.hedging import DeltaHedger
+from strikechain.sim.agents.registry import KINDS, AgentKind
+from strikechain.sim.agents.validation import (
+    refuse,
+    require_finite,
+    require_instruments,
+    require_non_negative,
+    require_positive,
+)
+
+BPS: Final = 1e-4
+_IOC: Final = int(TimeInForce.IOC)
+_BUY: Final = int(Side.BUY)
+_SELL: Final = int(Side.SELL)
+_STRUCT: Final = "ArbitrageurParams"
+
+
+class ArbitrageurParams(msgspec.Struct, frozen=True, kw_only=True):
+    """An arbitrageur's parameters (see the module)."""
+
+    instruments: tuple[str, ...]
+    """Perpetuals it watches."""
+    edge_bps: float = 5.0
+    max_take_lots: int = 10
+    max_position_lots: int = 100
+    basis_bps: float = 0.0
+    poll_ns: int = 0
+    """0: checks on tickers only."""
+    retry_ns: int = NANOS_PER_SECOND
+    hedge_delta_units: float = 0.0
+    """0: never hedges."""
+    tip: int = 0
+
+    def __post_init__(self) -> None:
+        require_positive(_STRUCT, "edge_bps", self.edge_bps)
+        require_positive(_STRUCT, "retry_ns", self.retry_ns)
+        for field in ("poll_ns", "hedge_delta_units", "tip"):
+            require_non_negative(_STRUCT, field, getattr(self, field))
+        require_finite(_STRUCT, "basis_bps", self.basis_bps)
+        for field in ("max_take_lots", "max_position_lots"):
+            if getattr(self, field) < 1:
+                raise refuse(_STRUCT, field, "must be >= 1", getattr(self, field))
+
+
+class _Watch:
+    """One instrument: last ticker, position, the order in flight."""
+
+    __slots__ = ("grid", "order_id", "pending_client_id", "position_lots", "sent_ns", "ticker")
+
+    def __init__(self, grid: InstrumentGrid) -> None:
+        self.grid = grid
+        self.ticker: Ticker | None = None
+        self.position_lots = 0
+        self.pending_client_id = ""
+        """The order in flight ('' : none)."""
+        self.order_id = 0
+        self.sent_ns = 0
+
+
+class Arbitrageur:
+    """An arbitrageur (see the module)."""
+
+    _context: AgentContext
+
+    def __init__(self, name: str, params: ArbitrageurParams) -> None:
+        self.name = name
+        self.params = params
+        self.orders_sent = 0
+        self.filled_lots = 0
+        self.hedger: DeltaHedger | None = None
+        self._watches: dict[str, _Watch] = {}
+        self._by_client_id: dict[str, _Watch] = {}
+        self._by_order_id: dict[int, _Watch] = {}
+        self._delta: dict[str, float] = {}
+        """Venue delta per underlying (units of the underlying)."""
+        self._buy_below = 1.0 + params.basis_bps * BPS - params.edge_bps * BPS
+        self._sell_above = 1.0 + params.basis_bps * BPS + params.edge_bps * BPS
+
+    def start(self, context: AgentContext) -> None:
+        params = self.params
+        self._context = context
+        instruments = require_instruments(
+            _STRUCT, "instruments", params.instruments, context.instruments, perpetual_only=True
+        )
+        if params.hedge_delta_units > 0:
+            if context.hedge is None:
+                requirement = "needs a hedging venue in the agent's context"
+                raise refuse(_STRUCT, "hedge_delta_units", requirement, params.hedge_delta_units)
+            self.hedger = DeltaHedger(
+                context.hedge,
+                self.name,
+                params.hedge_delta_units,
+                context.hedge.params.max_quantity,
+            )
+        gateway = context.gateway
+        gateway.subscribe(Topic(account=self.name), self._on_event)
+        for instrument in instruments:
+            self._watches[instrument.name] = _Watch(InstrumentGrid(instrument))
+            topic = Topic(instrument=instrument.name, channel="ticker")
+            gateway.subscribe(topic, self._on_ticker)
+        if params.poll_ns:
+            offset = math.floor(Draws(context.rng).uniform() * params.poll_ns)
+            context.scheduler.call_later(offset, self._poll)
+
+    def position_lots(self, instrument: str) -> int:
+        watch = self._watches.get(instrument)
+        return 0 if watch is None else watch.position_lots
+
+    # -- market data ---------------------------------------------------------------------------
+
+    def _on_ticker(self, notice: Notice) -> None:
+        ticker = notice.event
+        if isinstance(ticker, Ticker):
+            watch = self._watches[ticker.instrument]
+            watch.ticker = ticker
+            self._check(watch, ticker)
+            hedger = self.hedger
+            if hedger is not None:  # a hedge waits for the one in flight: try again
+                underlying = watch.grid.underlying
+                hedger.rebalance(underlying, self._delta.get(underlying, 0.0))
+
+    def _poll(self) -> None:
+        context = self._context
+        context.scheduler.call_later(self.params.poll_ns, self._poll)
+        for watch in self._watches.values():
+            if watch.ticker is not None:
+                self._check(watch, watch.ticker)
+
+    def _check(self, watch: _Watch, ticker: Ticker) -> None:
+        context = self._context
+        if watch.pending_client_id:
+            if context.scheduler.now_ns() - watch.sent_ns < self.params.retry_ns:
+                return
+            self._settle(watch)  # lost: forget it
+        grid = watch.grid
+        reference = context.reference.price(grid.underlying)
+        ask, bid = ticker.best_ask_ticks, ticker.best_bid_ticks
+        if ask and ask * grid.tick_usdc < reference * self._buy_below:
+            room = self.params.max_position_lots - watch.position_lots
+            lots = min(ticker.best_ask_lots, self.params.max_take_lots, room)
+            if lots > 0:
+                self._take(watch, _BUY, grid.bid_ticks(reference * self._buy_below), lots)
+        elif bid and bid * grid.tick_usdc > reference * self._sell_above:
+            room = self.params.max_position_lots + watch.position_lots
+            lots = min(ticker.best_bid_lots, self.params.max_take_lots, room)
+            if lots > 0:
+                self._take(watch, _SELL, grid.ask_ticks(reference * self._sell_above), lots)
+
+    def _take(self, watch: _Watch, side: int, limit_ticks: int, lots: int) -> None:
+        context = self._context
+        client_id = context.client_order_id()
+        context.gateway.submit(
+            PlaceOrder(
+                account=self.name,
+                instrument=watch.grid.name,
+                side=side,
+                price_ticks=max(limit_ticks, 1),
+                size_lots=lots,
+                time_in_force=_IOC,
+                client_order_id=client_id,
+                priority_fee=context.fee(self.params.tip),
+            )
+        )
+        self.orders_sent += 1
+        watch.pending_client_id = client_id
+        watch.sent_ns = context.scheduler.now_ns()
+        self._by_client_id[client_id] = watch
+
+    # -- own events ----------------------------------------------------------------------------
+
+    def _on_event(self, notice: Notice) -> None:
+        event = notice.event
+        if isinstance(event, Fill):
+            self._on_fill(event)
+        elif isinstance(event, OrderAccepted):
+            watch = self._by_client_id.get(event.client_order_id)
+            if watch is not None:
+                watch.order_id = event.order_id
+                self._by_order_id[event.order_id] = watch
+        elif isinstance(event, OrderCancelled):
+            watch = self._by_order_id.get(event.order_id)
+            if watch is not None:
+                self._settle(watch)
+        elif isinstance(event, Rejected):
+            watch = self._by_client_id.get(event.client_order_id)
+            if watch is not None:
+                self._settle(watch)
+
+    def _on_fill(self, fill: Fill) -> None:
+        side = fill_side(fill, self.name)
+        watch = self._watches.get(fill.instrument)
+        if side == 0 or watch is None:
+            return
+        watch.position_lots += side * fill.size_lots
+        self.filled_lots += fill.size_lots
+        if (
+            fill.taker_account == self.name
+            and fill.taker_remaining_lots == 0
+            and self._by_order_id.get(fill.taker_order_id) is watch
+        ):
+            self._settle(watch)
+        underlying = watch.grid.underlying
+        self._delta[underlying] = (
+            self._delta.get(underlying, 0.0) + side * fill.size_lots * watch.grid.units_per_lot
+        )
+        if self.hedger is not None:
+            self.hedger.rebalance(underlying, self._delta[underlying])
+
+    def _settle(self, watch: _Watch) -> None:
+        """The order in flight is done (or given up)."""
+        self._by_client_id.pop(watch.pending_client_id, None)
+        self._by_order_id.pop(watch.order_id, None)
+        watch.pending_client_id = ""
+        watch.order_id = 0
+
+
+KINDS["arbitrageur"] = AgentKind(
+    params=ArbitrageurParams, make=lambda name, params, seed: Arbitrageur(name, params)
+)

@@ -1,0 +1,547 @@
+"""Market makers: quote perpetuals and options around their own fair value, skew for inventory,
+hedge delta on the external venue, requote when their reference moves, and withdraw when their
+fills keep marking out badly.
+
+What a market maker does (:class:`MarketMaker`, parameters :class:`MarketMakerParams`)
+- **Fair value.** A perpetual: the reference times ``1 + basis_bps``. An option: Black-76 on the
+  reference with the maker's own smile (``vol_atm``, ``vol_skew``, ``vol_curvature``;
+  :mod:`.fair`), all of an underlying's options in one vectorized call when they are requoted.
+  The reference is the maker's :class:`~strikechain.sim.agents.base.ReferenceFeed`: the price as
+  it stood the feed's latency ago (the scenario sets it per agent group). That latency is what
+  an arbitrageur with a shorter one picks off.
+- **Quotes.** ``levels`` bids and asks, post-only (a crossing quote is repriced one tick behind
+  the touch, never taken), good till cancelled, each with a client order id. Perpetuals: level
+  ``l`` at ``half_spread_bps + l * level_step_bps`` from fair, ``perp_size_lots`` each. Options:
+  ``option_half_spread_vol_points + l * option_level_step_vol_points`` of vol (times the
+  option's vega) from fair, at least ``option_min_half_spread_ticks``, ``option_size_lots``
+  each; an option within ``option_min_expiry_ns`` of expiry is no longer quoted. Bids are
+  floored to the tick and asks ceiled.
+- **Inventory.** Positions come from the maker's own ``Fill`` events (it subscribes to its
+  account's events only). Its net delta per underlying (units of the underlying: perps one unit
+  per unit, options their Black-76 delta, plus the hedge) shifts its quotes' centre by
+  ``-skew_bps_per_delta_unit * delta`` bps (clamped to ``max_skew_bps``): long, it quotes lower
+  and sells more readily. For options the shift is applied to the forward, so each option moves
+  by its own delta. A side that would take ``|delta|`` beyond ``max_delta_units`` (if set) is not
+  quoted.
+- **Requoting.** Every ``poll_ns`` the maker reads its reference; an instrument is requoted when
+  the reference moved more than ``requote_bps`` since its quotes were made, when ``refresh_ns``
+  passed, after one of its quotes filled, or when one was cancelled by someone else (the
+  venue: liquidation, or its own cancel-all arriving after the new quotes it was meant to
+  precede). ``cancel_mode`` ``"cancel_all"`` sends one ``CancelAll`` for the instrument before
+  the new quotes (the venue applies cancels before new orders in a block); ``"client_id"``
+  cancels each previous quote by its client id.
+- **Hedging.** With ``hedge_delta_units > 0`` (and a hedging venue in the context) the net delta
+  is brought back to zero on the hedging venue whenever it exceeds that threshold, checked at
+  every poll (:class:`~strikechain.sim.agents.hedging.DeltaHedger`).
+- **Withdrawal.** Each fill is marked out ``markout_horizon_ns`` after the maker heard of it (at
+  the first poll from then): its fair value moved by its delta times the reference's change,
+  minus what it paid, over the notional, in bps. With ``withdraw_after_ns > 0``: when the
+  notional-weighted average over the fills marked out in the last ``markout_window_ns`` (at
+  least ``markout_min_fills`` of them) stays below ``withdraw_markout_bps`` for
+  ``withdraw_after_ns``, the maker cancels everything and stops quoting for ``cooldown_ns``,
+  then resumes with a fresh window.
+
+Cost: a market-data message is a few dictionary operations (no allocation beyond a tuple per
+fill); the work is in the poll, and an option requote costs one vectorized valuation (about
+0.5 ms for a maker's whole chain). Every transaction carries ``context.fee(tip)``.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from typing import Final, Literal
+
+import msgspec
+
+from strikechain.engine.events import Fill, OrderAccepted, OrderCancelled, Rejected
+from strikechain.engine.txs import Cancel, CancelAll, PlaceOrder, PostOnly, Side
+from strikechain.engine.units import NANOS_PER_MILLISECOND, NANOS_PER_SECOND
+from strikechain.runtime.gateway import Notice, Topic
+from strikechain.sim.agents.base import AgentContext
+from strikechain.sim.agents.fair import OptionSet
+from strikechain.sim.agents.grid import Draws, InstrumentGrid, fill_side
+from strikechain.sim.agents.hedging import DeltaHedger
+from strikechain.sim.agents.registry import KINDS, AgentKind
+from strikechain.sim.agents.validation import (
+    refuse,
+    require_between,
+    require_finite,
+    require_instruments,
+    require_non_negative,
+    require_positive,
+)
+
+BPS: Final = 1e-4
+VOL_POINT: Final = 0.01
+MAX_LEVELS: Final = 20
+_BUY: Final = int(Side.BUY)
+_SELL: Final = int(Side.SELL)
+_REPRICE: Final = int(PostOnly.REPRICE)
+_STRUCT: Final = "MarketMakerParams"
+
+
+class MarketMakerParams(msgspec.Struct, frozen=True, kw_only=True):
+    """A market maker's parameters (see the module); loadable from a scenario table."""
+
+    instruments: tuple[str, ...]
+    """Names of the perpetuals and options it quotes."""
+    poll_ns: int = 100 * NANOS_PER_MILLISECOND
+    refresh_ns: int = 10 * NANOS_PER_SECOND
+    requote_bps: float = 2.0
+    levels: int = 2
+    half_spread_bps: float = 5.0
+    level_step_bps: float = 3.0
+    perp_size_lots: int = 10
+    basis_bps: float = 0.0
+    option_half_spread_vol_points: float = 2.0
+    option_level_step_vol_points: float = 1.0
+    option_min_half_spread_ticks: int = 1
+    option_size_lots: int = 1
+    option_min_expiry_ns: int = 60 * NANOS_PER_SECOND
+    vol_atm: float = 0.6
+    vol_skew: float = -0.2
+    vol_curvature: float = 0.5
+    skew_bps_per_delta_unit: float = 0.0
+    max_skew_bps: float = 50.0
+    max_delta_units: float = 0.0
+    """0: no limit."""
+    hedge_delta_units: float = 0.0
+    """0: never hedges."""
+    cancel_mode: Literal["cancel_all", "client_id"] = "cancel_all"
+    markout_horizon_ns: int = NANOS_PER_SECOND
+    markout_window_ns: int = 30 * NANOS_PER_SECOND
+    markout_min_fills: int = 5
+    withdraw_markout_bps: float = -5.0
+    withdraw_after_ns: int = 0
+    """0: never withdraws."""
+    cooldown_ns: int = 30 * NANOS_PER_SECOND
+    tip: int = 0
+    """Priority fee over the base fee, in the mempool's fee unit."""
+
+    def __post_init__(self) -> None:
+        for field in ("poll_ns", "refresh_ns", "markout_horizon_ns", "markout_window_ns"):
+            require_positive(_STRUCT, field, getattr(self, field))
+        for field in ("half_spread_bps", "option_half_spread_vol_points", "vol_atm"):
+            require_positive(_STRUCT, field, getattr(self, field))
+        for field in (
+            "requote_bps",
+            "level_step_bps",
+            "option_level_step_vol_points",
+            "option_min_expiry_ns",
+            "skew_bps_per_delta_unit",
+            "max_skew_bps",
+            "max_delta_units",
+            "hedge_delta_units",
+            "withdraw_after_ns",
+            "cooldown_ns",
+            "tip",
+        ):
+            require_non_negative(_STRUCT, field, getattr(self, field))
+        for field in ("basis_bps", "vol_skew", "vol_curvature", "withdraw_markout_bps"):
+            require_finite(_STRUCT, field, getattr(self, field))
+        require_between(_STRUCT, "levels", self.levels, 1, MAX_LEVELS)
+        for field in ("perp_size_lots", "option_size_lots", "option_min_half_spread_ticks"):
+            if getattr(self, field) < 1:
+                raise refuse(_STRUCT, field, "must be >= 1", getattr(self, field))
+        if self.markout_min_fills < 1:
+            raise refuse(_STRUCT, "markout_min_fills", "must be >= 1", self.markout_min_fills)
+        if self.half_spread_bps >= 10_000:
+            raise refuse(_STRUCT, "half_spread_bps", "must be < 10000", self.half_spread_bps)
+        if self.cancel_mode not in ("cancel_all", "client_id"):
+            requirement = "must be 'cancel_all' or 'client_id'"
+            raise refuse(_STRUCT, "cancel_mode", requirement, self.cancel_mode)
+
+
+class _Quoting:
+    """One instrument: position, the fair value and reference of its last quotes, live quotes."""
+
+    __slots__ = (
+        "delta_per_lot",
+        "dirty",
+        "fair_usdc",
+        "grid",
+        "live",
+        "position_lots",
+        "quoted_ns",
+        "reference_usdc",
+    )
+
+    def __init__(self, grid: InstrumentGrid) -> None:
+        self.grid = grid
+        self.position_lots = 0
+        self.delta_per_lot = 0.0 if grid.is_option else grid.units_per_lot
+        """Units of the underlying per lot: the lot for a perp, Black-76 delta for an option."""
+        self.fair_usdc = 0.0
+        self.reference_usdc = 0.0
+        self.quoted_ns = -1
+        self.dirty = True
+        self.live: dict[str, None] = {}
+        """Client ids of the current quotes not known to be gone."""
+
+
+class _Group:
+    """An underlying's perps and options (the options valued together)."""
+
+    __slots__ = ("option_set", "options", "perps", "states")
+
+    def __init__(self, states: list[_Quoting], min_expiry_ns: int) -> None:
+        self.states = states
+        self.perps = [s for s in states if not s.grid.is_option]
+        self.options = [s for s in states if s.grid.is_option]
+        self.option_set = OptionSet([s.grid for s in self.options], min_expiry_ns)
+
+
+class MarketMaker:
+    """A market maker (see the module)."""
+
+    _context: AgentContext
+
+    def __init__(self, name: str, params: MarketMakerParams) -> None:
+        self.name = name
+        self.params = params
+        self.quotes_sent = 0
+        self.requotes = 0
+        self.fills = 0
+        self.rejections = 0
+        self.withdrawals: list[int] = []
+        """When it withdrew (virtual ns)."""
+        self.resumes: list[int] = []
+        self.hedger: DeltaHedger | None = None
+        self._states: dict[str, _Quoting] = {}
+        self._groups: dict[str, _Group] = {}
+        self._quotes: dict[str, _Quoting] = {}
+        """Client id -> its instrument's state, for the current quotes."""
+        self._orders: dict[int, str] = {}
+        """Order id -> client id, for accepted current quotes."""
+        self._pending_markouts: collections.deque[
+            tuple[int, str, float, float, float, float, float]
+        ] = collections.deque()
+        self._window: collections.deque[tuple[int, float, float]] = collections.deque()
+        self._markout_usdc = 0.0
+        self._notional_usdc = 0.0
+        self._negative_since = -1
+        self._withdrawn = False
+        self._resume_ns = 0
+        half, step = params.half_spread_bps, params.level_step_bps
+        self._bid_factors = [1.0 - (half + level * step) * BPS for level in range(params.levels)]
+        self._ask_factors = [1.0 + (half + level * step) * BPS for level in range(params.levels)]
+        self._basis = 1.0 + params.basis_bps * BPS
+
+    # -- start -----------------------------------------------------------------------------
+
+    def start(self, context: AgentContext) -> None:
+        params = self.params
+        self._context = context
+        instruments = require_instruments(
+            _STRUCT, "instruments", params.instruments, context.instruments
+        )
+        by_underlying: dict[str, list[_Quoting]] = {}
+        for instrument in instruments:
+            state = _Quoting(InstrumentGrid(instrument))
+            self._states[instrument.name] = state
+            by_underlying.setdefault(instrument.underlying, []).append(state)
+        self._groups = {
+            underlying: _Group(states, params.option_min_expiry_ns)
+            for underlying, states in by_underlying.items()
+        }
+        if params.hedge_delta_units > 0:
+            if context.hedge is None:
+                requirement = "needs a hedging venue in the agent's context"
+                raise refuse(_STRUCT, "hedge_delta_units", requirement, params.hedge_delta_units)
+            self.hedger = DeltaHedger(
+                context.hedge,
+                self.name,
+                params.hedge_delta_units,
+                context.hedge.params.max_quantity,
+            )
+        context.gateway.subscribe(Topic(account=self.name), self._on_notice)
+        offset = math.floor(Draws(context.rng).uniform() * params.poll_ns)
+        context.scheduler.call_later(offset, self._poll)
+
+    # -- market data: cheap bookkeeping only -----------------------------------------------
+
+    def _on_notice(self, notice: Notice) -> None:
+        event = notice.event
+        if isinstance(event, Fill):
+            self._on_fill(event)
+        elif isinstance(event, OrderAccepted):
+            if event.client_order_id in self._quotes:
+                self._orders[event.order_id] = event.client_order_id
+        elif isinstance(event, OrderCancelled):
+            client_id = self._orders.pop(event.order_id, None)
+            if client_id is not None:
+                state = self._quotes.pop(client_id, None)
+                if state is not None:
+                    state.live.pop(client_id, None)
+                    state.dirty = True
+        elif isinstance(event, Rejected):
+            state = self._quotes.pop(event.client_order_id, None)
+            if state is not None:
+                state.live.pop(event.client_order_id, None)
+                self.rejections += 1
+
+    def _on_fill(self, fill: Fill) -> None:
+        side = fill_side(fill, self.name)
+        state = self._states.get(fill.instrument)
+        if side == 0 or state is None:
+            return
+        self.fills += 1
+        state.position_lots += side * fill.size_lots
+        state.dirty = True
+        if fill.maker_account == self.name and fill.maker_remaining_lots == 0:
+            client_id = self._orders.pop(fill.maker_order_id, None)
+            if client_id is not None and self._quotes.pop(client_id, None) is not None:
+                state.live.pop(client_id, None)
+        grid = state.grid
+        if self.params.withdraw_after_ns and state.reference_usdc > 0:
+            units = side * fill.size_lots * grid.units_per_lot
+            delta_per_unit = state.delta_per_lot / grid.units_per_lot
+            due = self._context.scheduler.now_ns() + self.params.markout_horizon_ns
+            self._pending_markouts.append(
+                (
+                    due,
+                    grid.underlying,
+                    units,
+                    fill.price_ticks * grid.tick_usdc,
+                    state.fair_usdc,
+                    state.reference_usdc,
+                    delta_per_unit,
+                )
+            )
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def _poll(self) -> None:
+        context = self._context
+        now = context.scheduler.now_ns()
+        context.scheduler.call_later(self.params.poll_ns, self._poll)
+        if self._pending_markouts or self._window:
+            self._mark_out(now)
+        if self._withdrawn:
+            if now < self._resume_ns:
+                self._hedge_all()
+                return
+            self._resume(now)
+        elif self._should_withdraw(now):
+            self._withdraw(now)
+            return
+        feed = context.reference
+        for underlying, group in self._groups.items():
+            reference = feed.price(underlying)
+            for state in group.perps:
+                if self._due(state, reference, now):
+                    self._quote_perp(state, reference, now)
+            if group.options and any(self._due(s, reference, now) for s in group.options):
+                self._quote_options(group, reference, now)
+        self._hedge_all()
+
+    def _due(self, state: _Quoting, reference: float, now: int) -> bool:
+        return (
+            state.dirty
+            or now - state.quoted_ns >= self.params.refresh_ns
+            or abs(reference - state.reference_usdc)
+            > self.params.requote_bps * BPS * state.reference_usdc
+        )
+
+    def net_delta_units(self, underlying: str) -> float:
+        """Venue delta (from its fills, options at their last quoted delta) plus the hedge."""
+        group = self._groups.get(underlying)
+        venue = 0.0
+        if group is not None:
+            venue = sum(s.position_lots * s.delta_per_lot for s in group.states)
+        return venue + (0.0 if self.hedger is None else self.hedger.position(underlying))
+
+    def _skew_bps(self, delta: float) -> float:
+        limit = self.params.max_skew_bps
+        skew = self.params.skew_bps_per_delta_unit * delta
+        return limit if skew > limit else -limit if skew < -limit else skew
+
+    def _quote_perp(self, state: _Quoting, reference: float, now: int) -> None:
+        grid = state.grid
+        delta = self.net_delta_units(grid.underlying)
+        fair = reference * self._basis
+        center = fair * (1.0 - self._skew_bps(delta) * BPS)
+        bids = [grid.bid_ticks(center * factor) for factor in self._bid_factors]
+        asks = [grid.ask_ticks(center * factor) for factor in self._ask_factors]
+        state.fair_usdc = fair
+        self._replace(state, bids, asks, self.params.perp_size_lots, delta, reference, now)
+
+    def _quote_options(self, group: _Group, reference: float, now: int) -> None:
+        params = self.params
+        delta = self.net_delta_units(group.options[0].grid.underlying)
+        forward = reference * (1.0 - self._skew_bps(delta) * BPS)
+        values = group.option_set.values(
+            forward, now, params.vol_atm, params.vol_skew, params.vol_curvature
+        )
+        half = params.option_half_spread_vol_points * VOL_POINT
+        step = params.option_level_step_vol_points * VOL_POINT
+        for index, state in enumerate(group.options):
+            grid = state.grid
+            price = values.price[index]
+            if math.isnan(price):  # too close to expiry: no more quotes
+                if state.live:
+                    self._replace(state, [], [], 0, delta, reference, now)
+                state.quoted_ns, state.reference_usdc, state.dirty = now, reference, False
+                continue
+            vega = values.vega[index]
+            floor_usdc = params.option_min_half_spread_ticks * grid.tick_usdc
+            halves = [
+                max((half + level * step) * vega, floor_usdc) for level in range(params.levels)
+            ]
+            bids = [grid.bid_ticks(price - h) for h in halves]
+            asks = [grid.ask_ticks(price + h) for h in halves]
+            state.delta_per_lot = values.delta[index] * grid.units_per_lot
+            state.fair_usdc = price + values.delta[index] * (reference - forward)
+            self._replace(state, bids, asks, params.option_size_lots, delta, reference, now)
+
+    def _replace(
+        self,
+        state: _Quoting,
+        bids: list[int],
+        asks: list[int],
+        size_lots: int,
+        delta: float,
+        reference: float,
+        now: int,
+    ) -> None:
+        """Cancel ``state``'s quotes and send the new ones (sides beyond the delta limit left
+        out)."""
+        context = self._context
+        gateway, account, fee = context.gateway, self.name, context.fee(self.params.tip)
+        name = state.grid.name
+        if self.params.cancel_mode == "cancel_all":
+            if state.live or state.quoted_ns >= 0:
+                gateway.submit(CancelAll(account=account, instrument=name, priority_fee=fee))
+        else:
+            for client_id in state.live:
+                gateway.submit(Cancel(account=account, client_order_id=client_id, priority_fee=fee))
+        quotes = self._quotes
+        for client_id in state.live:
+            quotes.pop(client_id, None)
+        live: dict[str, None] = {}
+        bid_ok, ask_ok = self._sides(delta, state.delta_per_lot * size_lots)
+        for side, prices, ok in ((_BUY, bids, bid_ok), (_SELL, asks, ask_ok)):
+            if not ok:
+                continue
+            for price in prices:
+                if price < 1:
+                    continue
+                client_id = context.client_order_id()
+                gateway.submit(
+                    PlaceOrder(
+                        account=account,
+                        instrument=name,
+                        side=side,
+                        price_ticks=price,
+                        size_lots=size_lots,
+                        post_only=_REPRICE,
+                        client_order_id=client_id,
+                        priority_fee=fee,
+                    )
+                )
+                live[client_id] = None
+                quotes[client_id] = state
+        self.quotes_sent += len(live)
+        self.requotes += 1
+        state.live = live
+        state.quoted_ns = now
+        state.reference_usdc = reference
+        state.dirty = False
+
+    def _sides(self, delta: float, change: float) -> tuple[bool, bool]:
+        """Whether a bid and an ask (each moving delta by ``+-change``) stay within the limit."""
+        limit = self.params.max_delta_units
+        if not limit:
+            return True, True
+        after_bid, after_ask = abs(delta + change), abs(delta - change)
+        size = abs(delta)
+        return after_bid <= limit or after_bid < size, after_ask <= limit or after_ask < size
+
+    def _hedge_all(self) -> None:
+        hedger = self.hedger
+        if hedger is None:
+            return
+        for underlying, group in self._groups.items():
+            venue = sum(s.position_lots * s.delta_per_lot for s in group.states)
+            hedger.rebalance(underlying, venue)
+
+    # -- markouts and withdrawal -------------------------------------------------------------
+
+    @property
+    def markout_bps(self) -> float | None:
+        """The notional-weighted average markout of the fills in the window (None: none)."""
+        if not self._window or self._notional_usdc <= 0:
+            return None
+        return self._markout_usdc / self._notional_usdc / BPS
+
+    def _mark_out(self, now: int) -> None:
+        context = self._context
+        pending, window, feed = self._pending_markouts, self._window, context.reference
+        while pending and pending[0][0] <= now:
+            _, underlying, units, price, fair, reference, delta_per_unit = pending.popleft()
+            theoretical = fair + delta_per_unit * (feed.price(underlying) - reference)
+            markout = units * (theoretical - price)
+            notional = abs(units) * price
+            window.append((now, markout, notional))
+            self._markout_usdc += markout
+            self._notional_usdc += notional
+        horizon = now - self.params.markout_window_ns
+        while window and window[0][0] < horizon:
+            _, markout, notional = window.popleft()
+            self._markout_usdc -= markout
+            self._notional_usdc -= notional
+
+    def _should_withdraw(self, now: int) -> bool:
+        params = self.params
+        if not params.withdraw_after_ns:
+            return False
+        average = self.markout_bps
+        if (
+            average is not None
+            and len(self._window) >= params.markout_min_fills
+            and average < params.withdraw_markout_bps
+        ):
+            if self._negative_since < 0:
+                self._negative_since = now
+            return now - self._negative_since >= params.withdraw_after_ns
+        self._negative_since = -1
+        return False
+
+    def _withdraw(self, now: int) -> None:
+        context = self._context
+        fee = context.fee(self.params.tip)
+        context.gateway.submit(CancelAll(account=self.name, priority_fee=fee))
+        for state in self._states.values():
+            state.live = {}
+        self._quotes.clear()
+        self._withdrawn = True
+        self._resume_ns = now + self.params.cooldown_ns
+        self.withdrawals.append(now)
+
+    def _resume(self, now: int) -> None:
+        """Quote again, after cancelling whatever rests (quotes that were in flight when it
+        withdrew; the venue applies the cancel before the new quotes of the same block)."""
+        context = self._context
+        fee = context.fee(self.params.tip)
+        context.gateway.submit(CancelAll(account=self.name, priority_fee=fee))
+        self._withdrawn = False
+        self._negative_since = -1
+        self._window.clear()
+        self._markout_usdc = self._notional_usdc = 0.0
+        for state in self._states.values():
+            state.dirty = True
+        self.resumes.append(now)
+
+    @property
+    def withdrawn(self) -> bool:
+        return self._withdrawn
+
+    def position_lots(self, instrument: str) -> int:
+        state = self._states.get(instrument)
+        return 0 if state is None else state.position_lots
+
+
+KINDS["market_maker"] = AgentKind(
+    params=MarketMakerParams, make=lambda name, params, seed: MarketMaker(name, params)
+)
