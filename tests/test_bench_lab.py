@@ -18,6 +18,7 @@ def test_the_lab_benchmark_runs_small_and_reports_its_metrics(
     monkeypatch.setattr(lab, "CHAINS", 50)
     monkeypatch.setattr(lab, "REPEATS", 1)
     monkeypatch.setattr(lab, "CONSENSUS_BLOCKS", 20)
+    monkeypatch.setattr(lab, "BENCH_DURATION_S", 10.0)
     metrics = lab.run()
     for key in (
         "kernel_events_per_s",
@@ -29,3 +30,8 @@ def test_the_lab_benchmark_runs_small_and_reports_its_metrics(
         assert metrics[key] > 0, key
     # four validators at 50 ms one way: each block costs the same message pattern
     assert 30 < metrics["consensus_events_per_block"] < 60
+    assert metrics["agent_messages"] > 10_000  # a thousand agents for 13 simulated seconds
+    assert 0.0 < metrics["agent_order_share"] < 1.0
+    assert metrics["engine_tx_per_s"] > 0
+    assert metrics["bench_1000_agents"] == 1_005  # with the five reporters
+    assert metrics["demo_sim_seconds_per_wall_second"] > 1.0

@@ -92,8 +92,19 @@ def test_unknown_benchmark() -> None:
     assert "UNKNOWN_BENCHMARK" in err
 
 
-def test_demo_runs_the_venue_then_the_pricing_and_checks_pass() -> None:
-    code, out, _ = _run("demo", "--seed", "3")
+def test_the_demo_compares_two_block_production_settings_on_the_crash() -> None:
+    code, out, _ = _run("demo", "--seed", "3", "--duration-s", "60")
+    assert code == 0
+    assert "scenarios/crash.toml" in out
+    assert "rollup sequencer, 250 ms blocks" in out
+    assert "4 validators 100 ms apart" in out
+    assert re.search(r"block interval p50 \(ms\) +250\.00 +1,300\.00", out)
+    assert re.search(r"scale: 110 agents, 1 instrument", out)
+    assert "with the validator set, orders wait" in out
+
+
+def test_demo_all_runs_the_venue_then_the_pricing_and_checks_pass() -> None:
+    code, out, _ = _run("demo", "--part", "all", "--seed", "3", "--duration-s", "30")
     assert code == 0
     venue, pricing = out.index("a seeded venue session"), out.index("SVI fit per expiry")
     assert venue < pricing

@@ -15,6 +15,17 @@
   kernel events a block costs, and ``consensus_virtual_s_per_wall_s``, how much faster than
   real time the model runs.
 
+- ``agent_messages_per_s`` (target at least 150,000; ABIDES manages 35-50k for a 1,000-agent
+  market on this class of machine): ``scenarios/bench-1000.toml`` (50 market makers, 50
+  arbitrageurs, 900 noise traders, 5 reporters, 4 validators, 200 ms blocks, a simulated
+  minute), its messages (every agent transaction and every market-data delivery to an agent,
+  each through the network model) over the wall time of the simulation (recording included,
+  the tables and metrics built after it not); ``agent_order_share`` (orders, amends and
+  cancels among the messages; at least 20%), ``engine_tx_per_s`` (transactions the engine
+  applied in that wall time), ``bench_1000_sim_seconds_per_wall_second``;
+- ``demo_sim_seconds_per_wall_second``: the demo's run (``scenarios/crash.toml``, the
+  sequencer setting, a simulated hour), simulated seconds per wall second.
+
 ``context.engine`` says whether the kernel (built with the engine by ``make native``) ran
 compiled.
 """
@@ -102,6 +113,43 @@ def _consensus() -> dict[str, float]:
     }
 
 
+BENCH_DURATION_S: float | None = None
+"""Shorter simulated runs than the scenarios' (the benchmark's own test); None: as written."""
+ORDER_KINDS = ("PlaceOrder", "Amend", "Cancel", "CancelAll")
+
+
+def _agents() -> dict[str, float]:
+    from strikechain.sim.run import Run
+    from strikechain.sim.scenario import load_scenario
+    from strikechain.sim.settings import BUNDLED, with_duration
+
+    run = Run(with_duration(load_scenario(BUNDLED / "bench-1000.toml"), BENCH_DURATION_S))
+    started = time.perf_counter()
+    warmup_end = run.simulate()
+    wall = time.perf_counter() - started
+    result = run.result(warmup_end)
+    kinds = result.frames["orders"]["kind"].value_counts().to_dict()
+    submissions = sum(kinds.values())
+    messages = submissions + run.lab.feed.messages
+    orders = sum(count for kind, count in kinds.items() if kind in ORDER_KINDS)
+    simulated = run.scenario.run.duration_s + run.scenario.run.warmup_s
+    return {
+        "agent_messages_per_s": messages / wall,
+        "agent_messages": messages,
+        "agent_order_share": orders / messages,
+        "engine_tx_per_s": int(sum(result.frames["blocks"]["transactions"])) / wall,
+        "bench_1000_sim_seconds_per_wall_second": simulated / wall,
+        "bench_1000_agents": len(run.members),
+    }
+
+
+def _demo() -> dict[str, float]:
+    from strikechain.sim.settings import run_setting
+
+    ran = run_setting("sequencer", 7, BENCH_DURATION_S)
+    return {"demo_sim_seconds_per_wall_second": ran["simulated_s"] / ran["wall_s"]}
+
+
 def run() -> dict[str, float]:
     kernel = _best_rate(EVENTS, _kernel_run)
     bare = _best_rate(EVENTS, _heapq_run)
@@ -113,4 +161,6 @@ def run() -> dict[str, float]:
     if importlib.util.find_spec("simpy") is not None:  # the bench extra installs it
         metrics["reference_simpy_events_per_s"] = _best_rate(EVENTS, _simpy_run)
     metrics.update(_consensus())
+    metrics.update(_agents())
+    metrics.update(_demo())
     return metrics

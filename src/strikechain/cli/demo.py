@@ -101,19 +101,28 @@ def build_chain(surface: list[SviParams]) -> Chain:
     )
 
 
-DEMO_PARTS = ("all", "venue", "crash", "pricing")
+DEMO_PARTS = ("lab", "all", "venue", "crash", "pricing")
 DEMO_BLOCKS = 300
 
 
 def run_demo(
-    seed: int, part: str = "all", blocks: int = DEMO_BLOCKS, log: Path | None = None
+    seed: int,
+    part: str = "lab",
+    blocks: int = DEMO_BLOCKS,
+    log: Path | None = None,
+    duration_s: float | None = None,
 ) -> bool:
-    """The venue session, the crash, then the pricing demo (or one of them: ``part``). The
-    session's block log goes to ``log`` (kept), or to a temporary file. False if a check of the
-    log failed, or dynamic margin did not lower the crash's bad debt."""
+    """The lab (the default), or the venue session, the scripted crash and the pricing demo
+    (``all``, or one of them: ``part``). The session's block log goes to ``log`` (kept), or to
+    a temporary file. False if a check of the log failed, or dynamic margin did not lower the
+    crash's bad debt."""
     # A log or a pipe gets the width the tables need; a terminal keeps its own.
     console = Console(width=None if sys.stdout.isatty() else 120)
     passed = True
+    if part in ("lab", "all"):
+        from strikechain.cli.demo_lab import run_lab_demo
+
+        passed = run_lab_demo(console, seed, duration_s) and passed
     if part in ("all", "venue"):
         from strikechain.cli.demo_venue import run_venue_demo
 

@@ -85,10 +85,11 @@ def price(
 )
 @click.option(
     "--part",
-    type=click.Choice(["all", "venue", "crash", "pricing"]),
-    default="all",
+    type=click.Choice(["lab", "all", "venue", "crash", "pricing"]),
+    default="lab",
     show_default=True,
-    help="The venue session, the crash (dynamic margin off and on), the pricing demo, or all.",
+    help="The lab (scenarios/crash.toml under two block-production settings); or the venue "
+    "session, the scripted crash (dynamic margin off and on), the pricing demo, or all.",
 )
 @click.option(
     "--blocks",
@@ -103,15 +104,21 @@ def price(
     default=None,
     help="Keep the session's block log (SQLite) in this new file, for `strikechain replay`.",
 )
-def demo(seed: int, part: str, blocks: int, log: Path | None) -> None:
-    """Run a seeded venue session (perps, options, oracle, funding, expiry) through the
-    runtime and print what it did and what its block log proves; then price, solve and fit a
-    whole option chain."""
+@click.option(
+    "--duration-s",
+    type=click.FloatRange(min=10.0, max=3_600.0),
+    default=None,
+    help="Shorten the lab's runs to this many simulated seconds (the scenario's: an hour).",
+)
+def demo(seed: int, part: str, blocks: int, log: Path | None, duration_s: float | None) -> None:
+    """Run the lab's crash scenario under two block-production settings and compare them
+    (the default); or a seeded venue session with what its block log proves, the scripted
+    crash with dynamic margin off and on, and the pricing library on a whole option chain."""
     from strikechain.cli.demo import run_demo
 
     if log is not None and log.exists():
         _fail("LOG_EXISTS", f"{log} exists; the demo writes a new block log")
-    if not run_demo(seed, part, blocks, log):
+    if not run_demo(seed, part, blocks, log, duration_s):
         sys.exit(1)
 
 
@@ -141,6 +148,35 @@ def replay(log: Path, from_snapshot: bool, as_json: bool) -> None:
         render(Console(width=None if sys.stdout.isatty() else 120), log, report, last_height)
     if not report.ok:
         sys.exit(1)
+
+
+@cli.command()
+@click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--seed", type=click.IntRange(min=0), default=None, help="Override the scenario's run.seed."
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write the run folder here (a new or empty directory).",
+)
+@click.option("--quiet", is_flag=True, help="No progress bar and no summary; only the folder.")
+def simulate(scenario: Path, seed: int | None, out: Path | None, quiet: bool) -> None:
+    """Run lab scenario SCENARIO (TOML; see scenarios/README.md) and print its key metrics.
+
+    With --out, write the run folder: metrics.json, scenario.toml, one Parquet file per table
+    and report.html. Exits 0 when the run completes, 2 if the scenario cannot run."""
+    from strikechain.cli.simulate import prepare, run_simulate
+    from strikechain.sim.scenario import ScenarioError
+
+    if out is not None and out.exists() and any(out.iterdir()):
+        _fail("OUT_NOT_EMPTY", f"{out} is not empty; a run folder goes in a new directory")
+    try:
+        run = prepare(scenario, seed)
+    except ScenarioError as error:
+        _fail(error.code, error.message)
+    run_simulate(scenario, run, out=out, quiet=quiet)
 
 
 @cli.command()

@@ -66,12 +66,17 @@ class Topic(msgspec.Struct, frozen=True, kw_only=True):
     account: str = ""
     instrument: str = ""
     channel: str = "events"
+    interval_ns: int = 0
+    """Ticker channel: at most one ticker per this much block time (0: after every block), as
+    Deribit's ``ticker.{instrument}.{interval}``."""
 
     def __post_init__(self) -> None:
         if self.channel not in CHANNELS:
             raise ValueError(f"Topic.channel must be one of {CHANNELS}, not {self.channel!r}")
         if self.channel == "ticker" and (not self.instrument or self.account):
             raise ValueError("Topic: a ticker subscription names an instrument and no account")
+        if type(self.interval_ns) is not int or self.interval_ns < 0:
+            raise ValueError(f"Topic.interval_ns must be an integer >= 0, not {self.interval_ns}")
 
 
 class Ticker(msgspec.Struct, frozen=True, gc=False):
@@ -145,16 +150,26 @@ class Gateway(Protocol):
 
 
 _ACCOUNT_FIELDS: Final = ("account", "maker_account", "taker_account", "beneficiary")
+_FIELDS_OF: dict[type, tuple[tuple[str, ...], bool]] = {}
+"""Per event type: its account fields, and whether it names an instrument (found once)."""
+
+
+def _fields_of(kind: type) -> tuple[tuple[str, ...], bool]:
+    found = _FIELDS_OF.get(kind)
+    if found is None:
+        names = getattr(kind, "__struct_fields__", ())
+        found = _FIELDS_OF[kind] = (
+            tuple(name for name in _ACCOUNT_FIELDS if name in names),
+            "instrument" in names,
+        )
+    return found
 
 
 def _concerns(event: Event) -> tuple[list[str], str]:
     """The accounts an event concerns and its instrument's name ('' if none)."""
-    accounts = [
-        value
-        for name in _ACCOUNT_FIELDS
-        if isinstance(value := getattr(event, name, None), str) and value
-    ]
-    instrument = getattr(event, "instrument", "")
+    fields, named = _fields_of(type(event))
+    accounts = [value for name in fields if (value := getattr(event, name))]
+    instrument = getattr(event, "instrument", "") if named else ""
     if not isinstance(instrument, str):  # a listing carries the instrument itself
         instrument = getattr(instrument, "name", "")
     return accounts, instrument
@@ -164,7 +179,7 @@ class Registration:
     """One subscription in a :class:`Dispatcher`: its number (delivery order), topic, callback
     and owner (whom it is delivered to: the lab batches an agent's notices per block)."""
 
-    __slots__ = ("callback", "dispatcher", "number", "owner", "topic")
+    __slots__ = ("callback", "dispatcher", "next_ticker_ns", "number", "owner", "topic")
 
     def __init__(
         self, dispatcher: Dispatcher, number: int, owner: str, topic: Topic, callback: Callback
@@ -174,6 +189,8 @@ class Registration:
         self.owner = owner
         self.topic = topic
         self.callback = callback
+        self.next_ticker_ns = 0
+        """Ticker channel: no ticker before this block time (the topic's interval)."""
 
     def unsubscribe(self) -> None:
         self.dispatcher.remove(self)
@@ -243,23 +260,36 @@ class Dispatcher:
         self, committed: Committed, ticker: Callable[[str], Ticker | None]
     ) -> list[tuple[Registration, Notice]]:
         result = committed.result
+        now = result.timestamp_ns
         out: list[tuple[Registration, Notice]] = []
         for instrument, registrations in self._tickers.items():
             current = ticker(instrument)
             if current is None:
                 continue
-            notice = Notice(result.height, result.timestamp_ns, 0, current)
-            out.extend((registration, notice) for registration in registrations.values())
+            notice = Notice(result.height, now, 0, current)
+            for registration in registrations.values():
+                if registration.next_ticker_ns <= now:
+                    out.append((registration, notice))
+                    interval = registration.topic.interval_ns
+                    if interval:
+                        registration.next_ticker_ns = now + interval
         return out
 
     def _targets(self, event: Event) -> list[Registration]:
+        by_account, by_instrument = self._by_account, self._by_instrument
+        if not (by_account or by_instrument):
+            return list(self._everything.values())
+        accounts, instrument = _concerns(event)
+        found = [by_account[a] for a in accounts if a in by_account]
+        if instrument and instrument in by_instrument:
+            found.append(by_instrument[instrument])
+        if not found:
+            return list(self._everything.values())
+        if len(found) == 1 and not self._everything:
+            return list(found[0].values())  # one index entry: already in number order
         targets = dict(self._everything)
-        if self._by_account or self._by_instrument:
-            accounts, instrument = _concerns(event)
-            for account in accounts:
-                targets.update(self._by_account.get(account, {}))
-            if instrument:
-                targets.update(self._by_instrument.get(instrument, {}))
+        for entries in found:
+            targets.update(entries)
         return [targets[number] for number in sorted(targets)]
 
 

@@ -329,6 +329,9 @@ class MempoolParams(msgspec.Struct, frozen=True, kw_only=True):
     """The first block's base fee; 0: the floor."""
     base_fee_ceiling: int = 10**12
     """The base fee's ceiling (a bound on the state)."""
+    ttl_ns: int = 0
+    """A transaction that waited this long in the mempool is dropped, unheard of (a txpool's
+    lifetime; 0: it waits for ever). Dropped after a block commits, when no proposal holds it."""
     congestion: tuple[CongestionWindow, ...] = ()
     demand_spikes: tuple[DemandSpike, ...] = ()
 
@@ -349,6 +352,7 @@ class MempoolParams(msgspec.Struct, frozen=True, kw_only=True):
             raise _invalid(
                 "MempoolParams.base_fee_floor", "must be 0 when fee_priority is off", floor
             )
+        _check_duration("MempoolParams.ttl_ns", self.ttl_ns)
 
     def selection(self) -> Selection:
         if not self.fee_priority:
@@ -449,6 +453,23 @@ class Mempool:
         """Lost on the way to the entry validator, or refused by an offline one."""
         self.accepted = 0
         self.rejected = 0
+        self.dropped = 0
+        """Transactions that outlived ``ttl_ns`` in the mempool."""
+        if params.ttl_ns:
+            runtime.add_sink(self)
+
+    def on_block(self, committed: object) -> None:
+        """After a block commits (no proposal is outstanding): drop what waited too long."""
+        cutoff = self.kernel.now - self.params.ttl_ns
+        inbox = self.runtime.inbox
+        stale = []
+        for entry in inbox:  # arrival order: the oldest first
+            if entry.arrival_ns > cutoff:
+                break
+            stale.append(entry.sequence)
+        for sequence in stale:
+            inbox.withdraw(sequence)
+        self.dropped += len(stale)
 
     def submit(self, agent: str, tx: Transaction, on_outcome: Outcome | None = None) -> None:
         """Send ``tx`` from ``agent`` to its entry validator now. ``on_outcome`` receives the

@@ -36,7 +36,7 @@ from strikechain.runtime.gateway import (
 from strikechain.runtime.runtime import Committed, Runtime
 from strikechain.sim.consensus import Mempool
 from strikechain.sim.kernel import Kernel
-from strikechain.sim.network import Network
+from strikechain.sim.network import MarketDataStream, Network
 
 
 class MarketDataFeed:
@@ -47,6 +47,7 @@ class MarketDataFeed:
         self.network = network
         self.runtime = runtime
         self.dispatcher = Dispatcher()
+        self._streams: dict[str, MarketDataStream] = {}
         self.messages = 0
         """Deliveries scheduled: one per agent and block with something for it."""
         self.notices = 0
@@ -57,14 +58,26 @@ class MarketDataFeed:
 
     def on_block(self, committed: Committed) -> None:
         by_agent: dict[str, list[tuple[Registration, Notice]]] = {}
-        for registration, notice in self.dispatcher.notices(committed, self._ticker):
-            by_agent.setdefault(registration.owner, []).append((registration, notice))
-        network, kernel = self.network, self.kernel
+        notices = self.dispatcher.notices(committed, self._ticker)
+        for item in notices:
+            owner = item[0].owner
+            items = by_agent.get(owner)
+            if items is None:
+                by_agent[owner] = [item]
+            else:
+                items.append(item)
+        schedule, streams = self.kernel.schedule, self._streams
         for agent, items in by_agent.items():
-            when = network.market_data_delivery_ns(network.entry_validator(agent), agent)
-            kernel.schedule(when, _deliver, items)
-            self.messages += 1
-            self.notices += len(items)
+            stream = streams.get(agent)
+            if stream is None:
+                stream = streams[agent] = self._stream(agent)
+            schedule(stream.next_ns(), _deliver, items)
+        self.messages += len(by_agent)
+        self.notices += len(notices)
+
+    def _stream(self, agent: str) -> MarketDataStream:
+        network = self.network
+        return network.market_data_stream(network.entry_validator(agent), agent)
 
     def _ticker(self, instrument: str) -> Ticker | None:
         engine = self.runtime.engine

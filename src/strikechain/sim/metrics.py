@@ -27,6 +27,10 @@ fills count for slippage, by default every recorded agent that is not a maker)
 - ``slippage_bps_mean/p50/p99``: per taker fill, ``taker_side x (price - ref(u, sent)) /
   ref(u, sent) x 10^4``, ``sent`` the taker's send time: positive means it paid worse than the
   reference it decided on. The mean is notional-weighted. ``slippage_fills`` counts them.
+  ``slippage_abs_bps_mean``: the notional-weighted mean of its magnitude, the execution risk
+  (how far the price moved between decision and execution, either way). Both matter: in a fast
+  market the signed mean can fall as blocks lengthen (takers fill against quotes older than
+  their decision: the makers pay, see their markouts) while the magnitude grows.
 - ``effective_spread_bps``: over all perpetual fills, ``2 |price - ref(u, t)| / ref(u, t) x
   10^4``, notional-weighted.
 - ``mm_markout_{1,10,60}s_bps``: makers' fills, ``side x (ref(u, t + h) - price) / price x
@@ -250,6 +254,7 @@ def _execution(
     metrics: Metrics = {
         "slippage_bps_mean": _weighted_mean(slippage, weights),
         **_spread("slippage_bps", slippage),
+        "slippage_abs_bps_mean": _weighted_mean(np.abs(slippage), weights),
         "slippage_fills": int(chosen.sum()),
     }
     known = np.isfinite(fills.reference) & np.isfinite(fills.price)

@@ -320,7 +320,7 @@ class Network:
         self._paths: dict[tuple[str, str], int] = {}
         self._links: dict[tuple[str, str], _Link] = {}
         self._entries: dict[str, str] = {}
-        self._feed_last: dict[tuple[str, str], int] = {}
+        self._streams: dict[tuple[str, str], MarketDataStream] = {}
 
     def is_validator(self, name: str) -> bool:
         return name in self._rank
@@ -423,8 +423,42 @@ class Network:
     def market_data_delivery_ns(self, validator: str, agent: str) -> int:
         """When a message that ``validator`` sends now reaches ``agent`` over its market-data
         stream: path + jitter, never lost, never before the stream's previous message."""
-        _, delay = self._link(validator, agent).draw(self.kernel.now)
+        return self.market_data_stream(validator, agent).next_ns()
+
+    def market_data_stream(self, validator: str, agent: str) -> MarketDataStream:
+        """The stream from ``validator`` to ``agent`` (one per pair, kept): what the feed holds
+        per agent, so a delivery costs no lookup."""
         key = (validator, agent)
-        delivery = max(self.kernel.now + delay, self._feed_last.get(key, 0))
-        self._feed_last[key] = delivery
+        stream = self._streams.get(key)
+        if stream is None:
+            stream = self._streams[key] = MarketDataStream(
+                self.kernel, self._link(validator, agent)
+            )
+        return stream
+
+
+class MarketDataStream:
+    """One validator-to-agent market-data stream: each message takes the link's path latency
+    and its next jitter draw (the link's loss draw is used up but ignored: market data is never
+    lost), and never arrives before the one sent before it."""
+
+    __slots__ = ("_kernel", "_link", "last_ns")
+
+    def __init__(self, kernel: Kernel, link: _Link) -> None:
+        self._kernel = kernel
+        self._link = link
+        self.last_ns = 0
+
+    def next_ns(self) -> int:
+        """When a message sent now arrives."""
+        link = self._link
+        if link._index == DRAWS_PER_REFILL:
+            link._refill()
+        index = link._index
+        link._index = index + 1
+        delay = link.path_ns + link._jitter[index]
+        delay = min(delay, MAX_ONE_WAY_NS)
+        delivery = self._kernel.now + delay
+        delivery = max(delivery, self.last_ns)
+        self.last_ns = delivery
         return delivery

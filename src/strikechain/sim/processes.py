@@ -224,8 +224,9 @@ class RegimeParams(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", 
 
 
 class ReplayParams(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", tag="replay"):
-    """A recorded path: see the module for the file format. ``path`` relative to the working
-    directory (a scenario loader resolves it against the scenario file first)."""
+    """A recorded path: see the module for the file format. A relative ``path`` is taken from
+    the working directory, or, in a scenario file, from the file's folder
+    (:func:`strikechain.sim.scenario.load_scenario`)."""
 
     path: str
     shift_ns: int = 0

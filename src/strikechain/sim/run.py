@@ -45,7 +45,14 @@ from strikechain.sim.agents.base import Agent, AgentContext, ReferenceFeed
 from strikechain.sim.consensus import SequencerParams
 from strikechain.sim.lab import Lab, LabParams, build_lab
 from strikechain.sim.processes import PricesSpec
-from strikechain.sim.scenario import AgentGroup, Scenario, ScenarioCode, ScenarioError, start_ns
+from strikechain.sim.scenario import (
+    AgentGroup,
+    Scenario,
+    ScenarioCode,
+    ScenarioError,
+    start_ns,
+    unknown_field,
+)
 
 NANOS_PER_SECOND = 1_000_000_000
 OPERATOR = "operator"
@@ -55,6 +62,9 @@ _ORDERING = {
     "fee_priority": OrderingPolicy.FEE_PRIORITY,
 }
 EXPIRY_HOUR_UTC = 8
+UNINFORMED = ("noise", "leveraged")
+"""The takers whose slippage the metrics report: the flow that trades for its own reasons (an
+arbitrageur's "slippage" is the profit it takes from stale quotes: the makers' markouts)."""
 SETUP_PRIORITY_FEE = 10**12
 """The operator's setup clears any base fee (the rule's ceiling) and goes first."""
 
@@ -127,6 +137,10 @@ def make_agents(scenario: Scenario) -> list[Member]:
                 ScenarioCode.INVALID,
                 f"$.agents[{number}].kind: {group.kind!r} is not one of {sorted(KINDS)}",
             )
+        where = f"$.agents[{number}].params"
+        unknown = unknown_field(group.params, msgspec.inspect.type_info(kind.params), where)
+        if unknown is not None:
+            raise ScenarioError(ScenarioCode.UNKNOWN_FIELD, f"unknown field `{unknown}`")
         try:
             params = msgspec.convert(group.params, kind.params)
         except msgspec.ValidationError as error:
@@ -142,6 +156,22 @@ def make_agents(scenario: Scenario) -> list[Member]:
             seen.add(name)
             members.append(Member(name, group, kind.make(name, params, scenario.run.seed)))
     return members
+
+
+def _check_instruments(members: list[Member], listed: set[str]) -> None:
+    """Every instrument an agent's params name is listed (refused before the run, not when the
+    agent starts)."""
+    for member in members:
+        params = msgspec.convert(member.group.params, KINDS[member.group.kind].params)
+        named = getattr(params, "instruments", ()) or ()
+        single = getattr(params, "instrument", "")
+        for name in (*named, *((single,) if single else ())):
+            if name not in listed:
+                raise ScenarioError(
+                    ScenarioCode.INVALID,
+                    f"agent {member.name} ({member.group.kind}) names {name!r}, which the "
+                    f"scenario does not list; listed: {sorted(listed)}",
+                )
 
 
 def venue_config(scenario: Scenario, members: list[Member]) -> VenueConfig:
@@ -212,6 +242,7 @@ class Run:
         self.scenario = scenario
         self.instruments = instruments(scenario)
         self.members = make_agents(scenario)
+        _check_instruments(self.members, {i.name for i in self.instruments})
         self.venue = venue_config(scenario, self.members)
         self.lab: Lab = build_lab(lab_params(scenario, self.venue))
         self.recorder = Recorder(self.lab)
@@ -280,6 +311,11 @@ class Run:
         self, progress: Callable[[float], None] | None = None, steps: int = 100
     ) -> RunResult:
         """Set up, start the agents, run the scenario's whole duration, and measure it."""
+        return self.result(self.simulate(progress, steps))
+
+    def simulate(self, progress: Callable[[float], None] | None = None, steps: int = 100) -> int:
+        """Set up, start the agents and run the scenario's whole duration; returns the end of
+        the warm-up (where the metrics start)."""
         lab, run = self.lab, self.scenario.run
         runtime = lab.runtime
         for tx in self.setup_transactions():
@@ -298,7 +334,7 @@ class Run:
             lab.run(warmup_end + span * step // steps)
             if progress is not None:
                 progress(step / steps)
-        return self.result(warmup_end)
+        return warmup_end
 
     def result(self, since_ns: int) -> RunResult:
         """The recorder's tables and the metrics from ``since_ns`` (the warm-up's end) on."""
@@ -306,7 +342,8 @@ class Run:
 
         frames = self.recorder.frames()
         makers = [m.name for m in self.members if m.group.kind == "market_maker"]
-        metrics = compute_metrics(frames, makers=makers, since_ns=since_ns)
+        takers = [m.name for m in self.members if m.group.kind in UNINFORMED]
+        metrics = compute_metrics(frames, makers=makers, takers=takers, since_ns=since_ns)
         return RunResult(self.scenario, metrics, frames, self.lab.kernel.events_run)
 
 

@@ -54,7 +54,12 @@ from strikechain.engine.portfolio import DEFAULT_PORTFOLIO_PARAMS, PortfolioPara
 from strikechain.sim.consensus import MempoolParams, TendermintParams, ValidatorSpec, Window
 from strikechain.sim.hedge_venue import HedgeVenueParams
 from strikechain.sim.network import NetworkParams
-from strikechain.sim.processes import CorrelationGroup, UnderlyingProcess
+from strikechain.sim.processes import (
+    CorrelationGroup,
+    RegimeParams,
+    ReplayParams,
+    UnderlyingProcess,
+)
 
 NANOS_PER_SECOND: Final = 1_000_000_000
 MAX_DURATION_S: Final = 30 * 24 * 3600
@@ -289,12 +294,35 @@ class Scenario(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
 
 def load_scenario(path: str | Path, *, seed: int | None = None) -> Scenario:
-    """Read and check a scenario file; ``seed`` overrides ``run.seed``."""
+    """Read and check a scenario file; ``seed`` overrides ``run.seed``. A replayed price
+    path's relative ``path`` is taken from the scenario file's folder."""
     try:
         text = Path(path).read_text()
     except OSError as error:
         raise ScenarioError(ScenarioCode.UNREADABLE, f"{path}: {error.strerror}") from None
-    return parse_scenario(text, seed=seed, source=str(path))
+    scenario = parse_scenario(text, seed=seed, source=str(path))
+    return _replays_from(scenario, Path(path).resolve().parent)
+
+
+def _replays_from(scenario: Scenario, folder: Path) -> Scenario:
+    """``scenario`` with every relative replay path resolved against ``folder``."""
+
+    def resolved(process: Any) -> Any:
+        if isinstance(process, ReplayParams) and not Path(process.path).is_absolute():
+            return msgspec.structs.replace(process, path=str(folder / process.path))
+        if isinstance(process, RegimeParams):
+            segments = tuple(
+                msgspec.structs.replace(segment, process=resolved(segment.process))
+                for segment in process.segments
+            )
+            return msgspec.structs.replace(process, segments=segments)
+        return process
+
+    underlyings = tuple(
+        msgspec.structs.replace(u, process=resolved(u.process)) for u in scenario.market.underlyings
+    )
+    market = msgspec.structs.replace(scenario.market, underlyings=underlyings)
+    return msgspec.structs.replace(scenario, market=market)
 
 
 def parse_scenario(text: str, *, seed: int | None = None, source: str = "<scenario>") -> Scenario:

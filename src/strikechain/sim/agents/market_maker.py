@@ -55,7 +55,7 @@ from typing import Final, Literal
 import msgspec
 
 from strikechain.engine.events import Fill, OrderAccepted, OrderCancelled, Rejected
-from strikechain.engine.txs import Cancel, CancelAll, PlaceOrder, PostOnly, Side
+from strikechain.engine.txs import Amend, Cancel, CancelAll, PlaceOrder, PostOnly, Side
 from strikechain.engine.units import NANOS_PER_MILLISECOND, NANOS_PER_SECOND
 from strikechain.runtime.gateway import Notice, Topic
 from strikechain.sim.agents.base import AgentContext
@@ -108,7 +108,7 @@ class MarketMakerParams(msgspec.Struct, frozen=True, kw_only=True):
     """0: no limit."""
     hedge_delta_units: float = 0.0
     """0: never hedges."""
-    cancel_mode: Literal["cancel_all", "client_id"] = "cancel_all"
+    cancel_mode: Literal["cancel_all", "client_id", "amend"] = "cancel_all"
     markout_horizon_ns: int = NANOS_PER_SECOND
     markout_window_ns: int = 30 * NANOS_PER_SECOND
     markout_min_fills: int = 5
@@ -118,6 +118,11 @@ class MarketMakerParams(msgspec.Struct, frozen=True, kw_only=True):
     cooldown_ns: int = 30 * NANOS_PER_SECOND
     tip: int = 0
     """Priority fee over the base fee, in the mempool's fee unit."""
+    spread_risk_multiple: float = 0.0
+    """Perps: widen the half spread to at least this many standard deviations of the
+    reference's move over the time a quote stands exposed (the venue's block interval, as the
+    maker sees it in its notices' heights and times, plus its own feed latency), volatility
+    estimated from its own reference feed. A maker on a slow chain quotes wider. 0: fixed."""
 
     def __post_init__(self) -> None:
         for field in ("poll_ns", "refresh_ns", "markout_horizon_ns", "markout_window_ns"):
@@ -136,6 +141,7 @@ class MarketMakerParams(msgspec.Struct, frozen=True, kw_only=True):
             "withdraw_after_ns",
             "cooldown_ns",
             "tip",
+            "spread_risk_multiple",
         ):
             require_non_negative(_STRUCT, field, getattr(self, field))
         for field in ("basis_bps", "vol_skew", "vol_curvature", "withdraw_markout_bps"):
@@ -148,8 +154,8 @@ class MarketMakerParams(msgspec.Struct, frozen=True, kw_only=True):
             raise refuse(_STRUCT, "markout_min_fills", "must be >= 1", self.markout_min_fills)
         if self.half_spread_bps >= 10_000:
             raise refuse(_STRUCT, "half_spread_bps", "must be < 10000", self.half_spread_bps)
-        if self.cancel_mode not in ("cancel_all", "client_id"):
-            requirement = "must be 'cancel_all' or 'client_id'"
+        if self.cancel_mode not in ("cancel_all", "client_id", "amend"):
+            requirement = "must be 'cancel_all', 'client_id' or 'amend'"
             raise refuse(_STRUCT, "cancel_mode", requirement, self.cancel_mode)
 
 
@@ -165,6 +171,7 @@ class _Quoting:
         "position_lots",
         "quoted_ns",
         "reference_usdc",
+        "slots",
     )
 
     def __init__(self, grid: InstrumentGrid) -> None:
@@ -178,6 +185,8 @@ class _Quoting:
         self.dirty = True
         self.live: dict[str, None] = {}
         """Client ids of the current quotes not known to be gone."""
+        self.slots: dict[tuple[int, int], str] = {}
+        """``amend`` mode: (side, level) -> the client id of the order quoting there."""
 
 
 class _Group:
@@ -214,6 +223,8 @@ class MarketMaker:
         """Client id -> its instrument's state, for the current quotes."""
         self._orders: dict[int, str] = {}
         """Order id -> client id, for accepted current quotes."""
+        self._order_ids: dict[str, int] = {}
+        """Client id -> order id, for accepted current quotes (``amend`` mode)."""
         self._pending_markouts: collections.deque[
             tuple[int, str, float, float, float, float, float]
         ] = collections.deque()
@@ -227,6 +238,14 @@ class MarketMaker:
         self._bid_factors = [1.0 - (half + level * step) * BPS for level in range(params.levels)]
         self._ask_factors = [1.0 + (half + level * step) * BPS for level in range(params.levels)]
         self._basis = 1.0 + params.basis_bps * BPS
+        self._seen: dict[str, tuple[int, float]] = {}
+        """Underlying -> (time, reference) at the last poll: the volatility estimate's input."""
+        self._variance_per_s: dict[str, float] = {}
+        """Underlying -> EWMA of squared log returns of its reference, per second."""
+        self._block: tuple[int, int] = (0, 0)
+        """(height, block time) of the latest notice: the block interval estimate's input."""
+        self.block_interval_ns = 0.0
+        """The venue's block interval as this maker sees it (EWMA)."""
 
     # -- start -----------------------------------------------------------------------------
 
@@ -262,24 +281,27 @@ class MarketMaker:
     # -- market data: cheap bookkeeping only -----------------------------------------------
 
     def _on_notice(self, notice: Notice) -> None:
+        height, time_ns = self._block
+        if notice.height > height:
+            if height:
+                gap = (notice.timestamp_ns - time_ns) / (notice.height - height)
+                estimate = self.block_interval_ns
+                self.block_interval_ns = gap if not estimate else estimate + 0.2 * (gap - estimate)
+            self._block = (notice.height, notice.timestamp_ns)
         event = notice.event
         if isinstance(event, Fill):
             self._on_fill(event)
         elif isinstance(event, OrderAccepted):
             if event.client_order_id in self._quotes:
                 self._orders[event.order_id] = event.client_order_id
+                self._order_ids[event.client_order_id] = event.order_id
         elif isinstance(event, OrderCancelled):
             client_id = self._orders.pop(event.order_id, None)
             if client_id is not None:
-                state = self._quotes.pop(client_id, None)
-                if state is not None:
-                    state.live.pop(client_id, None)
-                    state.dirty = True
-        elif isinstance(event, Rejected):
-            state = self._quotes.pop(event.client_order_id, None)
-            if state is not None:
-                state.live.pop(event.client_order_id, None)
-                self.rejections += 1
+                self._forget(client_id)
+        elif isinstance(event, Rejected) and event.client_order_id in self._quotes:
+            self._forget(event.client_order_id)
+            self.rejections += 1
 
     def _on_fill(self, fill: Fill) -> None:
         side = fill_side(fill, self.name)
@@ -291,8 +313,8 @@ class MarketMaker:
         state.dirty = True
         if fill.maker_account == self.name and fill.maker_remaining_lots == 0:
             client_id = self._orders.pop(fill.maker_order_id, None)
-            if client_id is not None and self._quotes.pop(client_id, None) is not None:
-                state.live.pop(client_id, None)
+            if client_id is not None:
+                self._forget(client_id, requote=False)
         grid = state.grid
         if self.params.withdraw_after_ns and state.reference_usdc > 0:
             units = side * fill.size_lots * grid.units_per_lot
@@ -309,6 +331,19 @@ class MarketMaker:
                     delta_per_unit,
                 )
             )
+
+    def _forget(self, client_id: str, *, requote: bool = True) -> None:
+        """A quote is gone (cancelled, refused or filled)."""
+        self._order_ids.pop(client_id, None)
+        state = self._quotes.pop(client_id, None)
+        if state is None:
+            return
+        state.live.pop(client_id, None)
+        for slot, held in list(state.slots.items()):
+            if held == client_id:
+                del state.slots[slot]
+        if requote:
+            state.dirty = True
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -329,12 +364,35 @@ class MarketMaker:
         feed = context.reference
         for underlying, group in self._groups.items():
             reference = feed.price(underlying)
+            if self.params.spread_risk_multiple:
+                self._observe(underlying, reference, now)
             for state in group.perps:
                 if self._due(state, reference, now):
                     self._quote_perp(state, reference, now)
             if group.options and any(self._due(s, reference, now) for s in group.options):
                 self._quote_options(group, reference, now)
         self._hedge_all()
+
+    def _observe(self, underlying: str, reference: float, now: int) -> None:
+        seen = self._seen.get(underlying)
+        self._seen[underlying] = (now, reference)
+        if seen is None or now <= seen[0] or reference <= 0 or seen[1] <= 0:
+            return
+        ratio = reference / seen[1]
+        sample = (2.0 * (ratio - 1.0) / (ratio + 1.0)) ** 2 / ((now - seen[0]) / NANOS_PER_SECOND)
+        previous = self._variance_per_s.get(underlying)
+        self._variance_per_s[underlying] = (
+            sample if previous is None else previous + 0.05 * (sample - previous)
+        )
+
+    def _risk_half_spread_bps(self, underlying: str) -> float:
+        """The half spread the quote's exposure calls for (0 without the adaptive spread)."""
+        multiple = self.params.spread_risk_multiple
+        variance = self._variance_per_s.get(underlying)
+        if not multiple or variance is None:
+            return 0.0
+        exposed_s = (self.block_interval_ns + self._context.reference.latency_ns) / NANOS_PER_SECOND
+        return multiple * math.sqrt(variance * exposed_s) / BPS
 
     def _due(self, state: _Quoting, reference: float, now: int) -> bool:
         return (
@@ -362,8 +420,15 @@ class MarketMaker:
         delta = self.net_delta_units(grid.underlying)
         fair = reference * self._basis
         center = fair * (1.0 - self._skew_bps(delta) * BPS)
-        bids = [grid.bid_ticks(center * factor) for factor in self._bid_factors]
-        asks = [grid.ask_ticks(center * factor) for factor in self._ask_factors]
+        bid_factors, ask_factors = self._bid_factors, self._ask_factors
+        risk = self._risk_half_spread_bps(grid.underlying)
+        if risk > self.params.half_spread_bps:
+            step = self.params.level_step_bps
+            levels = range(self.params.levels)
+            bid_factors = [1.0 - (risk + level * step) * BPS for level in levels]
+            ask_factors = [1.0 + (risk + level * step) * BPS for level in levels]
+        bids = [grid.bid_ticks(center * factor) for factor in bid_factors]
+        asks = [grid.ask_ticks(center * factor) for factor in ask_factors]
         state.fair_usdc = fair
         self._replace(state, bids, asks, self.params.perp_size_lots, delta, reference, now)
 
@@ -410,6 +475,11 @@ class MarketMaker:
         context = self._context
         gateway, account, fee = context.gateway, self.name, context.fee(self.params.tip)
         name = state.grid.name
+        if self.params.cancel_mode == "amend":
+            self._amend(state, bids, asks, size_lots, delta, fee)
+            self.requotes += 1
+            state.quoted_ns, state.reference_usdc, state.dirty = now, reference, False
+            return
         if self.params.cancel_mode == "cancel_all":
             if state.live or state.quoted_ns >= 0:
                 gateway.submit(CancelAll(account=account, instrument=name, priority_fee=fee))
@@ -448,6 +518,64 @@ class MarketMaker:
         state.quoted_ns = now
         state.reference_usdc = reference
         state.dirty = False
+
+    def _amend(
+        self,
+        state: _Quoting,
+        bids: list[int],
+        asks: list[int],
+        size_lots: int,
+        delta: float,
+        fee: int,
+    ) -> None:
+        """``amend`` mode: move each level's resting order to its new price (the last amend of a
+        block wins, so the book holds the freshest quotes however many were sent), place a new
+        order where a level has none, and cancel a level the delta limit closes. A level whose
+        order is not accepted yet waits for it."""
+        context, account, name = self._context, self.name, state.grid.name
+        gateway = context.gateway
+        bid_ok, ask_ok = self._sides(delta, state.delta_per_lot * size_lots)
+        for side, prices, ok in ((_BUY, bids, bid_ok), (_SELL, asks, ask_ok)):
+            for level, price in enumerate(prices):
+                slot = (side, level)
+                client_id = state.slots.get(slot)
+                order_id = None if client_id is None else self._order_ids.get(client_id)
+                if client_id is not None and order_id is None:
+                    continue  # placed, not yet accepted
+                if order_id is not None:
+                    if not ok or price < 1:
+                        gateway.submit(Cancel(account=account, order_id=order_id, priority_fee=fee))
+                    else:
+                        gateway.submit(
+                            Amend(
+                                account=account,
+                                order_id=order_id,
+                                price_ticks=price,
+                                size_lots=size_lots,
+                                post_only=_REPRICE,
+                                priority_fee=fee,
+                            )
+                        )
+                    continue
+                if not ok or price < 1:
+                    continue
+                client_id = context.client_order_id()
+                gateway.submit(
+                    PlaceOrder(
+                        account=account,
+                        instrument=name,
+                        side=side,
+                        price_ticks=price,
+                        size_lots=size_lots,
+                        post_only=_REPRICE,
+                        client_order_id=client_id,
+                        priority_fee=fee,
+                    )
+                )
+                state.slots[slot] = client_id
+                state.live[client_id] = None
+                self._quotes[client_id] = state
+                self.quotes_sent += 1
 
     def _sides(self, delta: float, change: float) -> tuple[bool, bool]:
         """Whether a bid and an ask (each moving delta by ``+-change``) stay within the limit."""

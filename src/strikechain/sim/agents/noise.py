@@ -67,6 +67,9 @@ class NoiseParams(msgspec.Struct, frozen=True, kw_only=True):
     limit_lifetime_ns: int = 30 * NANOS_PER_SECOND
     cancel_probability: float = 0.0
     idle_check_ns: int = NANOS_PER_SECOND
+    ticker_interval_ns: int = 0
+    """How often it wants the touch (the ticker channel's interval; 0: after every block): a
+    trader who acts every few seconds needs no tick-by-tick feed."""
     tip: int = 0
 
     def __post_init__(self) -> None:
@@ -84,6 +87,7 @@ class NoiseParams(msgspec.Struct, frozen=True, kw_only=True):
             require_non_negative(_STRUCT, field, getattr(self, field))
         require_positive(_STRUCT, "limit_lifetime_ns", self.limit_lifetime_ns)
         require_positive(_STRUCT, "idle_check_ns", self.idle_check_ns)
+        require_non_negative(_STRUCT, "ticker_interval_ns", self.ticker_interval_ns)
 
 
 class NoiseTrader:
@@ -111,7 +115,11 @@ class NoiseTrader:
         )
         self._grids = [InstrumentGrid(instrument) for instrument in instruments]
         for instrument in instruments:
-            topic = Topic(instrument=instrument.name, channel="ticker")
+            topic = Topic(
+                instrument=instrument.name,
+                channel="ticker",
+                interval_ns=self.params.ticker_interval_ns,
+            )
             context.gateway.subscribe(topic, self._on_ticker)
         self._schedule()
 
