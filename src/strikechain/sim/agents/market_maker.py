@@ -497,19 +497,7 @@ class MarketMaker:
             for price in prices:
                 if price < 1:
                     continue
-                client_id = context.client_order_id()
-                gateway.submit(
-                    PlaceOrder(
-                        account=account,
-                        instrument=name,
-                        side=side,
-                        price_ticks=price,
-                        size_lots=size_lots,
-                        post_only=_REPRICE,
-                        client_order_id=client_id,
-                        priority_fee=fee,
-                    )
-                )
+                client_id = self._place(state, side, price, size_lots, fee)
                 live[client_id] = None
                 quotes[client_id] = state
         self.quotes_sent += len(live)
@@ -532,7 +520,7 @@ class MarketMaker:
         block wins, so the book holds the freshest quotes however many were sent), place a new
         order where a level has none, and cancel a level the delta limit closes. A level whose
         order is not accepted yet waits for it."""
-        context, account, name = self._context, self.name, state.grid.name
+        context, account = self._context, self.name
         gateway = context.gateway
         bid_ok, ask_ok = self._sides(delta, state.delta_per_lot * size_lots)
         for side, prices, ok in ((_BUY, bids, bid_ok), (_SELL, asks, ask_ok)):
@@ -559,23 +547,29 @@ class MarketMaker:
                     continue
                 if not ok or price < 1:
                     continue
-                client_id = context.client_order_id()
-                gateway.submit(
-                    PlaceOrder(
-                        account=account,
-                        instrument=name,
-                        side=side,
-                        price_ticks=price,
-                        size_lots=size_lots,
-                        post_only=_REPRICE,
-                        client_order_id=client_id,
-                        priority_fee=fee,
-                    )
-                )
+                client_id = self._place(state, side, price, size_lots, fee)
                 state.slots[slot] = client_id
                 state.live[client_id] = None
                 self._quotes[client_id] = state
                 self.quotes_sent += 1
+
+    def _place(self, state: _Quoting, side: int, price: int, size_lots: int, fee: int) -> str:
+        """Send one post-only quote; its client id."""
+        context = self._context
+        client_id = context.client_order_id()
+        context.gateway.submit(
+            PlaceOrder(
+                account=self.name,
+                instrument=state.grid.name,
+                side=side,
+                price_ticks=price,
+                size_lots=size_lots,
+                post_only=_REPRICE,
+                client_order_id=client_id,
+                priority_fee=fee,
+            )
+        )
+        return client_id
 
     def _sides(self, delta: float, change: float) -> tuple[bool, bool]:
         """Whether a bid and an ask (each moving delta by ``+-change``) stay within the limit."""
