@@ -196,22 +196,26 @@ class Liquidator:
             for exposure, budget, own in zip(held, budgets, owned, strict=True):
                 closed += self._step(ledger, exposure, lane, band_ppm, budget, own, closed)
             if closed:
-                engine._current_positions(ledger)
-                fee = liquidation_fee(closed, lane.fee_ppm, ledger.cash + ledger.value)
-                if fee:
-                    ledger.cash -= fee
-                    ledger.fees += fee
-                    engine.insurance_fund += fee
-                    engine._touch(ledger)
-                    engine._events.append(
-                        LiquidationFee(-1, ledger.account, ledger.underlying, fee)
-                    )
+                self._charge_fee(ledger, lane, closed)
         equity = ledger.cash + ledger.value
         if equity < 0:
             if not ledger.positions:
                 self._cover(ledger)
             elif equity + engine.insurance_fund < 0:
                 self._deleverage(ledger, lane)
+
+    def _charge_fee(self, ledger: SubLedger, lane: LiquidationParams, closed: int) -> None:
+        """The liquidation fee on ``closed`` notional, to the insurance fund, capped by the
+        equity left."""
+        engine = self.engine
+        engine._current_positions(ledger)
+        fee = liquidation_fee(closed, lane.fee_ppm, ledger.cash + ledger.value)
+        if fee:
+            ledger.cash -= fee
+            ledger.fees += fee
+            engine.insurance_fund += fee
+            engine._touch(ledger)
+            engine._events.append(LiquidationFee(-1, ledger.account, ledger.underlying, fee))
 
     def _live_positions(self, ledger: SubLedger) -> list[Exposure]:
         """The sub-ledger's positions in listed markets with a mark (an expired option awaits
@@ -593,19 +597,8 @@ class Liquidator:
             return
         params = ledger.state.params
         lane = params.liquidation if params is not None else None
-        engine._current_positions(ledger)
         if lane is not None:
-            fee = liquidation_fee(
-                lots * price_ticks * market.value_per_tick_lot,
-                lane.fee_ppm,
-                ledger.cash + ledger.value,
-            )
-            if fee:
-                ledger.cash -= fee
-                ledger.fees += fee
-                engine.insurance_fund += fee
-                engine._touch(ledger)
-                engine._events.append(LiquidationFee(-1, ledger.account, ledger.underlying, fee))
+            self._charge_fee(ledger, lane, lots * price_ticks * market.value_per_tick_lot)
         self._cover(ledger)
 
 

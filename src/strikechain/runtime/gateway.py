@@ -25,6 +25,7 @@ the node with the wall clock and an event loop. Callbacks run one at a time.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable
 from typing import Final, Protocol
 
@@ -293,13 +294,13 @@ class Dispatcher:
         return [targets[number] for number in sorted(targets)]
 
 
-class CancelBySubmit:
+class CancelBySubmit(abc.ABC):
     """``cancel`` for a gateway that has ``submit``: a cancel is a transaction like any other."""
 
     __slots__ = ()
 
-    def submit(self, tx: Transaction, on_outcome: Outcome | None = None) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def submit(self, tx: Transaction, on_outcome: Outcome | None = None) -> None: ...
 
     def cancel(
         self,

@@ -451,14 +451,8 @@ class MarketDataStream:
 
     def next_ns(self) -> int:
         """When a message sent now arrives."""
-        link = self._link
-        if link._index == DRAWS_PER_REFILL:
-            link._refill()
-        index = link._index
-        link._index = index + 1
-        delay = link.path_ns + link._jitter[index]
-        delay = min(delay, MAX_ONE_WAY_NS)
-        delivery = self._kernel.now + delay
-        delivery = max(delivery, self.last_ns)
+        now = self._kernel.now
+        _, delay = self._link.draw(now)  # the loss draw is used up, never applied
+        delivery = max(now + delay, self.last_ns)
         self.last_ns = delivery
         return delivery

@@ -76,6 +76,8 @@ class Member:
     name: str
     group: AgentGroup
     agent: Agent
+    params: Any
+    """The group's ``params`` as its kind's parameter struct."""
 
 
 def instruments(scenario: Scenario) -> list[Instrument]:
@@ -154,7 +156,8 @@ def make_agents(scenario: Scenario) -> list[Member]:
                     ScenarioCode.INVALID, f"$.agents[{number}]: agent name {name} is used twice"
                 )
             seen.add(name)
-            members.append(Member(name, group, kind.make(name, params, scenario.run.seed)))
+            agent = kind.make(name, params, scenario.run.seed)
+            members.append(Member(name, group, agent, params))
     return members
 
 
@@ -162,7 +165,7 @@ def _check_instruments(members: list[Member], listed: set[str]) -> None:
     """Every instrument an agent's params name is listed (refused before the run, not when the
     agent starts)."""
     for member in members:
-        params = msgspec.convert(member.group.params, KINDS[member.group.kind].params)
+        params = member.params
         named = getattr(params, "instruments", ()) or ()
         single = getattr(params, "instrument", "")
         for name in (*named, *((single,) if single else ())):
@@ -180,9 +183,8 @@ def venue_config(scenario: Scenario, members: list[Member]) -> VenueConfig:
     for member in members:
         kind = KINDS[member.group.kind]
         if kind.underlying is not None and kind.address is not None:
-            params = msgspec.convert(member.group.params, kind.params)
             address = kind.address(scenario.run.seed, member.name)
-            reporters.setdefault(kind.underlying(params), []).append(address)
+            reporters.setdefault(kind.underlying(member.params), []).append(address)
     underlyings: dict[str, UnderlyingParams] = {}
     for process in scenario.market.underlyings:
         name = process.name
