@@ -41,7 +41,11 @@ $(VENV)/.bench: requirements/bench.txt $(VENV)/.runtime
 # source changes. Without mypyc (mypy is in requirements/dev.txt) or a C compiler the build
 # says so and the engine runs interpreted; the stamp is then not written, so it is tried again.
 NATIVE_STAMP := src/strikechain/engine/_native_build.json
-$(NATIVE_STAMP): $(wildcard src/strikechain/engine/*.py) src/strikechain/sim/kernel.py src/strikechain/sim/world.py src/strikechain/_native.py tools/build_native.py | $(VENV)/.runtime
+NATIVE_SOURCES := $(wildcard src/strikechain/engine/*.py) src/strikechain/sim/world.py \
+	$(addprefix src/strikechain/,$(addsuffix .py,runtime/dispatch runtime/inbox sim/consensus \
+	sim/feed sim/kernel sim/network sim/recorder $(addprefix sim/agents/,arbitrageur base grid \
+	market_maker noise)))
+$(NATIVE_STAMP): $(NATIVE_SOURCES) src/strikechain/_native.py tools/build_native.py | $(VENV)/.runtime
 	$(BIN)/python tools/build_native.py
 
 native: $(NATIVE_STAMP)
@@ -74,5 +78,5 @@ lock: | $(BIN)/python
 	$(BIN)/uv pip compile --quiet --python-version 3.11 --no-header --annotation-style line pyproject.toml --extra bench -o requirements/bench.txt
 
 clean:
-	rm -rf build/native src/strikechain/engine/*.so src/strikechain/sim/*.so $(NATIVE_STAMP)
+	rm -rf build/native src/strikechain/engine/*.so src/strikechain/sim/*.so src/strikechain/runtime/*.so $(NATIVE_STAMP)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis .import_linter_cache

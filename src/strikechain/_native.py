@@ -42,10 +42,23 @@ MODULES = (
     "engine.merkle",
     "engine.ordering",
     "engine.position_limits",
+    "runtime.dispatch",
+    "runtime.inbox",
+    "sim.agents.arbitrageur",
+    "sim.agents.base",
+    "sim.agents.grid",
+    "sim.agents.market_maker",
+    "sim.agents.noise",
+    "sim.consensus",
+    "sim.feed",
     "sim.kernel",
+    "sim.network",
+    "sim.recorder",
 )
 """The modules compiled by mypyc (names inside ``strikechain``): the engine's order, margin and
-liquidation paths and its state tree, and the lab's event loop."""
+liquidation paths and its state tree; the runtime's inbox and dispatcher; the lab's event loop,
+network, consensus, market-data feed, recorder and busiest agents (what runs for every message
+of a simulation)."""
 GROUP = f"{PACKAGE}.engine._native"
 SHARED_LIBRARY = "_native__mypyc"
 """mypyc's runtime and the compiled code of the whole group, one extension in the engine

@@ -308,8 +308,8 @@ def test_a_tiny_lab_run_computed_by_hand(tmp_path: Path) -> None:
     recorder = Recorder(lab)
     lab.gateway("operator").submit(ListInstrument(account="operator", instrument=PERP))
     maker, taker = (
-        recorder.wrap("mm", lab.gateway("mm")),
-        recorder.wrap("alice", lab.gateway("alice")),
+        lab.gateway("mm"),
+        lab.gateway("alice"),
     )
 
     def send(gateway: Gateway, when_ms: int, tx: PlaceOrder) -> None:

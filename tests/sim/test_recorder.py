@@ -138,10 +138,7 @@ def traded(
 ) -> tuple[Lab, Recorder | None, list[Trader]]:
     lab = build_lab(lab_params)
     recorder = Recorder(lab) if recorded else None
-
-    def gateway(name: str) -> Gateway:
-        inner = lab.gateway(name)
-        return inner if recorder is None else recorder.wrap(name, inner)
+    gateway = lab.gateway
 
     lab.gateway("operator").submit(ListInstrument(account="operator", instrument=PERP))
     traders = [
@@ -332,7 +329,7 @@ def test_the_liquidation_path_is_recorded_as_the_engine_reports_it() -> None:
             by_account.setdefault(tx.account, []).append(tx)
         for account, txs in by_account.items():
             if account not in gateways:
-                gateways[account] = recorder.wrap(account, lab.gateway(account))
+                gateways[account] = lab.gateway(account)
             _submit_at(lab, gateways[account], block.timestamp_ns - MS, txs)
     count = len(script.path)
     lab.run(START_NS + count * SECOND)

@@ -17,6 +17,7 @@ policy (the lab's layer-1 baseline); the default lane policy ignores it.
 from __future__ import annotations
 
 import enum
+from typing import Final
 
 import msgspec
 
@@ -102,6 +103,7 @@ def _valid_modes() -> frozenset[tuple[int, int, int, int, int]]:
 
 
 VALID_ORDER_MODES = _valid_modes()
+_POST_ONLY_VALUES: Final = frozenset(int(mode) for mode in PostOnly)
 _ORDER_MODE_FIELDS = ("side", "order_type", "time_in_force", "post_only", "self_trade")
 
 
@@ -143,16 +145,16 @@ class PlaceOrder(msgspec.Struct, frozen=True, kw_only=True, tag="place", gc=Fals
     size_lots: int
     price_ticks: int = 0
     """Limit price; must be 0 for a market order."""
-    order_type: int = OrderType.LIMIT
+    order_type: int = int(OrderType.LIMIT)
     """:class:`OrderType`."""
-    time_in_force: int = TimeInForce.GTC
+    time_in_force: int = int(TimeInForce.GTC)
     """:class:`TimeInForce`."""
-    post_only: int = PostOnly.NONE
+    post_only: int = int(PostOnly.NONE)
     """:class:`PostOnly`."""
     reduce_only: bool = False
     """Only ever reduces the position: refused if larger than the position (or on its side),
     and at each fill limited to what is left of the position."""
-    self_trade: int = SelfTrade.CANCEL_TAKER
+    self_trade: int = int(SelfTrade.CANCEL_TAKER)
     """:class:`SelfTrade`: the mode of this order when it is the taker."""
     client_order_id: str = ""
     expire_at_ns: int = 0
@@ -237,11 +239,21 @@ class Amend(msgspec.Struct, frozen=True, kw_only=True, tag="amend", gc=False):
     order_id: int
     price_ticks: int
     size_lots: int
-    post_only: int = PostOnly.NONE
+    post_only: int = int(PostOnly.NONE)
     """:class:`PostOnly`."""
     priority_fee: int = 0
 
     def __post_init__(self) -> None:
+        if (  # the one inline test on the path every amend takes; the rest names what is wrong
+            type(self.account) is str
+            and type(self.order_id) is int
+            and type(self.price_ticks) is int
+            and type(self.size_lots) is int
+            and type(self.priority_fee) is int
+            and type(self.post_only) is int
+            and self.post_only in _POST_ONLY_VALUES
+        ):
+            return
         _require_text(self.account, "account")
         for value, what in (
             (self.order_id, "order id"),

@@ -19,29 +19,15 @@ import typing
 from collections.abc import Iterable, Iterator
 from typing import Final
 
-import msgspec
-
 from strikechain.engine.invariant import invariant
 from strikechain.engine.txs import Transaction
 from strikechain.runtime.errors import RuntimeCode, RuntimeRejection
+from strikechain.runtime.pending import Pending, Receipt
+
+__all__ = ["TRANSACTION_KINDS", "Inbox", "Pending", "Receipt"]
 
 TRANSACTION_KINDS: Final = frozenset(typing.get_args(Transaction))
 """Every kind of the engine's transaction union (derived from it, so a new kind is admitted)."""
-
-
-class Receipt(msgspec.Struct, frozen=True, gc=False):
-    """What a sender gets back: its transaction's place in the inbox."""
-
-    sequence: int
-    arrival_ns: int
-
-
-class Pending(msgspec.Struct, frozen=True, gc=False):
-    """A transaction waiting in the inbox."""
-
-    sequence: int
-    arrival_ns: int
-    tx: Transaction
 
 
 class Inbox:

@@ -91,322 +91,81 @@ list order, never over a set.
 
 from __future__ import annotations
 
-import enum
-import math
 from collections.abc import Callable
-from typing import Final, Literal
+from typing import Final, Protocol
 
 import msgspec
 
 from strikechain.engine.invariant import InvariantViolation, invariant
 from strikechain.engine.txs import Transaction
 from strikechain.engine.units import NANOS_PER_MILLISECOND, NANOS_PER_SECOND
-from strikechain.runtime.cutting import External
 from strikechain.runtime.errors import RuntimeRejection
 from strikechain.runtime.gateway import Outcome
 from strikechain.runtime.inbox import Receipt
-from strikechain.runtime.runtime import BlockPolicy, Runtime, Selected
-from strikechain.runtime.selection import ArrivalOrder, BaseFeeRule, FeePriority, Selection
+from strikechain.runtime.runtime import Runtime, Selected
+from strikechain.sim.consensus_params import (
+    MAX_CAPACITY,
+    MAX_DURATION_NS,
+    MAX_FUTURE_MESSAGES,
+    MAX_RETAINED_DECISIONS,
+    MAX_TOTAL_POWER,
+    MAX_VALIDATORS,
+    Behaviour,
+    Conflict,
+    CongestionWindow,
+    ConsensusCode,
+    ConsensusParamsError,
+    DemandSpike,
+    MempoolParams,
+    ProducedBlock,
+    SequencerParams,
+    TendermintParams,
+    Trace,
+    ValidatorSpec,
+    Window,
+    validator_set,
+)
 from strikechain.sim.kernel import Kernel
 from strikechain.sim.network import (
-    MAX_ONE_WAY_NS,
     ConstantLatency,
     LinkParams,
     Network,
     NetworkParams,
 )
 
-MAX_VALIDATORS: Final = 256
-MAX_TOTAL_POWER: Final = 100_000
-"""One weighted proposer cycle is this long at most."""
-MAX_RETAINED_DECISIONS: Final = 1_024
-"""Decided blocks kept for catch-up; a validator further behind than this stays behind."""
-MAX_FUTURE_MESSAGES: Final = 64
-"""Per validator and peer: messages one height ahead kept until it gets there."""
-MAX_CAPACITY: Final = 1_000_000
-MAX_DURATION_NS: Final = MAX_ONE_WAY_NS
-"""No timeout or interval is longer than a minute."""
-
-
-class ConsensusCode(enum.StrEnum):
-    INVALID_PARAMETER = "INVALID_PARAMETER"
-
-
-class ConsensusParamsError(ValueError):
-    """Bad consensus or mempool parameters, naming the field (a ``ValueError``, so
-    ``msgspec.convert`` reports it as a validation error of the scenario)."""
-
-    def __init__(self, message: str) -> None:
-        code = ConsensusCode.INVALID_PARAMETER
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-
-
-def _invalid(field: str, requirement: str, value: object) -> ConsensusParamsError:
-    return ConsensusParamsError(f"{field} {requirement}, got {value!r}")
-
-
-def _check_name(field: str, name: str) -> None:
-    if not isinstance(name, str) or not 0 < len(name) <= 64 or "|" in name or "->" in name:
-        raise _invalid(field, "must be 1 to 64 characters without '|' or '->'", name)
-
-
-def _check_duration(field: str, value: int, *, positive: bool = False) -> None:
-    low = 1 if positive else 0
-    if type(value) is not int or not low <= value <= MAX_DURATION_NS:
-        raise _invalid(field, f"must be an integer of ns in [{low}, {MAX_DURATION_NS}]", value)
-
-
-def _check_window(field: str, start_ns: int, end_ns: int) -> None:
-    if type(start_ns) is not int or type(end_ns) is not int or not 0 <= start_ns < end_ns:
-        raise _invalid(field, "must be a window 0 <= start_ns < end_ns", (start_ns, end_ns))
-
-
-def _check_windows(field: str, windows: tuple[Window, ...]) -> None:
-    for window in windows:
-        _check_window(field, window.start_ns, window.end_ns)
-
-
-# -- parameters ------------------------------------------------------------------------------
-
-
-class Window(msgspec.Struct, frozen=True, kw_only=True):
-    """``[start_ns, end_ns)`` of virtual time."""
-
-    start_ns: int
-    end_ns: int
-
-    def __post_init__(self) -> None:
-        _check_window("Window", self.start_ns, self.end_ns)
-
-
-Behaviour = Literal["honest", "late", "silent", "equivocating"]
-
-
-class ValidatorSpec(msgspec.Struct, frozen=True, kw_only=True):
-    """One validator: its voting power, how it behaves, when it is offline."""
-
-    name: str
-    power: int = 1
-    behaviour: Behaviour = "honest"
-    propose_delay_ns: int = 0
-    """How late a ``late`` proposer proposes after its round starts."""
-    offline: tuple[Window, ...] = ()
-
-    def __post_init__(self) -> None:
-        _check_name("ValidatorSpec.name", self.name)
-        if type(self.power) is not int or not 0 < self.power <= MAX_TOTAL_POWER:
-            raise _invalid("ValidatorSpec.power", f"must be in [1, {MAX_TOTAL_POWER}]", self.power)
-        if self.behaviour not in ("honest", "late", "silent", "equivocating"):
-            raise _invalid(
-                "ValidatorSpec.behaviour",
-                "must be honest, late, silent or equivocating",
-                self.behaviour,
-            )
-        _check_duration("ValidatorSpec.propose_delay_ns", self.propose_delay_ns)
-        if (self.behaviour == "late") != (self.propose_delay_ns > 0):
-            raise _invalid(
-                "ValidatorSpec.propose_delay_ns",
-                "must be > 0 for a late proposer and 0 otherwise",
-                self.propose_delay_ns,
-            )
-        _check_windows("ValidatorSpec.offline", self.offline)
-
-
-def validator_set(count: int) -> tuple[ValidatorSpec, ...]:
-    """``count`` honest validators of power 1 named ``v0``, ``v1``, ..."""
-    return tuple(ValidatorSpec(name=f"v{i}") for i in range(count))
-
-
-class TendermintParams(msgspec.Struct, frozen=True, kw_only=True):
-    """A validator set and its protocol's timing (defaults: CometBFT's)."""
-
-    validators: tuple[ValidatorSpec, ...]
-    proposer_rotation: Literal["round_robin", "weighted"] = "round_robin"
-    timeout_propose_ns: int = 3 * NANOS_PER_SECOND
-    timeout_propose_delta_ns: int = 500 * NANOS_PER_MILLISECOND
-    timeout_prevote_ns: int = NANOS_PER_SECOND
-    timeout_prevote_delta_ns: int = 500 * NANOS_PER_MILLISECOND
-    timeout_precommit_ns: int = NANOS_PER_SECOND
-    timeout_precommit_delta_ns: int = 500 * NANOS_PER_MILLISECOND
-    timeout_commit_ns: int = NANOS_PER_SECOND
-    retransmit_ns: int = 100 * NANOS_PER_MILLISECOND
-    """Gossip's resend period for a lost message (CometBFT's peer gossip sleep)."""
-    outages: tuple[Window, ...] = ()
-    """Windows with every validator offline."""
-
-    def __post_init__(self) -> None:
-        validators = self.validators
-        if not 0 < len(validators) <= MAX_VALIDATORS:
-            raise _invalid(
-                "TendermintParams.validators", f"must hold 1 to {MAX_VALIDATORS}", len(validators)
-            )
-        names = [v.name for v in validators]
-        if len(set(names)) != len(names):
-            raise _invalid("TendermintParams.validators", "must have distinct names", names)
-        total = sum(v.power for v in validators)
-        if total > MAX_TOTAL_POWER:
-            raise _invalid(
-                "TendermintParams.validators", f"total power must be <= {MAX_TOTAL_POWER}", total
-            )
-        if self.proposer_rotation not in ("round_robin", "weighted"):
-            raise _invalid(
-                "TendermintParams.proposer_rotation",
-                "must be round_robin or weighted",
-                self.proposer_rotation,
-            )
-        for field in (
-            "timeout_propose_ns",
-            "timeout_prevote_ns",
-            "timeout_precommit_ns",
-            "retransmit_ns",
-        ):
-            _check_duration(f"TendermintParams.{field}", getattr(self, field), positive=True)
-        for field in (
-            "timeout_propose_delta_ns",
-            "timeout_prevote_delta_ns",
-            "timeout_precommit_delta_ns",
-            "timeout_commit_ns",
-        ):
-            _check_duration(f"TendermintParams.{field}", getattr(self, field))
-        _check_windows("TendermintParams.outages", self.outages)
-
-
-class SequencerParams(msgspec.Struct, frozen=True, kw_only=True):
-    """The single sequencer: its name (its node in the network) and block interval."""
-
-    name: str = "sequencer"
-    block_interval_ns: int = NANOS_PER_SECOND
-    outages: tuple[Window, ...] = ()
-    """Windows with the sequencer down: no blocks, transactions to it lost."""
-
-    def __post_init__(self) -> None:
-        _check_name("SequencerParams.name", self.name)
-        _check_duration("SequencerParams.block_interval_ns", self.block_interval_ns, positive=True)
-        _check_windows("SequencerParams.outages", self.outages)
-
-
-class CongestionWindow(msgspec.Struct, frozen=True, kw_only=True):
-    """Blocks proposed in ``[start_ns, end_ns)`` carry at most ``capacity`` transactions."""
-
-    start_ns: int
-    end_ns: int
-    capacity: int
-
-    def __post_init__(self) -> None:
-        _check_window("CongestionWindow", self.start_ns, self.end_ns)
-        if type(self.capacity) is not int or not 0 < self.capacity <= MAX_CAPACITY:
-            raise _invalid(
-                "CongestionWindow.capacity", f"must be in [1, {MAX_CAPACITY}]", self.capacity
-            )
-
-
-class DemandSpike(msgspec.Struct, frozen=True, kw_only=True):
-    """Agents' arrival rates are multiplied by ``multiplier`` in ``[start_ns, end_ns)``."""
-
-    start_ns: int
-    end_ns: int
-    multiplier: float
-
-    def __post_init__(self) -> None:
-        _check_window("DemandSpike", self.start_ns, self.end_ns)
-        value = self.multiplier
-        if not (isinstance(value, int | float) and math.isfinite(value) and 0 <= value <= 1e6):
-            raise _invalid("DemandSpike.multiplier", "must be in [0, 1e6]", value)
-
-
-class MempoolParams(msgspec.Struct, frozen=True, kw_only=True):
-    """Block capacity, fee-priority inclusion and its base fee, congestion and demand."""
-
-    capacity: int = 0
-    """Transactions per block (0: the runtime's bound); never above the runtime's bound."""
-    fee_priority: bool = True
-    """Select by priority fee (``FeePriority``); False: arrival order."""
-    base_fee_floor: int = 8
-    """The EIP-1559-style base fee's floor (>= 8), or 0 for no base fee."""
-    base_fee_initial: int = 0
-    """The first block's base fee; 0: the floor."""
-    base_fee_ceiling: int = 10**12
-    """The base fee's ceiling (a bound on the state)."""
-    ttl_ns: int = 0
-    """A transaction that waited this long in the mempool is dropped, unheard of (a txpool's
-    lifetime; 0: it waits for ever). Dropped after a block commits, when no proposal holds it."""
-    congestion: tuple[CongestionWindow, ...] = ()
-    demand_spikes: tuple[DemandSpike, ...] = ()
-
-    def __post_init__(self) -> None:
-        if type(self.capacity) is not int or not 0 <= self.capacity <= MAX_CAPACITY:
-            raise _invalid(
-                "MempoolParams.capacity", f"must be in [0, {MAX_CAPACITY}]", self.capacity
-            )
-        floor = self.base_fee_floor
-        if type(floor) is not int or not (floor == 0 or floor >= 8):
-            raise _invalid("MempoolParams.base_fee_floor", "must be 0 (none) or >= 8", floor)
-        initial = self.base_fee_initial
-        if type(initial) is not int or not (initial == 0 or (floor and initial >= floor)):
-            raise _invalid(
-                "MempoolParams.base_fee_initial", "must be 0 or >= base_fee_floor (> 0)", initial
-            )
-        if not self.fee_priority and floor:
-            raise _invalid(
-                "MempoolParams.base_fee_floor", "must be 0 when fee_priority is off", floor
-            )
-        _check_duration("MempoolParams.ttl_ns", self.ttl_ns)
-
-    def selection(self) -> Selection:
-        if not self.fee_priority:
-            return ArrivalOrder()
-        if not self.base_fee_floor:
-            return FeePriority()
-        return FeePriority(
-            BaseFeeRule(
-                floor=self.base_fee_floor,
-                initial=self.base_fee_initial,
-                ceiling=self.base_fee_ceiling,
-            )
-        )
-
-    def block_policy(self) -> BlockPolicy:
-        """The runtime's policy for a run whose blocks this module produces."""
-        return BlockPolicy(self.selection(), External())
+__all__ = [
+    "MAX_CAPACITY",
+    "MAX_DURATION_NS",
+    "MAX_FUTURE_MESSAGES",
+    "MAX_RETAINED_DECISIONS",
+    "MAX_TOTAL_POWER",
+    "MAX_VALIDATORS",
+    "NIL",
+    "Behaviour",
+    "Conflict",
+    "CongestionWindow",
+    "ConsensusCode",
+    "ConsensusParamsError",
+    "DemandSpike",
+    "Mempool",
+    "MempoolParams",
+    "ProducedBlock",
+    "Sequencer",
+    "SequencerParams",
+    "Tendermint",
+    "TendermintParams",
+    "Trace",
+    "ValidatorSpec",
+    "Window",
+    "benchmark_run",
+    "build_sequencer",
+    "build_tendermint",
+    "proposer_sequence",
+    "validator_set",
+]
 
 
 # -- records ---------------------------------------------------------------------------------
-
-
-class ProducedBlock(msgspec.Struct, frozen=True, gc=False):
-    """One committed block as the lab saw it."""
-
-    height: int
-    proposer: str
-    rounds: int
-    """Rounds the height took (1: decided in round 0)."""
-    propose_ns: int
-    """When its proposer proposed it (its block time)."""
-    commit_ns: int
-    """When the first validator decided it: finality."""
-    transactions: int
-    capacity: int
-    base_fee: int
-    digest: bytes
-
-    @property
-    def utilization(self) -> float:
-        return self.transactions / self.capacity
-
-
-class Conflict(msgspec.Struct, frozen=True, gc=False):
-    """A safety violation: ``validator`` decided another value than the height's first."""
-
-    height: int
-    validator: str
-    value: int
-    first_value: int
-
-
-Trace = list[tuple[int, int, int, bytes]]
-"""(height, commit time, transactions, digest) per block."""
 
 
 def _trace(blocks: list[ProducedBlock]) -> Trace:
@@ -432,6 +191,33 @@ def _produced(
 # -- the mempool -----------------------------------------------------------------------------
 
 
+class _InFlight:
+    """A submission on its way: who sent it, to which validator, the answer once there is one
+    and the observer's row."""
+
+    __slots__ = ("agent", "entry", "on_outcome", "outcome", "row", "tx")
+
+    def __init__(
+        self, agent: str, entry: str, tx: Transaction, on_outcome: Outcome | None, row: int
+    ) -> None:
+        self.agent = agent
+        self.entry = entry
+        self.tx = tx
+        self.on_outcome = on_outcome
+        self.row = row
+        self.outcome: Receipt | RuntimeRejection | None = None
+
+
+class SubmissionObserver(Protocol):
+    """Told of every submission to a :class:`Mempool` when it is sent (returning a row number
+    for it), and of each answer when it reaches the sender (only when the sender asked for
+    one: asking draws a delivery delay from the network's stream)."""
+
+    def sent(self, agent: str, tx: Transaction) -> int: ...
+
+    def answered(self, row: int, outcome: Receipt | RuntimeRejection) -> None: ...
+
+
 class Mempool:
     """How transactions reach the runtime's inbox, and each block's capacity (see module)."""
 
@@ -455,6 +241,8 @@ class Mempool:
         self.rejected = 0
         self.dropped = 0
         """Transactions that outlived ``ttl_ns`` in the mempool."""
+        self.observer: SubmissionObserver | None = None
+        """Sees every submission and answer (the lab's recorder); None: nobody."""
         if params.ttl_ns:
             runtime.add_sink(self)
 
@@ -475,34 +263,47 @@ class Mempool:
         """Send ``tx`` from ``agent`` to its entry validator now. ``on_outcome`` receives the
         inbox's receipt or rejection when the answer reaches the agent (never, if lost)."""
         self.submitted += 1
+        observer = self.observer
+        row = -1 if observer is None else observer.sent(agent, tx)
         entry = self.network.entry_validator(agent)
         delay = self.network.transaction_delay_ns(agent, entry)
         if delay is None:
             self.lost += 1
             return
         self.kernel.schedule(
-            self.kernel.now + delay, self._at_entry, (agent, entry, tx, on_outcome)
+            self.kernel.now + delay, self._at_entry, _InFlight(agent, entry, tx, on_outcome, row)
         )
 
-    def _at_entry(self, argument: tuple[str, str, Transaction, Outcome | None]) -> None:
-        if not self._online(argument[1]):
+    def _at_entry(self, flight: _InFlight) -> None:
+        if not self._online(flight.entry):
             self.lost += 1
             return
         gossip = self.network.params.gossip_ns
-        self.kernel.schedule(self.kernel.now + gossip, self._at_mempool, argument)
+        if gossip:
+            self.kernel.schedule(self.kernel.now + gossip, self._at_mempool, flight)
+        else:
+            self._at_mempool(flight)
 
-    def _at_mempool(self, argument: tuple[str, str, Transaction, Outcome | None]) -> None:
-        agent, entry, tx, on_outcome = argument
+    def _at_mempool(self, flight: _InFlight) -> None:
         outcome: Receipt | RuntimeRejection
         try:
-            outcome = self.runtime.submit(tx, self.kernel.now)
+            outcome = self.runtime.submit(flight.tx, self.kernel.now)
             self.accepted += 1
         except RuntimeRejection as rejection:
             outcome = rejection
             self.rejected += 1
-        if on_outcome is not None:
-            when = self.network.market_data_delivery_ns(entry, agent)
-            self.kernel.schedule(when, on_outcome, outcome)
+        if flight.on_outcome is not None:
+            flight.outcome = outcome
+            when = self.network.market_data_delivery_ns(flight.entry, flight.agent)
+            self.kernel.schedule(when, self._answer, flight)
+
+    def _answer(self, flight: _InFlight) -> None:
+        outcome, on_outcome = flight.outcome, flight.on_outcome
+        assert outcome is not None  # set before this was scheduled
+        assert on_outcome is not None
+        if self.observer is not None and flight.row >= 0:
+            self.observer.answered(flight.row, outcome)
+        on_outcome(outcome)
 
     def capacity_at(self, now_ns: int) -> int | None:
         """The transactions a block proposed at ``now_ns`` may carry below the runtime's bound

@@ -9,9 +9,11 @@ Who talks to whom
   or else the validator with the smallest path latency from it (ties: the first in the list).
 
 What a message's delay is: ``path + jitter``, or lost
-- The **path latency** of a pair is drawn once, when the pair is first used, and kept: from
-  the pair's own stream ``network/path/{a}|{b}`` (``a`` the validator, or the first of two
-  validators in list order), so it is the same in both directions. Distributions:
+- The **path latency** of a pair is drawn once and kept, the same in both directions: an
+  agent's paths to every validator together, when the agent is first seen, from the agent's
+  stream ``network/agent/{agent}`` (one draw per validator, in list order); a pair of
+  validators' from the pair's own stream ``network/path/{a}|{b}`` (``a`` the first in list
+  order), when first used. Distributions:
   :class:`ConstantLatency`; :class:`UniformLatency` (integers, both ends included);
   :class:`LognormalLatency` (``median * exp(sigma Z)``, floored to a nanosecond). Or a
   **region matrix** (:class:`RegionLatency`): every node sits in a named region
@@ -31,12 +33,15 @@ What a message's delay is: ``path + jitter``, or lost
 
 Every delay is clipped to :data:`MAX_ONE_WAY_NS` (a lognormal tail is unbounded).
 
-Determinism and streams: each directed link ``source -> target`` draws from its own stream
-``network/link/{source}->{target}`` (``Kernel.rng``), consumed in blocks of
-:data:`DRAWS_PER_REFILL` messages (that many loss uniforms, then that many jitter uniforms), one
-pair per message in the order the link sends. A link's draws therefore depend on the seed, the
-two names and how many messages that link carried before, never on other links: adding an agent
-changes no one else's delays. Node names must not contain ``|`` or ``->``.
+Determinism and streams: a link between two validators draws from its own stream
+``network/link/{source}->{target}`` (``Kernel.rng``); the links to and from an agent draw from
+the agent's stream ``network/agent/{agent}`` (after its paths), so a thousand agents cost a
+thousand streams, not seven thousand. Draws come in blocks of :data:`DRAWS_PER_REFILL` messages
+per link (that many loss uniforms, then that many jitter uniforms), one pair per message in the
+order the link sends. A link's draws therefore depend on the seed, the names and how many
+messages that link (and, for an agent's, the agent's other links) carried before, never on
+other nodes' links: adding an agent changes no one else's delays. Node names must not contain
+``|`` or ``->``.
 
 Parameters are frozen msgspec Structs (TOML tables later: ``msgspec.convert(table,
 NetworkParams)``; latency kinds are tagged by ``kind``). Each validates itself when made and
@@ -45,215 +50,56 @@ raises :class:`NetworkParamsError` naming the field.
 
 from __future__ import annotations
 
-import enum
 import math
 from collections.abc import Sequence
-from typing import Final, Literal
 
-import msgspec
 import numpy as np
 
 from strikechain.engine.invariant import invariant
-from strikechain.engine.units import NANOS_PER_SECOND
 from strikechain.pricing import detmath
 from strikechain.sim.kernel import Kernel
+from strikechain.sim.network_params import (
+    DRAWS_PER_REFILL,
+    MAX_ONE_WAY_NS,
+    MAX_REGIONS,
+    MAX_SIGMA,
+    ConstantLatency,
+    Latency,
+    LinkParams,
+    LognormalLatency,
+    LossWindow,
+    NetworkCode,
+    NetworkParams,
+    NetworkParamsError,
+    RegionLatency,
+    UniformLatency,
+    _invalid,
+    check_duration,
+    check_probability,
+    check_window,
+)
 
-MAX_ONE_WAY_NS: Final = 60 * NANOS_PER_SECOND
-"""No path, jitter or delay is longer than a minute: a message later than that is a model bug."""
-MAX_SIGMA: Final = 5.0
-MAX_REGIONS: Final = 256
-DRAWS_PER_REFILL: Final = 128
-
-
-class NetworkCode(enum.StrEnum):
-    """Stable codes of :class:`NetworkParamsError`."""
-
-    INVALID_PARAMETER = "INVALID_PARAMETER"
-    UNKNOWN_REGION = "UNKNOWN_REGION"
-    UNKNOWN_VALIDATOR = "UNKNOWN_VALIDATOR"
-
-
-class NetworkParamsError(ValueError):
-    """Bad network parameters: expected input, with a code and a message naming the field. A
-    ``ValueError``, so ``msgspec.convert`` reports it as a validation error of the scenario."""
-
-    def __init__(self, code: NetworkCode, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-
-
-def _invalid(field: str, requirement: str, value: object) -> NetworkParamsError:
-    return NetworkParamsError(
-        NetworkCode.INVALID_PARAMETER, f"{field} {requirement}, got {value!r}"
-    )
-
-
-def check_duration(field: str, value: int, *, positive: bool = False) -> None:
-    """``value`` is an integer number of nanoseconds in ``[0, MAX_ONE_WAY_NS]`` (``> 0`` when
-    ``positive``); else :class:`NetworkParamsError` naming ``field``."""
-    low = 1 if positive else 0
-    if type(value) is not int or not low <= value <= MAX_ONE_WAY_NS:
-        raise _invalid(field, f"must be an integer of ns in [{low}, {MAX_ONE_WAY_NS}]", value)
-
-
-def check_probability(field: str, value: float) -> None:
-    if not (isinstance(value, int | float) and math.isfinite(value) and 0.0 <= value <= 1.0):
-        raise _invalid(field, "must be a probability in [0, 1]", value)
-
-
-def check_window(field: str, start_ns: int, end_ns: int) -> None:
-    """A half-open window ``[start_ns, end_ns)`` of virtual time, not empty."""
-    if type(start_ns) is not int or type(end_ns) is not int or not 0 <= start_ns < end_ns:
-        raise _invalid(field, "must be a window 0 <= start_ns < end_ns", (start_ns, end_ns))
-
-
-# -- parameters ------------------------------------------------------------------------------
-
-
-class ConstantLatency(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", tag="constant"):
-    one_way_ns: int
-
-    def __post_init__(self) -> None:
-        check_duration("ConstantLatency.one_way_ns", self.one_way_ns)
-
-
-class UniformLatency(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", tag="uniform"):
-    """A path latency drawn uniformly from the integers ``low_ns..high_ns``."""
-
-    low_ns: int
-    high_ns: int
-
-    def __post_init__(self) -> None:
-        check_duration("UniformLatency.low_ns", self.low_ns)
-        check_duration("UniformLatency.high_ns", self.high_ns)
-        if self.high_ns < self.low_ns:
-            raise _invalid(
-                "UniformLatency.high_ns", f"must be >= low_ns {self.low_ns}", self.high_ns
-            )
-
-
-class LognormalLatency(
-    msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", tag="lognormal"
-):
-    """A path latency ``median_ns * exp(sigma Z)``, ``Z`` standard normal."""
-
-    median_ns: int
-    sigma: float
-
-    def __post_init__(self) -> None:
-        check_duration("LognormalLatency.median_ns", self.median_ns, positive=True)
-        sigma = self.sigma
-        if not (isinstance(sigma, int | float) and math.isfinite(sigma)):
-            raise _invalid("LognormalLatency.sigma", "must be a finite number", sigma)
-        if not 0.0 <= sigma <= MAX_SIGMA:
-            raise _invalid("LognormalLatency.sigma", f"must be in [0, {MAX_SIGMA}]", sigma)
-
-
-class RegionLatency(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind", tag="regions"):
-    """One-way latency from region to region: ``one_way_ns[from][to]``, every pair present."""
-
-    one_way_ns: dict[str, dict[str, int]]
-
-    def __post_init__(self) -> None:
-        table = self.one_way_ns
-        if not 0 < len(table) <= MAX_REGIONS:
-            raise _invalid(
-                "RegionLatency.one_way_ns", f"must name 1 to {MAX_REGIONS} regions", table
-            )
-        regions = set(table)
-        for source in sorted(table):
-            row = table[source]
-            if set(row) != regions:
-                missing = sorted(regions - set(row)) or sorted(set(row) - regions)
-                raise _invalid(
-                    f"RegionLatency.one_way_ns[{source!r}]",
-                    "must give a latency to every region of the table and no other",
-                    missing,
-                )
-            for target in sorted(row):
-                check_duration(f"RegionLatency.one_way_ns[{source!r}][{target!r}]", row[target])
-
-
-Latency = ConstantLatency | UniformLatency | LognormalLatency | RegionLatency
-
-
-class LossWindow(msgspec.Struct, frozen=True, kw_only=True):
-    """Messages sent in ``[start_ns, end_ns)`` are lost with ``probability`` (a lossy spell or,
-    at 1.0, a partition of the link class); the network heals at ``end_ns``."""
-
-    start_ns: int
-    end_ns: int
-    probability: float
-
-    def __post_init__(self) -> None:
-        check_window("LossWindow", self.start_ns, self.end_ns)
-        check_probability("LossWindow.probability", self.probability)
-
-
-class LinkParams(msgspec.Struct, frozen=True, kw_only=True):
-    """A class of links: path latency, per-message jitter and loss."""
-
-    latency: Latency = ConstantLatency(one_way_ns=0)
-    jitter: Literal["none", "uniform", "exponential"] = "none"
-    jitter_ns: int = 0
-    """The jitter's scale: the upper end (uniform) or the mean (exponential)."""
-    loss_probability: float = 0.0
-    loss_windows: tuple[LossWindow, ...] = ()
-
-    def __post_init__(self) -> None:
-        check_duration("LinkParams.jitter_ns", self.jitter_ns)
-        if self.jitter not in ("none", "uniform", "exponential"):
-            raise _invalid("LinkParams.jitter", "must be none, uniform or exponential", self.jitter)
-        if self.jitter != "none" and self.jitter_ns == 0:
-            raise _invalid("LinkParams.jitter_ns", f"must be > 0 for {self.jitter} jitter", 0)
-        check_probability("LinkParams.loss_probability", self.loss_probability)
-
-    def loss_at(self, now_ns: int) -> float:
-        """The loss probability of a message sent at ``now_ns``."""
-        probability = self.loss_probability
-        for window in self.loss_windows:
-            if window.start_ns <= now_ns < window.end_ns and window.probability > probability:
-                probability = window.probability
-        return probability
-
-
-class NetworkParams(msgspec.Struct, frozen=True, kw_only=True):
-    agent_validator: LinkParams = LinkParams()
-    """Transactions from agents and market data back to them."""
-    validator_validator: LinkParams = LinkParams()
-    """Consensus messages."""
-    regions: dict[str, str] = msgspec.field(default_factory=dict)
-    """Node name -> region, for a :class:`RegionLatency` table."""
-    default_region: str = ""
-    """The region of a node ``regions`` does not place ("" : every node must be placed)."""
-    connections: dict[str, str] = msgspec.field(default_factory=dict)
-    """Agent -> the validator it sends its transactions to (default: the nearest)."""
-    gossip_ns: int = 0
-    """From the entry validator to the mempool the proposers select from (see the consensus
-    module)."""
-
-    def __post_init__(self) -> None:
-        check_duration("NetworkParams.gossip_ns", self.gossip_ns)
-        for name, link in (
-            ("agent_validator", self.agent_validator),
-            ("validator_validator", self.validator_validator),
-        ):
-            table = link.latency
-            if not isinstance(table, RegionLatency):
-                continue
-            placed = sorted(set(self.regions.values()) | ({self.default_region} - {""}))
-            for region in placed:
-                if region not in table.one_way_ns:
-                    raise NetworkParamsError(
-                        NetworkCode.UNKNOWN_REGION,
-                        f"NetworkParams.{name}: region {region!r} (from regions or "
-                        f"default_region) is not in its table {sorted(table.one_way_ns)}",
-                    )
-        for node, region in sorted(self.regions.items()):
-            if not region:
-                raise _invalid(f"NetworkParams.regions[{node!r}]", "must name a region", region)
-
+__all__ = [
+    "DRAWS_PER_REFILL",
+    "MAX_ONE_WAY_NS",
+    "MAX_REGIONS",
+    "MAX_SIGMA",
+    "ConstantLatency",
+    "Latency",
+    "LinkParams",
+    "LognormalLatency",
+    "LossWindow",
+    "MarketDataStream",
+    "Network",
+    "NetworkCode",
+    "NetworkParams",
+    "NetworkParamsError",
+    "RegionLatency",
+    "UniformLatency",
+    "check_duration",
+    "check_probability",
+    "check_window",
+]
 
 # -- the model -------------------------------------------------------------------------------
 
@@ -261,7 +107,17 @@ class NetworkParams(msgspec.Struct, frozen=True, kw_only=True):
 class _Link:
     """One directed link: its path latency and its stream of (loss, jitter) draws."""
 
-    __slots__ = ("_index", "_jitter", "_loss", "_rng", "jitter", "jitter_ns", "params", "path_ns")
+    __slots__ = (
+        "_index",
+        "_jitter",
+        "_loss",
+        "_lossy",
+        "_rng",
+        "jitter",
+        "jitter_ns",
+        "params",
+        "path_ns",
+    )
 
     def __init__(self, rng: np.random.Generator, params: LinkParams, path_ns: int) -> None:
         self._rng = rng
@@ -269,6 +125,8 @@ class _Link:
         self.path_ns = path_ns
         self.jitter = params.jitter
         self.jitter_ns = params.jitter_ns
+        self._lossy = params.loss_probability > 0.0 or bool(params.loss_windows)
+        """False: no message is ever lost (the loss draw is still used up, in step)."""
         self._loss: list[float] = []
         self._jitter: list[int] = []
         self._index = DRAWS_PER_REFILL
@@ -286,14 +144,25 @@ class _Link:
         self._jitter = np.minimum(jitter, MAX_ONE_WAY_NS).astype(np.int64).tolist()
         self._index = 0
 
-    def draw(self, now_ns: int) -> tuple[bool, int]:
-        """(lost, delay) of the next message, sent at ``now_ns``."""
+    def draw(self, now_ns: int) -> int:
+        """The delay of the next message, sent at ``now_ns``; -1 if it is lost."""
         if self._index == DRAWS_PER_REFILL:
             self._refill()
         index = self._index
         self._index = index + 1
-        lost = self._loss[index] < self.params.loss_at(now_ns)
-        return lost, min(self.path_ns + self._jitter[index], MAX_ONE_WAY_NS)
+        if self._lossy and self._loss[index] < self.params.loss_at(now_ns):
+            return -1
+        delay = self.path_ns + self._jitter[index]
+        return delay if delay < MAX_ONE_WAY_NS else MAX_ONE_WAY_NS
+
+    def delay(self) -> int:
+        """The delay of the next message on a stream that loses none (its loss draw used up)."""
+        if self._index == DRAWS_PER_REFILL:
+            self._refill()
+        index = self._index
+        self._index = index + 1
+        delay = self.path_ns + self._jitter[index]
+        return delay if delay < MAX_ONE_WAY_NS else MAX_ONE_WAY_NS
 
 
 class Network:
@@ -321,6 +190,7 @@ class Network:
         self._links: dict[tuple[str, str], _Link] = {}
         self._entries: dict[str, str] = {}
         self._streams: dict[tuple[str, str], MarketDataStream] = {}
+        self._agent_rngs: dict[str, np.random.Generator] = {}
 
     def is_validator(self, name: str) -> bool:
         return name in self._rank
@@ -362,16 +232,23 @@ class Network:
         if isinstance(latency, RegionLatency):
             row = latency.one_way_ns[self._region(source, latency)]
             return row[self._region(target, latency)]
-        first, second = self._pair(source, target)
         reverse = self._paths.get((target, source))
         if reverse is not None:
             return reverse
-        rng = self.kernel.rng(f"network/path/{first}|{second}")
-        if isinstance(latency, UniformLatency):
-            return int(rng.integers(latency.low_ns, latency.high_ns, endpoint=True))
-        z = float(rng.standard_normal())
-        factor = float(detmath.exp(np.float64(latency.sigma * z))[()])
-        return min(math.floor(latency.median_ns * factor), MAX_ONE_WAY_NS)
+        if source in self._rank and target in self._rank:
+            first, second = self._pair(source, target)
+            return _draw_paths(self.kernel.rng(f"network/path/{first}|{second}"), latency, 1)[0]
+        agent = target if source in self._rank else source
+        paths = _draw_paths(self._agent_rng(agent), latency, len(self.validators))
+        for validator, path in zip(self.validators, paths, strict=True):
+            self._paths[(agent, validator)] = self._paths[(validator, agent)] = path
+        return self._paths[(source, target)]
+
+    def _agent_rng(self, agent: str) -> np.random.Generator:
+        rng = self._agent_rngs.get(agent)
+        if rng is None:
+            rng = self._agent_rngs[agent] = self.kernel.rng(f"network/agent/{agent}")
+        return rng
 
     def _pair(self, a: str, b: str) -> tuple[str, str]:
         """The pair in its canonical order: the validator first; two validators in list
@@ -401,15 +278,18 @@ class Network:
         link = self._links.get(key)
         if link is None:
             params = self._link_params(source, target)
-            rng = self.kernel.rng(f"network/link/{source}->{target}")
+            if source in self._rank and target in self._rank:
+                rng = self.kernel.rng(f"network/link/{source}->{target}")
+            else:
+                rng = self._agent_rng(target if source in self._rank else source)
             link = _Link(rng, params, self.path_ns(source, target))
             self._links[key] = link
         return link
 
     def delay_ns(self, source: str, target: str) -> int | None:
         """The delay of a message sent now from ``source`` to ``target``; None if it is lost."""
-        lost, delay = self._link(source, target).draw(self.kernel.now)
-        return None if lost else delay
+        delay = self._link(source, target).draw(self.kernel.now)
+        return None if delay < 0 else delay
 
     def transaction_delay_ns(self, agent: str, validator: str | None = None) -> int | None:
         """The delay of a transaction sent now by ``agent`` to ``validator`` (default: its
@@ -437,6 +317,17 @@ class Network:
         return stream
 
 
+def _draw_paths(
+    rng: np.random.Generator, latency: UniformLatency | LognormalLatency, count: int
+) -> list[int]:
+    """``count`` path latencies from ``rng``, in one draw."""
+    if isinstance(latency, UniformLatency):
+        drawn = rng.integers(latency.low_ns, latency.high_ns, size=count, endpoint=True)
+        return [int(path) for path in drawn]
+    factors = detmath.exp(latency.sigma * rng.standard_normal(count))
+    return [min(math.floor(latency.median_ns * f), MAX_ONE_WAY_NS) for f in factors.tolist()]
+
+
 class MarketDataStream:
     """One validator-to-agent market-data stream: each message takes the link's path latency
     and its next jitter draw (the link's loss draw is used up but ignored: market data is never
@@ -451,8 +342,8 @@ class MarketDataStream:
 
     def next_ns(self) -> int:
         """When a message sent now arrives."""
-        now = self._kernel.now
-        _, delay = self._link.draw(now)  # the loss draw is used up, never applied
-        delivery = max(now + delay, self.last_ns)
+        delivery = self._kernel.now + self._link.delay()  # the loss draw used up, never applied
+        if delivery < self.last_ns:
+            return self.last_ns
         self.last_ns = delivery
         return delivery

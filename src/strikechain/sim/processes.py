@@ -601,6 +601,9 @@ class _Chunk(msgspec.Struct, frozen=True):
 
     prices: FloatArray
     variance: FloatArray
+    price_rows: list[list[float]]
+    """``prices`` as Python floats, row by row: what :meth:`PricePaths.price` reads (indexing a
+    list costs tens of nanoseconds; a NumPy scalar a few hundred, and every order asks)."""
 
 
 class PricePaths:
@@ -665,11 +668,11 @@ class PricePaths:
             return self._require_replay(underlying).price(t_ns)
         step, remainder = divmod(self._require_offset(t_ns), self.step_ns)
         chunk_index, local = divmod(step, self._chunk_steps)
-        prices = self._chunk(chunk_index).prices[row]
-        low = float(prices[local])
+        prices = self._chunk(chunk_index).price_rows[row]
+        low = prices[local]
         if remainder == 0:
             return low
-        high = float(prices[local + 1])
+        high = prices[local + 1]
         return low + (high - low) * (remainder / self.step_ns)
 
     def price_minor(self, underlying: str, t_ns: int, rounding: Rounding) -> int:
@@ -760,7 +763,7 @@ class PricePaths:
             log_returns = np.cumsum(np.concatenate(([underlying.log_return], increments)))
             underlying.log_return = float(log_returns[-1])
             prices[row] = underlying.spot_usdc * detmath.exp(log_returns)
-        return _Chunk(prices, variance)
+        return _Chunk(prices, variance, prices.tolist())
 
 
 def correlate(lower: tuple[tuple[float, ...], ...], shocks: list[FloatArray]) -> list[FloatArray]:

@@ -1,14 +1,15 @@
 """Recording a lab run: what every metric needs, captured while the run goes, as tables after it.
 
 A :class:`Recorder` attaches to a :class:`~strikechain.sim.lab.Lab` when it is made (before the
-run) and only listens: it is a sink on the runtime (every committed block), a wrapper around
-agents' gateways (:meth:`Recorder.wrap`: every submission and its answer) and a timer that
-samples the reference price path. It draws no randomness and sends nothing, so a run with a
+run) and only listens: it is a sink on the runtime (every committed block), the observer of
+the lab's mempool (:class:`~strikechain.sim.consensus.SubmissionObserver`: every submission
+through the lab's gateways, and each answer an agent asked for) and a timer that samples the
+reference price path. It draws no randomness and sends nothing, so a run with a
 recorder is the run without one, bit for bit (tested). :meth:`Recorder.frames` turns what it
 holds into pandas DataFrames once the run is over.
 
 Cheap on the hot path: a block costs one tuple for the block, one per underlying (oracle) and
-one per listed instrument (mark and top of book), a dict lookup per transaction when wrapped
+one per listed instrument (mark and top of book), a dict lookup per transaction when recorded
 submissions wait, and a tuple per fill or liquidation event (the event itself is kept, not
 copied). Nothing is converted or joined until :meth:`~Recorder.frames`. What it keeps of
 open orders (client ids) is dropped when an order completes, is cancelled or expires.
@@ -16,10 +17,11 @@ open orders (client ids) is dropped when an order completes, is cancelled or exp
 How rows are joined
 - A submission is found in the block that includes it by the identity of the transaction
   object (the mempool hands the very object to the inbox and the block), so its receipt
-  sequence and inclusion height are known even when the agent asked for no answer; the
-  wrapper asks for an answer only when the agent does (asking would draw a delivery delay from
-  the network's stream and change the run). If one object is submitted again while an earlier
-  copy still waits, the copy whose receipt names the block's sequence wins, else the oldest.
+  sequence and inclusion height are known even when the agent asked for no answer; an answer
+  is recorded only when the agent asks for one (asking draws a delivery delay from the
+  network's stream: recording must not change the run). If one object is submitted again
+  while an earlier copy still waits, the copy whose receipt names the block's sequence wins,
+  else the oldest.
 - A fill's taker is the submission of its transaction (``event.tx``); its maker, the
   submission whose ``OrderAccepted`` gave the maker order its id. The engine's own orders
   (the liquidation lane's) have no submission.
@@ -31,7 +33,7 @@ How rows are joined
 
 Tables (:data:`SCHEMA` names every column, its dtype and unit): ``blocks``, ``markets`` (per
 block and instrument), ``index`` (per block and underlying), ``fills``, ``orders`` (one row per
-submission through a wrapped gateway), ``liquidations`` (one row per liquidation event),
+submission through the lab's gateways), ``liquidations`` (one row per liquidation event),
 ``hedges`` (per agent at the external hedging venue), ``reference`` and ``run`` (one row).
 Units: times in integer ns since the epoch (``_ns``), prices per unit of the underlying and
 money in USDC floats (``_usdc``; the engine's integers divided by 10^6 only here), sizes in
@@ -78,14 +80,6 @@ from strikechain.engine.invariant import invariant
 from strikechain.engine.txs import Transaction
 from strikechain.engine.units import NANOS_PER_SECOND, QUOTE_SCALE
 from strikechain.runtime.errors import RuntimeRejection
-from strikechain.runtime.gateway import (
-    Callback,
-    CancelBySubmit,
-    Gateway,
-    Outcome,
-    Subscription,
-    Topic,
-)
 from strikechain.runtime.inbox import Receipt
 from strikechain.runtime.runtime import Committed
 from strikechain.sim.hedge_venue import BPS
@@ -326,33 +320,6 @@ def _optional(value: int) -> int | None:
     return value if value else None
 
 
-class RecordingGateway(CancelBySubmit):
-    """An agent's gateway that tells the recorder what it sends and what answer comes back."""
-
-    __slots__ = ("agent", "inner", "recorder")
-
-    def __init__(self, recorder: Recorder, agent: str, inner: Gateway) -> None:
-        self.recorder = recorder
-        self.agent = agent
-        self.inner = inner
-
-    def submit(self, tx: Transaction, on_outcome: Outcome | None = None) -> None:
-        row = self.recorder._sent(self.agent, tx)
-        if on_outcome is None:
-            self.inner.submit(tx, None)
-            return
-        recorder, answer = self.recorder, on_outcome
-
-        def answered(outcome: Receipt | RuntimeRejection) -> None:
-            recorder._answered(row, outcome)
-            answer(outcome)
-
-        self.inner.submit(tx, answered)
-
-    def subscribe(self, topic: Topic, callback: Callback) -> Subscription:
-        return self.inner.subscribe(topic, callback)
-
-
 class Recorder:
     """Records a lab run for the metrics (see the module). Make it right after the lab, before
     anything is sent; ``reference_step_ns`` is the reference table's grid (default: the price
@@ -403,14 +370,13 @@ class Recorder:
             self._next_reference_ns = prices.start_ns + -(-behind // step) * step
             self._tick()
         lab.runtime.add_sink(self)
+        invariant(lab.mempool.observer is None, "one recorder per lab")
+        lab.mempool.observer = self
 
-    # -- the gateway side ------------------------------------------------------------------
+    # -- the mempool side ------------------------------------------------------------------
 
-    def wrap(self, agent: str, gateway: Gateway) -> Gateway:
-        """``gateway`` for ``agent``, recording every submission and its answer."""
-        return RecordingGateway(self, agent, gateway)
-
-    def _sent(self, agent: str, tx: Transaction) -> int:
+    def sent(self, agent: str, tx: Transaction) -> int:
+        """A submission leaves ``agent`` now: its row."""
         row = len(self._sent_rows)
         now = self.kernel.now
         reference = NAN
@@ -438,7 +404,8 @@ class Recorder:
             self._underlying_of[instrument] = underlying
         return underlying
 
-    def _answered(self, row: int, outcome: Receipt | RuntimeRejection) -> None:
+    def answered(self, row: int, outcome: Receipt | RuntimeRejection) -> None:
+        """The answer to submission ``row`` reached its sender now."""
         self._answer_ns[row] = self.kernel.now
         if isinstance(outcome, Receipt):
             if not self._sequence[row]:

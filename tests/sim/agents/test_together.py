@@ -18,6 +18,12 @@ TABLES: dict[str, dict[str, object]] = {
 }
 
 
+def _counters(agent: object) -> list[tuple[str, float]]:
+    """An agent's numeric attributes (dir(), not vars(): a compiled agent has no __dict__)."""
+    found = ((name, getattr(agent, name)) for name in dir(agent) if not name.startswith("__"))
+    return sorted((k, v) for k, v in found if isinstance(v, int | float))
+
+
 def run() -> tuple[list[bytes], list[object]]:
     world = World(
         flat(),
@@ -34,9 +40,7 @@ def run() -> tuple[list[bytes], list[object]]:
         world.start(agent, latency_ns=50 * MS)
     world.run_for(15)
     world.engine.check()
-    stats = [
-        sorted((k, v) for k, v in vars(a).items() if isinstance(v, int | float)) for a in agents
-    ]
+    stats = [_counters(agent) for agent in agents]
     return [block.digest for block in world.lab.blocks], stats
 
 

@@ -2,16 +2,17 @@
 reporters, written against the runtime's Gateway and Scheduler only (:mod:`.base`).
 
 One module per kind, each with a frozen parameter struct (plain data, loadable from a scenario's
-``[[agents]]`` table) and the agent class; importing this package registers every kind in
+``[[agents]]`` table; the compiled kinds' structs are in :mod:`.params`) and the agent class; importing this package registers every kind in
 :data:`~strikechain.sim.agents.registry.KINDS` under the name a scenario uses: ``market_maker``,
 ``arbitrageur``, ``noise``, ``leveraged``, ``reporter``.
 """
 
-from strikechain.sim.agents.arbitrageur import Arbitrageur, ArbitrageurParams
+from strikechain.sim.agents.arbitrageur import Arbitrageur
 from strikechain.sim.agents.base import Agent, AgentContext, ReferenceFeed
 from strikechain.sim.agents.leveraged import LeveragedParams, LeveragedTrader
-from strikechain.sim.agents.market_maker import MarketMaker, MarketMakerParams
-from strikechain.sim.agents.noise import NoiseParams, NoiseTrader
+from strikechain.sim.agents.market_maker import MarketMaker
+from strikechain.sim.agents.noise import NoiseTrader
+from strikechain.sim.agents.params import ArbitrageurParams, MarketMakerParams, NoiseParams
 from strikechain.sim.agents.registry import KINDS, AgentKind
 from strikechain.sim.agents.reporter import (
     Reporter,

@@ -28,22 +28,17 @@ from __future__ import annotations
 import math
 from typing import Final
 
-import msgspec
-
 from strikechain.engine.events import Fill, OrderAccepted, OrderCancelled, Rejected
 from strikechain.engine.txs import PlaceOrder, Side, TimeInForce
-from strikechain.engine.units import NANOS_PER_SECOND
 from strikechain.runtime.gateway import Notice, Ticker, Topic
 from strikechain.sim.agents.base import AgentContext
 from strikechain.sim.agents.grid import Draws, InstrumentGrid, fill_side
 from strikechain.sim.agents.hedging import DeltaHedger
+from strikechain.sim.agents.params import ArbitrageurParams
 from strikechain.sim.agents.registry import KINDS, AgentKind
 from strikechain.sim.agents.validation import (
     refuse,
-    require_finite,
     require_instruments,
-    require_non_negative,
-    require_positive,
 )
 
 BPS: Final = 1e-4
@@ -51,33 +46,6 @@ _IOC: Final = int(TimeInForce.IOC)
 _BUY: Final = int(Side.BUY)
 _SELL: Final = int(Side.SELL)
 _STRUCT: Final = "ArbitrageurParams"
-
-
-class ArbitrageurParams(msgspec.Struct, frozen=True, kw_only=True):
-    """An arbitrageur's parameters (see the module)."""
-
-    instruments: tuple[str, ...]
-    """Perpetuals it watches."""
-    edge_bps: float = 5.0
-    max_take_lots: int = 10
-    max_position_lots: int = 100
-    basis_bps: float = 0.0
-    poll_ns: int = 0
-    """0: checks on tickers only."""
-    retry_ns: int = NANOS_PER_SECOND
-    hedge_delta_units: float = 0.0
-    """0: never hedges."""
-    tip: int = 0
-
-    def __post_init__(self) -> None:
-        require_positive(_STRUCT, "edge_bps", self.edge_bps)
-        require_positive(_STRUCT, "retry_ns", self.retry_ns)
-        for field in ("poll_ns", "hedge_delta_units", "tip"):
-            require_non_negative(_STRUCT, field, getattr(self, field))
-        require_finite(_STRUCT, "basis_bps", self.basis_bps)
-        for field in ("max_take_lots", "max_position_lots"):
-            if getattr(self, field) < 1:
-                raise refuse(_STRUCT, field, "must be >= 1", getattr(self, field))
 
 
 class _Watch:

@@ -50,113 +50,29 @@ from __future__ import annotations
 
 import collections
 import math
-from typing import Final, Literal
-
-import msgspec
+from typing import Final
 
 from strikechain.engine.events import Fill, OrderAccepted, OrderCancelled, Rejected
 from strikechain.engine.txs import Amend, Cancel, CancelAll, PlaceOrder, PostOnly, Side
-from strikechain.engine.units import NANOS_PER_MILLISECOND, NANOS_PER_SECOND
+from strikechain.engine.units import NANOS_PER_SECOND
 from strikechain.runtime.gateway import Notice, Topic
 from strikechain.sim.agents.base import AgentContext
 from strikechain.sim.agents.fair import OptionSet
 from strikechain.sim.agents.grid import Draws, InstrumentGrid, fill_side
 from strikechain.sim.agents.hedging import DeltaHedger
+from strikechain.sim.agents.params import MarketMakerParams
 from strikechain.sim.agents.registry import KINDS, AgentKind
 from strikechain.sim.agents.validation import (
     refuse,
-    require_between,
-    require_finite,
     require_instruments,
-    require_non_negative,
-    require_positive,
 )
 
 BPS: Final = 1e-4
 VOL_POINT: Final = 0.01
-MAX_LEVELS: Final = 20
 _BUY: Final = int(Side.BUY)
 _SELL: Final = int(Side.SELL)
 _REPRICE: Final = int(PostOnly.REPRICE)
 _STRUCT: Final = "MarketMakerParams"
-
-
-class MarketMakerParams(msgspec.Struct, frozen=True, kw_only=True):
-    """A market maker's parameters (see the module); loadable from a scenario table."""
-
-    instruments: tuple[str, ...]
-    """Names of the perpetuals and options it quotes."""
-    poll_ns: int = 100 * NANOS_PER_MILLISECOND
-    refresh_ns: int = 10 * NANOS_PER_SECOND
-    requote_bps: float = 2.0
-    levels: int = 2
-    half_spread_bps: float = 5.0
-    level_step_bps: float = 3.0
-    perp_size_lots: int = 10
-    basis_bps: float = 0.0
-    option_half_spread_vol_points: float = 2.0
-    option_level_step_vol_points: float = 1.0
-    option_min_half_spread_ticks: int = 1
-    option_size_lots: int = 1
-    option_min_expiry_ns: int = 60 * NANOS_PER_SECOND
-    vol_atm: float = 0.6
-    vol_skew: float = -0.2
-    vol_curvature: float = 0.5
-    skew_bps_per_delta_unit: float = 0.0
-    max_skew_bps: float = 50.0
-    max_delta_units: float = 0.0
-    """0: no limit."""
-    hedge_delta_units: float = 0.0
-    """0: never hedges."""
-    cancel_mode: Literal["cancel_all", "client_id", "amend"] = "cancel_all"
-    markout_horizon_ns: int = NANOS_PER_SECOND
-    markout_window_ns: int = 30 * NANOS_PER_SECOND
-    markout_min_fills: int = 5
-    withdraw_markout_bps: float = -5.0
-    withdraw_after_ns: int = 0
-    """0: never withdraws."""
-    cooldown_ns: int = 30 * NANOS_PER_SECOND
-    tip: int = 0
-    """Priority fee over the base fee, in the mempool's fee unit."""
-    spread_risk_multiple: float = 0.0
-    """Perps: widen the half spread to at least this many standard deviations of the
-    reference's move over the time a quote stands exposed (the venue's block interval, as the
-    maker sees it in its notices' heights and times, plus its own feed latency), volatility
-    estimated from its own reference feed. A maker on a slow chain quotes wider. 0: fixed."""
-
-    def __post_init__(self) -> None:
-        for field in ("poll_ns", "refresh_ns", "markout_horizon_ns", "markout_window_ns"):
-            require_positive(_STRUCT, field, getattr(self, field))
-        for field in ("half_spread_bps", "option_half_spread_vol_points", "vol_atm"):
-            require_positive(_STRUCT, field, getattr(self, field))
-        for field in (
-            "requote_bps",
-            "level_step_bps",
-            "option_level_step_vol_points",
-            "option_min_expiry_ns",
-            "skew_bps_per_delta_unit",
-            "max_skew_bps",
-            "max_delta_units",
-            "hedge_delta_units",
-            "withdraw_after_ns",
-            "cooldown_ns",
-            "tip",
-            "spread_risk_multiple",
-        ):
-            require_non_negative(_STRUCT, field, getattr(self, field))
-        for field in ("basis_bps", "vol_skew", "vol_curvature", "withdraw_markout_bps"):
-            require_finite(_STRUCT, field, getattr(self, field))
-        require_between(_STRUCT, "levels", self.levels, 1, MAX_LEVELS)
-        for field in ("perp_size_lots", "option_size_lots", "option_min_half_spread_ticks"):
-            if getattr(self, field) < 1:
-                raise refuse(_STRUCT, field, "must be >= 1", getattr(self, field))
-        if self.markout_min_fills < 1:
-            raise refuse(_STRUCT, "markout_min_fills", "must be >= 1", self.markout_min_fills)
-        if self.half_spread_bps >= 10_000:
-            raise refuse(_STRUCT, "half_spread_bps", "must be < 10000", self.half_spread_bps)
-        if self.cancel_mode not in ("cancel_all", "client_id", "amend"):
-            requirement = "must be 'cancel_all', 'client_id' or 'amend'"
-            raise refuse(_STRUCT, "cancel_mode", requirement, self.cancel_mode)
 
 
 class _Quoting:

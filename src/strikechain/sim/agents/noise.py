@@ -26,68 +26,24 @@ from __future__ import annotations
 import math
 from typing import Final
 
-import msgspec
-
 from strikechain.engine.txs import OrderType, PlaceOrder, Side, TimeInForce
 from strikechain.engine.units import NANOS_PER_SECOND
 from strikechain.runtime.gateway import Notice, Ticker, Topic
 from strikechain.sim.agents.base import AgentContext
 from strikechain.sim.agents.grid import Draws, InstrumentGrid
+from strikechain.sim.agents.params import NoiseParams
 from strikechain.sim.agents.registry import KINDS, AgentKind
 from strikechain.sim.agents.validation import (
-    refuse,
-    require_between,
     require_instruments,
-    require_non_negative,
-    require_positive,
 )
 
 BPS: Final = 1e-4
-MAX_RATE_PER_S: Final = 10_000.0
 _IOC: Final = int(TimeInForce.IOC)
 _GTT: Final = int(TimeInForce.GTT)
 _MARKET: Final = int(OrderType.MARKET)
 _BUY: Final = int(Side.BUY)
 _SELL: Final = int(Side.SELL)
 _STRUCT: Final = "NoiseParams"
-
-
-class NoiseParams(msgspec.Struct, frozen=True, kw_only=True):
-    """A noise trader's parameters (see the module)."""
-
-    instruments: tuple[str, ...]
-    rate_per_s: float = 1.0
-    size_lots_min: int = 1
-    size_lots_max: int = 5
-    buy_probability: float = 0.5
-    take_probability: float = 0.6
-    market_orders: bool = False
-    through_bps: float = 10.0
-    limit_offset_ticks_max: int = 5
-    limit_lifetime_ns: int = 30 * NANOS_PER_SECOND
-    cancel_probability: float = 0.0
-    idle_check_ns: int = NANOS_PER_SECOND
-    ticker_interval_ns: int = 0
-    """How often it wants the touch (the ticker channel's interval; 0: after every block): a
-    trader who acts every few seconds needs no tick-by-tick feed."""
-    tip: int = 0
-
-    def __post_init__(self) -> None:
-        require_between(_STRUCT, "rate_per_s", self.rate_per_s, 0.0, MAX_RATE_PER_S)
-        if self.rate_per_s <= 0:
-            raise refuse(_STRUCT, "rate_per_s", "must be > 0", self.rate_per_s)
-        if self.size_lots_min < 1:
-            raise refuse(_STRUCT, "size_lots_min", "must be >= 1", self.size_lots_min)
-        if self.size_lots_max < self.size_lots_min:
-            requirement = f"must be >= size_lots_min ({self.size_lots_min})"
-            raise refuse(_STRUCT, "size_lots_max", requirement, self.size_lots_max)
-        for field in ("buy_probability", "take_probability", "cancel_probability"):
-            require_between(_STRUCT, field, getattr(self, field), 0.0, 1.0)
-        for field in ("through_bps", "limit_offset_ticks_max", "tip"):
-            require_non_negative(_STRUCT, field, getattr(self, field))
-        require_positive(_STRUCT, "limit_lifetime_ns", self.limit_lifetime_ns)
-        require_positive(_STRUCT, "idle_check_ns", self.idle_check_ns)
-        require_non_negative(_STRUCT, "ticker_interval_ns", self.ticker_interval_ns)
 
 
 class NoiseTrader:
