@@ -21,6 +21,17 @@ from strikechain.sim.kernel import Kernel
 from strikechain.sim.network import MarketDataStream, Network
 
 
+class _Mailbox:
+    """One agent's side of the feed: its stream, and its notices of the block being sent."""
+
+    __slots__ = ("block", "items", "stream")
+
+    def __init__(self, stream: MarketDataStream) -> None:
+        self.stream = stream
+        self.block = -1
+        self.items: list[tuple[Registration, Notice]] = []
+
+
 class MarketDataFeed:
     """Delivers each committed block's events to subscribed agents over the network model."""
 
@@ -29,7 +40,8 @@ class MarketDataFeed:
         self.network = network
         self.runtime = runtime
         self.dispatcher = Dispatcher()
-        self._streams: dict[str, MarketDataStream] = {}
+        self._mailboxes: dict[str, _Mailbox] = {}
+        self._blocks = 0
         self.messages = 0
         """Deliveries scheduled: one per agent and block with something for it."""
         self.notices = 0
@@ -39,27 +51,31 @@ class MarketDataFeed:
         return self.dispatcher.add(agent, topic, callback)
 
     def on_block(self, committed: Committed) -> None:
-        by_agent: dict[str, list[tuple[Registration, Notice]]] = {}
+        block = self._blocks
+        self._blocks = block + 1
         notices = self.dispatcher.notices(committed, self._ticker)
+        mailboxes = self._mailboxes
+        sending: list[_Mailbox] = []
         for item in notices:
             owner = item[0].owner
-            items = by_agent.get(owner)
-            if items is None:
-                by_agent[owner] = [item]
+            mailbox = mailboxes.get(owner)
+            if mailbox is None:
+                mailbox = mailboxes[owner] = self._mailbox(owner)
+            if mailbox.block != block:
+                mailbox.block = block
+                mailbox.items = [item]
+                sending.append(mailbox)
             else:
-                items.append(item)
-        schedule, streams = self.kernel.schedule, self._streams
-        for agent, items in by_agent.items():
-            stream = streams.get(agent)
-            if stream is None:
-                stream = streams[agent] = self._stream(agent)
-            schedule(stream.next_ns(), _deliver, items)
-        self.messages += len(by_agent)
+                mailbox.items.append(item)
+        kernel = self.kernel
+        for mailbox in sending:  # in the order of each agent's first notice
+            kernel.schedule(mailbox.stream.next_ns(), _deliver, mailbox.items)
+        self.messages += len(sending)
         self.notices += len(notices)
 
-    def _stream(self, agent: str) -> MarketDataStream:
+    def _mailbox(self, agent: str) -> _Mailbox:
         network = self.network
-        return network.market_data_stream(network.entry_validator(agent), agent)
+        return _Mailbox(network.market_data_stream(network.entry_validator(agent), agent))
 
     def _ticker(self, instrument: str) -> Ticker | None:
         engine = self.runtime.engine

@@ -237,12 +237,32 @@ class Network:
             return reverse
         if source in self._rank and target in self._rank:
             first, second = self._pair(source, target)
-            return _draw_paths(self.kernel.rng(f"network/path/{first}|{second}"), latency, 1)[0]
-        agent = target if source in self._rank else source
-        paths = _draw_paths(self._agent_rng(agent), latency, len(self.validators))
-        for validator, path in zip(self.validators, paths, strict=True):
-            self._paths[(agent, validator)] = self._paths[(validator, agent)] = path
+            rng = self.kernel.rng(f"network/path/{first}|{second}")
+            return _draw_paths([rng], latency, 1)[0][0]
+        self.place([target if source in self._rank else source])
         return self._paths[(source, target)]
+
+    def place(self, agents: Sequence[str]) -> None:
+        """Draw the paths from each of ``agents`` to every validator now, all in one
+        vectorized call (the same paths as when each agent is first seen alone: the draws
+        come from each agent's own stream). A run places its agents before they start:
+        a thousand agents' paths one at a time cost a NumPy call each."""
+        latency = self.params.agent_validator.latency
+        if not isinstance(latency, UniformLatency | LognormalLatency):
+            return
+        first = self.validators[0]
+        new = [
+            a
+            for a in dict.fromkeys(agents)
+            if a not in self._rank and (a, first) not in self._paths
+        ]
+        if not new:
+            return
+        rows = _draw_paths([self._agent_rng(a) for a in new], latency, len(self.validators))
+        paths = self._paths
+        for agent, row in zip(new, rows, strict=True):
+            for validator, path in zip(self.validators, row, strict=True):
+                paths[(agent, validator)] = paths[(validator, agent)] = path
 
     def _agent_rng(self, agent: str) -> np.random.Generator:
         rng = self._agent_rngs.get(agent)
@@ -318,14 +338,17 @@ class Network:
 
 
 def _draw_paths(
-    rng: np.random.Generator, latency: UniformLatency | LognormalLatency, count: int
-) -> list[int]:
-    """``count`` path latencies from ``rng``, in one draw."""
+    rngs: list[np.random.Generator], latency: UniformLatency | LognormalLatency, count: int
+) -> list[list[int]]:
+    """``count`` path latencies from each of ``rngs`` (one draw per stream; one
+    deterministic ``exp`` over all of them)."""
     if isinstance(latency, UniformLatency):
-        drawn = rng.integers(latency.low_ns, latency.high_ns, size=count, endpoint=True)
-        return [int(path) for path in drawn]
-    factors = detmath.exp(latency.sigma * rng.standard_normal(count))
-    return [min(math.floor(latency.median_ns * f), MAX_ONE_WAY_NS) for f in factors.tolist()]
+        low, high = latency.low_ns, latency.high_ns
+        return [rng.integers(low, high, size=count, endpoint=True).tolist() for rng in rngs]
+    normals = np.stack([rng.standard_normal(count) for rng in rngs])
+    factors: list[list[float]] = detmath.exp(latency.sigma * normals).tolist()
+    median = latency.median_ns
+    return [[min(math.floor(median * f), MAX_ONE_WAY_NS) for f in row] for row in factors]
 
 
 class MarketDataStream:

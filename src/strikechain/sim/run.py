@@ -326,6 +326,7 @@ class Run:
     def _simulate(self, progress: Callable[[float], None] | None, steps: int) -> int:
         lab, run = self.lab, self.scenario.run
         runtime = lab.runtime
+        lab.network.place([member.name for member in self.members])
         for tx in self.setup_transactions():
             runtime.submit(tx, lab.kernel.now)
         reporters = [m for m in self.members if KINDS[m.group.kind].address is not None]

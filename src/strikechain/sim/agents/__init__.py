@@ -2,7 +2,8 @@
 reporters, written against the runtime's Gateway and Scheduler only (:mod:`.base`).
 
 One module per kind, each with a frozen parameter struct (plain data, loadable from a scenario's
-``[[agents]]`` table; the compiled kinds' structs are in :mod:`.params`) and the agent class; importing this package registers every kind in
+``[[agents]]`` table; the compiled kinds' structs are in :mod:`.params`) and the agent class;
+importing this package registers every kind in
 :data:`~strikechain.sim.agents.registry.KINDS` under the name a scenario uses: ``market_maker``,
 ``arbitrageur``, ``noise``, ``leveraged``, ``reporter``.
 """
