@@ -45,6 +45,7 @@ from strikechain.engine.units import QUOTE_SCALE
 from strikechain.sim.agents import KINDS  # the package registers every kind
 from strikechain.sim.agents.base import Agent, AgentContext, ReferenceFeed
 from strikechain.sim.consensus import SequencerParams
+from strikechain.sim.designs import apply_design, cpmm_params, is_engine_design
 from strikechain.sim.lab import Lab, LabParams, build_lab
 from strikechain.sim.processes import PricesSpec
 from strikechain.sim.scenario import (
@@ -243,6 +244,13 @@ class Run:
     def __init__(self, scenario: Scenario) -> None:
         from strikechain.sim.recorder import Recorder
 
+        if not is_engine_design(scenario.venue.design):
+            raise ScenarioError(
+                ScenarioCode.INVALID,
+                f"$.venue.design: {scenario.venue.design} is not an order-book venue; "
+                "run it with strikechain.sim.run.run_scenario",
+            )
+        scenario = apply_design(scenario)
         self.scenario = scenario
         self.instruments = instruments(scenario)
         self.members = make_agents(scenario)
@@ -392,5 +400,14 @@ class RunResult:
 
 
 def run_scenario(scenario: Scenario, progress: Callable[[float], None] | None = None) -> RunResult:
-    """Build and execute ``scenario`` (the Python API behind ``strikechain simulate``)."""
+    """Build and execute ``scenario`` (the Python API behind ``strikechain simulate``). A
+    ``cpmm`` design runs the AMM model (:func:`strikechain.sim.cpmm.run_cpmm`): its metrics,
+    no tables, no kernel events."""
+    if not is_engine_design(scenario.venue.design):
+        from strikechain.sim.cpmm import run_cpmm
+
+        metrics: dict[str, float | int] = dict(run_cpmm(cpmm_params(scenario)).metrics())
+        if progress is not None:
+            progress(1.0)
+        return RunResult(scenario, metrics, {}, 0)
     return Run(scenario).execute(progress)

@@ -12,8 +12,10 @@ A scenario has eight sections (every field is documented on its struct below, an
 - ``[consensus]``: ``kind = "tendermint"`` (a validator set and CometBFT's timeouts) or
   ``"sequencer"`` (a block interval), and the mempool (capacity, fee priority, base fee,
   congestion windows, demand spikes);
-- ``[venue]``: the engine's ordering policy, the matching mode, margin on or off, and per
-  underlying the engine's own parameter tables (fees, margin, funding, marks, limits, portfolio);
+- ``[venue]``: the venue design (``rollup-clob``, ``rollup-fba``, ``l1-clob``, ``l1-auction``,
+  ``cpmm``: :mod:`strikechain.sim.designs`), or by hand the engine's ordering policy, the
+  matching mode, margin on or off; and per underlying the engine's own parameter tables (fees,
+  margin, funding, marks, limits, portfolio);
 - ``[risk]``: per underlying dynamic margin, the liquidation path and auctions (the engine's
   :class:`~strikechain.engine.dynamic.DynamicParams`, :class:`~strikechain.engine.liquidation.
   LiquidationParams`, :class:`~strikechain.engine.auction_triggers.AuctionParams`), the insurance
@@ -189,9 +191,37 @@ class UnderlyingVenueSection(msgspec.Struct, frozen=True, kw_only=True, forbid_u
     portfolio: PortfolioParams = DEFAULT_PORTFOLIO_PARAMS
 
 
+Design = Literal["rollup-clob", "rollup-fba", "l1-clob", "l1-auction", "cpmm"]
+DESIGNS: Final[tuple[Design, ...]] = ("rollup-clob", "rollup-fba", "l1-clob", "l1-auction", "cpmm")
+
+
+class CpmmSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``[venue.cpmm]``: the pool of the ``cpmm`` design (:mod:`strikechain.sim.cpmm`), on the
+    first underlying; its price path's vol and drift (a ``gbm`` process), the block interval,
+    the duration, the warm-up and the seed come from the rest of the scenario."""
+
+    pool_value_usdc: float = 2_000_000.0
+    """Half in the underlying at the spot price, half in USDC."""
+    fee_bps: float = 30.0
+    gas_usdc: float = 0.0
+    """What one arbitrage transaction costs the arbitrageur (it trades only above it)."""
+    paths: int = 200
+    """Independent price paths the run averages over (the AMM model is vectorized over them)."""
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.pool_value_usdc, int | float) and self.pool_value_usdc > 0):
+            raise _invalid("CpmmSection.pool_value_usdc", "must be > 0", self.pool_value_usdc)
+
+
 class VenueSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """``[venue]``: the engine's rules."""
 
+    design: Design | None = None
+    """A venue design (:mod:`strikechain.sim.designs`): it sets the rules that define it
+    (matching, ordering, the fee market, the liquidation policy) over the fields below; None:
+    the fields as written."""
+    cpmm: CpmmSection = msgspec.field(default_factory=CpmmSection)
+    """The pool, when ``design = "cpmm"``."""
     ordering: Literal["lanes", "arrival", "fee_priority"] = "lanes"
     matching: Literal["continuous", "batch"] = "continuous"
     margin: Literal["standard", "none"] = "standard"
