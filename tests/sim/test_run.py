@@ -50,7 +50,7 @@ def test_same_seed_same_metrics_json_and_invariants_every_block() -> None:
             "SCENARIO_UNKNOWN_FIELD",
             "$.agents[3].params.edg_bps",
         ),
-        (('kind = "noise"', 'kind = "whale"'), "SCENARIO_INVALID", "whale"),
+        (('kind = "noise"', 'kind = "dolphin"'), "SCENARIO_INVALID", "dolphin"),
         (
             ('instrument = "BTC_USDC-PERPETUAL", collateral', 'instrument = "X", collateral'),
             "SCENARIO_INVALID",

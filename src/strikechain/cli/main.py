@@ -180,6 +180,56 @@ def simulate(scenario: Path, seed: int | None, out: Path | None, quiet: bool) ->
 
 
 @cli.command()
+@click.argument("sweep_file", metavar="SWEEP", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 256),
+    default=2,
+    show_default=True,
+    help="Local worker processes (not used with --address).",
+)
+@click.option(
+    "--address",
+    default=None,
+    help="Run on the Dask scheduler at this address (tcp://host:port): a cluster you run, "
+    "with strikechain installed on its workers.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write the sweep folder here (a new or empty directory; default: runs/<SWEEP's name>).",
+)
+@click.option("--quiet", is_flag=True, help="No progress bar and no summary; only the folder.")
+def sweep(
+    sweep_file: Path, workers: int, address: str | None, out: Path | None, quiet: bool
+) -> None:
+    """Run sweep SWEEP (TOML: one scenario over a grid of parameters x designs x seeds; see
+    scenarios/sweeps/) and print each design's means with 95% intervals and its A/B verdicts.
+
+    Writes the sweep folder: runs, summary and comparisons as Parquet and CSV, the sweep and
+    scenario files, and report.html. Exits 0 when every run completes, 2 if the sweep cannot
+    run (a bad file, or no scheduler at --address), 1 naming the run if a run fails."""
+    from strikechain.cli.sweep import default_out, prepare, run_sweep_command
+    from strikechain.sim.sweep import SweepError, SweepRunError
+
+    folder = out if out is not None else default_out(sweep_file)
+    if folder.exists() and any(folder.iterdir()):
+        _fail("OUT_NOT_EMPTY", f"{folder} is not empty; a sweep folder goes in a new directory")
+    try:
+        spec = prepare(sweep_file)
+        run_sweep_command(
+            sweep_file, spec, workers=workers, address=address, out=folder, quiet=quiet
+        )
+    except SweepError as error:
+        _fail(error.code, error.message)
+    except SweepRunError as error:
+        where = "; ".join(getattr(error, "__notes__", ()))
+        click.echo(f"error: SWEEP_RUN_FAILED: {where}: {error.error}\n{error.trace}", err=True)
+        sys.exit(1)
+
+
+@cli.command()
 @click.argument("name")
 @click.option(
     "--out", type=click.Path(file_okay=False), default="benchmarks/results", show_default=True

@@ -14,7 +14,7 @@ from strikechain.engine.events import Event
 from strikechain.runtime.messages import Callback, Notice, Ticker, Topic
 from strikechain.runtime.runtime import Committed
 
-_ACCOUNT_FIELDS: Final = ("account", "maker_account", "taker_account", "beneficiary")
+_ACCOUNT_FIELDS: Final = ("account", "maker_account", "taker_account", "beneficiary", "bidder")
 
 
 _FIELDS_OF: dict[type, tuple[tuple[str, ...], bool]] = {}

@@ -14,9 +14,10 @@ against a live node (a JSON-RPC/WebSocket gateway with the same methods, in ``no
   :class:`~strikechain.engine.txs.Cancel` (the engine judges it in block order like any other
   transaction: a cancel can lose a race with a fill).
 - ``subscribe(topic, callback) -> Subscription``: ``callback(notice)`` for every event of a
-  committed block that concerns ``topic.account`` (as owner, maker, taker or beneficiary)
-  and/or ``topic.instrument``; an empty topic receives every event. Delivered after the block is
-  in the log, in block order, each event once per subscription. ``unsubscribe()`` stops it.
+  committed block that concerns ``topic.account`` (as owner, maker, taker, beneficiary or
+  auction bidder) and/or ``topic.instrument``; an empty topic receives every event. Delivered
+  after the block is in the log, in block order, each event once per subscription.
+  ``unsubscribe()`` stops it.
 
 :class:`Scheduler` gives agents time: ``now_ns()``, ``call_at(ns, callback)``,
 ``call_later(delay_ns, callback)``. The lab's discrete-event loop implements it in virtual time,

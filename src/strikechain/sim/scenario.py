@@ -267,7 +267,9 @@ class AgentGroup(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     """``[[agents]]``: ``count`` agents of one ``kind``, named ``<name>-<n>``."""
 
     kind: str
-    """``market_maker``, ``arbitrageur``, ``noise``, ``leveraged`` or ``reporter``."""
+    """A registered kind (:data:`~strikechain.sim.agents.registry.KINDS`): ``market_maker``,
+    ``arbitrageur``, ``noise``, ``leveraged``, ``reporter``, ``sniper``, ``keeper``, ``whale`` or
+    ``manipulator``."""
     count: int = 1
     name: str = ""
     """Name prefix (default: the kind)."""

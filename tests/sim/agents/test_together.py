@@ -45,7 +45,17 @@ def run() -> tuple[list[bytes], list[object]]:
 
 
 def test_every_kind_is_registered_and_a_run_is_a_function_of_its_seed() -> None:
-    assert sorted(KINDS) == ["arbitrageur", "leveraged", "market_maker", "noise", "reporter"]
+    assert sorted(KINDS) == [
+        "arbitrageur",
+        "keeper",
+        "leveraged",
+        "manipulator",
+        "market_maker",
+        "noise",
+        "reporter",
+        "sniper",
+        "whale",
+    ]
     first, again = run(), run()
     assert first == again
     assert len(first[0]) > 100
