@@ -19,6 +19,7 @@ def test_the_lab_benchmark_runs_small_and_reports_its_metrics(
     monkeypatch.setattr(lab, "REPEATS", 1)
     monkeypatch.setattr(lab, "CONSENSUS_BLOCKS", 20)
     monkeypatch.setattr(lab, "BENCH_DURATION_S", 10.0)
+    monkeypatch.setattr(lab, "SWEEP_DURATION_S", 2.0)
     metrics = lab.run()
     for key in (
         "kernel_events_per_s",
@@ -35,3 +36,6 @@ def test_the_lab_benchmark_runs_small_and_reports_its_metrics(
     assert metrics["engine_tx_per_s"] > 0
     assert metrics["bench_1000_agents"] == 1_005  # with the five reporters
     assert metrics["demo_sim_seconds_per_wall_second"] > 1.0
+    assert metrics["sweep_runs"] == 18  # 3 block intervals x 2 designs x 3 seeds
+    assert metrics["sweep_runs_per_minute"] > 0
+    assert metrics["sweep_workers"] == 2

@@ -25,6 +25,11 @@
   applied in that wall time), ``bench_1000_sim_seconds_per_wall_second``;
 - ``demo_sim_seconds_per_wall_second``: the demo's run (``scenarios/crash.toml``, the
   sequencer setting, a simulated hour), simulated seconds per wall second.
+- ``sweep_runs_per_minute``: the bundled sweep (``scenarios/sweeps/block-interval.toml``: 3
+  block intervals x 2 designs x 3 seeds = 18 runs of ``calm.toml``, a simulated minute each) in
+  :data:`SWEEP_WORKERS` local processes, runs per wall minute (process start-up included). The
+  benchmark process is pinned to one core; its sweep workers get :data:`SWEEP_WORKERS` of the
+  cores it was allowed (``sweep_cores``), as the issue's two local workers on two cores.
 
 ``context.engine`` says whether the kernel (built with the engine by ``make native``) ran
 compiled.
@@ -143,6 +148,51 @@ def _agents() -> dict[str, float]:
     }
 
 
+SWEEP_WORKERS = 2
+SWEEP_DURATION_S: float | None = None
+"""Shorter runs than the sweep file's (the benchmark's own test); None: as written."""
+
+
+def _sweep() -> dict[str, float]:
+    import dataclasses
+    import os
+
+    import msgspec
+
+    from strikechain.bench.runner import ALLOWED_CORES
+    from strikechain.sim.sweep import EXAMPLE, load_sweep, run_sweep
+
+    spec = load_sweep(EXAMPLE)
+    if SWEEP_DURATION_S is not None:
+        replace = msgspec.structs.replace
+        cells = tuple(
+            dataclasses.replace(
+                cell,
+                scenario=replace(
+                    cell.scenario, run=replace(cell.scenario.run, duration_s=SWEEP_DURATION_S)
+                ),
+            )
+            for cell in spec.cells
+        )
+        spec = dataclasses.replace(spec, cells=cells, duration_s=SWEEP_DURATION_S)
+    pinned = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
+    cores = sorted(ALLOWED_CORES or pinned)[:SWEEP_WORKERS]
+    if cores and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, set(cores))  # the spawned workers inherit it
+    try:
+        result = run_sweep(spec, workers=SWEEP_WORKERS)
+    finally:
+        if pinned and hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, pinned)
+    runs = len(result.runs)
+    return {
+        "sweep_runs_per_minute": runs / (result.wall_s / 60.0),
+        "sweep_runs": runs,
+        "sweep_workers": SWEEP_WORKERS,
+        "sweep_cores": len(cores),
+    }
+
+
 def _demo() -> dict[str, float]:
     from strikechain.sim.settings import run_setting
 
@@ -163,4 +213,5 @@ def run() -> dict[str, float]:
     metrics.update(_consensus())
     metrics.update(_agents())
     metrics.update(_demo())
+    metrics.update(_sweep())
     return metrics
