@@ -30,12 +30,12 @@ from strikechain.sim.sweep import (
     load_sweep,
     mean_interval,
     parse_sweep,
-    render_sweep_report,
     run_sweep,
     scenario_of,
     set_key,
     summarize,
 )
+from strikechain.sim.sweep_report import render_sweep_report
 
 HERE = Path(__file__).parent
 SMALL = HERE / "sweep_small.toml"

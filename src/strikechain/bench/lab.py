@@ -159,7 +159,7 @@ def _sweep() -> dict[str, float]:
 
     import msgspec
 
-    from strikechain.bench.runner import ALLOWED_CORES
+    from strikechain.bench.runner import allowed_cores
     from strikechain.sim.sweep import EXAMPLE, load_sweep, run_sweep
 
     spec = load_sweep(EXAMPLE)
@@ -176,7 +176,7 @@ def _sweep() -> dict[str, float]:
         )
         spec = dataclasses.replace(spec, cells=cells, duration_s=SWEEP_DURATION_S)
     pinned = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
-    cores = sorted(ALLOWED_CORES or pinned)[:SWEEP_WORKERS]
+    cores = (allowed_cores() or sorted(pinned))[:SWEEP_WORKERS]
     if cores and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, set(cores))  # the spawned workers inherit it
     try:

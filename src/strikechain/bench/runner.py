@@ -43,18 +43,26 @@ def run_in_subprocess(name: str, out: str) -> int:
     return subprocess.run(command, env=env, check=False).returncode
 
 
-ALLOWED_CORES: set[int] = set()
-"""The cores this process could use before it was pinned: what a benchmark that times several
-processes (the lab's sweep) may hand back to them."""
+ALLOWED_CORES_VARIABLE = "STRIKECHAIN_BENCH_ALLOWED_CORES"
+"""Set by the pinning to the cores the benchmark's process could use before (comma-separated):
+what a benchmark that times several processes (the lab's sweep) may hand back to them. An
+environment variable, not a module global: the runner runs as ``__main__``, so the benchmark
+modules import another copy of this module."""
+
+
+def allowed_cores() -> list[int]:
+    """The cores this process could use before it was pinned (empty: it was not pinned)."""
+    text = os.environ.get(ALLOWED_CORES_VARIABLE, "")
+    return [int(core) for core in text.split(",") if core]
 
 
 def _pin_to_one_core() -> int | None:
     if not hasattr(os, "sched_setaffinity"):
         return None
-    ALLOWED_CORES.update(os.sched_getaffinity(0))
-    core = min(ALLOWED_CORES)
-    os.sched_setaffinity(0, {core})
-    return core
+    allowed = sorted(os.sched_getaffinity(0))
+    os.environ[ALLOWED_CORES_VARIABLE] = ",".join(map(str, allowed))
+    os.sched_setaffinity(0, {allowed[0]})
+    return allowed[0]
 
 
 def _context(core: int | None, seconds: float) -> dict[str, object]:

@@ -6,7 +6,7 @@ bad file fails at once (``error: CODE: message``, status 2, from the command). T
 run with a progress bar (runs done, on stderr) in ``--workers`` local processes, or on the Dask
 scheduler at ``--address``; prints per metric and grid point each design's mean over the seeds
 with its 95% confidence interval and each design's verdict against the baseline; writes the
-sweep's folder (:func:`~strikechain.sim.sweep.write_sweep_report`) and prints its path.
+sweep's folder (:func:`~strikechain.sim.sweep_report.write_sweep_report`) and prints its path.
 ``--quiet`` prints only that path.
 """
 
@@ -27,8 +27,8 @@ from strikechain.sim.sweep import (
     describe_point,
     load_sweep,
     run_sweep,
-    write_sweep_report,
 )
+from strikechain.sim.sweep_report import write_sweep_report
 
 RUNS_FOLDER = Path("runs")
 
