@@ -129,10 +129,10 @@ _COLORS: Final = {
     "ask": "#d62728",
     "spread": "#9467bd",
 }
-_SERIES: Final = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
-_TEMPLATE: Final = {
+SERIES: Final = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
+TEMPLATE: Final = {
     "layout": {
-        "colorway": list(_SERIES),
+        "colorway": list(SERIES),
         "font": {"family": "system-ui, sans-serif", "size": 12},
         "paper_bgcolor": "white",
         "plot_bgcolor": "white",
@@ -143,7 +143,7 @@ _TEMPLATE: Final = {
         "legend": {"orientation": "h", "y": -0.15},
     }
 }
-_CONFIG: Final = {"displaylogo": False, "responsive": True}
+PLOTLY_CONFIG: Final = {"displaylogo": False, "responsive": True}
 
 
 # -- the folder ----------------------------------------------------------------------------------
@@ -441,7 +441,7 @@ def _steps(centres: FloatArray, counts: FloatArray, name: str, **extra: Any) -> 
 
 def _figure(rows: int, cols: int = 1, *, titles: Iterable[str] = (), **options: Any) -> Figure:
     figure = make_subplots(rows=rows, cols=cols, subplot_titles=tuple(titles), **options)
-    figure.layout.template = _TEMPLATE  # replaces plotly's default (merging would keep it)
+    figure.layout.template = TEMPLATE  # replaces plotly's default (merging would keep it)
     return figure
 
 
@@ -513,7 +513,7 @@ def spreads_figure(frames: Mapping[str, Any], run: _Run) -> Figure:
         bid, ask = _floats(markets, "best_bid_usdc")[mine], _floats(markets, "best_ask_usdc")[mine]
         x = run.x(commit)
         suffix = f" {name}" if number else ""
-        color = _SERIES[number % len(_SERIES)]
+        color = SERIES[number % len(SERIES)]
         for label, values, tint in (("bid", bid, _COLORS["bid"]), ("ask", ask, _COLORS["ask"])):
             points = (values - reference) / reference * BPS
             figure.add_trace(
@@ -668,7 +668,7 @@ def block_intervals_figure(frames: Mapping[str, Any], run: _Run) -> Figure:
     intervals = (np.diff(commit[commit >= run.since_ns]) / NANOS_PER_MS).astype(np.float64)
     figure = _figure(1, titles=[_described("block interval", intervals, "ms")])
     centres, counts = histogram(intervals)
-    figure.add_trace(go.Bar(x=centres, y=counts, name="blocks", marker={"color": _SERIES[0]}))
+    figure.add_trace(go.Bar(x=centres, y=counts, name="blocks", marker={"color": SERIES[0]}))
     figure.update_xaxes(title_text="ms between consecutive commits")
     figure.update_yaxes(title_text="blocks")
     figure.update_layout(height=360, showlegend=False, hovermode="closest", bargap=0.05)
@@ -685,11 +685,11 @@ def blocks_figure(frames: Mapping[str, Any], run: _Run) -> Figure:
     fees = np.where(has_fee, base_fee.astype(np.float64), np.nan)
     titles = ("interval since the previous block (ms)", "utilization", "base fee")
     figure = _figure(3, titles=titles, shared_xaxes=True, vertical_spacing=0.08)
-    figure.add_trace(_line(x, intervals, "interval", _SERIES[0]), row=1, col=1)
+    figure.add_trace(_line(x, intervals, "interval", SERIES[0]), row=1, col=1)
     figure.add_trace(
-        _line(x, _floats(blocks, "utilization"), "utilization", _SERIES[1]), row=2, col=1
+        _line(x, _floats(blocks, "utilization"), "utilization", SERIES[1]), row=2, col=1
     )
-    figure.add_trace(_line(x, fees, "base fee", _SERIES[2]), row=3, col=1)
+    figure.add_trace(_line(x, fees, "base fee", SERIES[2]), row=3, col=1)
     figure.update_xaxes(title_text=run.x_title, row=3, col=1)
     figure.update_layout(height=720, showlegend=False)
     _mark_warmup(figure, run)
@@ -758,7 +758,7 @@ def render_report(result: RunResult, *, name: str = "scenario", scenario_text: s
         parts.append(f'<p class="note">{html.escape(_EXPLAINED[section])}</p>')
         parts.extend(
             figures[figure_id].to_html(
-                full_html=False, include_plotlyjs=False, div_id=figure_id, config=_CONFIG
+                full_html=False, include_plotlyjs=False, div_id=figure_id, config=PLOTLY_CONFIG
             )
             for figure_id in _FIGURES_OF.get(section, ())
         )

@@ -30,8 +30,8 @@ from plotly.offline import get_plotlyjs  # type: ignore[import-untyped]
 from plotly.subplots import make_subplots  # type: ignore[import-untyped]
 
 from strikechain import __version__
-from strikechain.sim.report import _CONFIG, _SERIES, Figure, format_metric
-from strikechain.sim.report import _TEMPLATE as _RUN_TEMPLATE
+from strikechain.sim.report import PLOTLY_CONFIG, SERIES, Figure, format_metric
+from strikechain.sim.report import TEMPLATE as _RUN_TEMPLATE
 from strikechain.sim.sweep import (
     Interval,
     Parameter,
@@ -144,7 +144,7 @@ def metric_figure(result: SweepResult, metric: str) -> Figure:
     if not spec.parameters:
         figure = go.Figure(layout={"template": _TEMPLATE})
         intervals = [mean_interval(runs.loc[runs["design"] == d, metric]) for d in designs]
-        figure.add_trace(_trace(designs, intervals, metric, _SERIES[0]))
+        figure.add_trace(_trace(designs, intervals, metric, SERIES[0]))
         figure.update_traces(mode="markers")
         figure.update_layout(height=360, showlegend=False, title_text=metric)
         figure.update_yaxes(title_text=metric)
@@ -156,7 +156,7 @@ def metric_figure(result: SweepResult, metric: str) -> Figure:
         for number, design in enumerate(designs):
             mine = runs[runs["design"] == design]
             intervals = [mean_interval(mine.loc[mine[parameter.name] == x, metric]) for x in xs]
-            trace = _trace(xs, intervals, design, _SERIES[number % len(_SERIES)])
+            trace = _trace(xs, intervals, design, SERIES[number % len(SERIES)])
             trace.showlegend = column == 1
             figure.add_trace(trace, row=1, col=column)
         axis_type = "log" if _is_log(xs) else "category" if scalar_kind(xs[0]) != "number" else None
@@ -295,7 +295,10 @@ def render_sweep_report(result: SweepResult) -> str:
         if section == "plots":
             parts.extend(
                 metric_figure(result, metric).to_html(
-                    full_html=False, include_plotlyjs=False, div_id=f"fig-{metric}", config=_CONFIG
+                    full_html=False,
+                    include_plotlyjs=False,
+                    div_id=f"fig-{metric}",
+                    config=PLOTLY_CONFIG,
                 )
                 for metric in spec.metrics
             )
