@@ -49,6 +49,7 @@ MODULES = (
     "sim.agents.grid",
     "sim.agents.market_maker",
     "sim.agents.noise",
+    "sim.agents.orders",
     "sim.consensus",
     "sim.feed",
     "sim.kernel",

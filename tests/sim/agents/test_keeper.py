@@ -20,9 +20,10 @@ from strikechain.engine.events import (
     LiquidationAuctionStarted,
     LiquidationOrder,
 )
-from strikechain.engine.txs import PlaceOrder, Side, TimeInForce
+from strikechain.engine.txs import Side
 from strikechain.sim.agents import Keeper, KeeperParams
-from tests.sim.agents.arena import KEEPER_AUCTIONS, SCRIPTED_PRIORITY_FEE, Arena, of_type
+from strikechain.sim.consensus import MempoolParams
+from tests.sim.agents.arena import KEEPER_AUCTIONS, Arena, of_type
 from tests.sim.agents.world import MS, PERP, USDC, flat, replayed, start_reporters
 
 DROP_S = 5.0
@@ -39,23 +40,14 @@ def crash(
     world = Arena(
         replayed(directory, path, steps=True),
         liquidation=KEEPER_AUCTIONS if auctions else None,
-        base_fee_floor=base_fee_floor,
+        mempool=MempoolParams(base_fee_floor=base_fee_floor),
         deposits_usdc=deposits,
     )
     start_reporters(world)
     events = world.events()
     world.rest("maker", Side.SELL, 100_000.0, 100)
     world.run_for(0.5)
-    buy = PlaceOrder(
-        account="lev",
-        instrument=PERP.name,
-        side=Side.BUY,
-        price_ticks=200_000,
-        size_lots=100,
-        time_in_force=TimeInForce.IOC,
-        priority_fee=SCRIPTED_PRIORITY_FEE,
-    )
-    world.lab.gateway("lev").submit(buy)
+    world.take("lev", Side.BUY, 100_000.0, 100)
     world.run_for(0.5)
     assert world.engine.position("lev", PERP.name) == 100
     return world, events

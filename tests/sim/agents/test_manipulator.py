@@ -14,9 +14,9 @@ import pytest
 
 from strikechain.engine.codes import RejectCode
 from strikechain.engine.events import CircuitBreakerOpened, Fill
-from strikechain.engine.txs import PlaceOrder, Side, TimeInForce
+from strikechain.engine.txs import Side
 from strikechain.sim.agents import Manipulator, ManipulatorParams
-from tests.sim.agents.arena import SCRIPTED_PRIORITY_FEE, Arena, of_type
+from tests.sim.agents.arena import Arena, of_type
 from tests.sim.agents.world import PERP, SECOND, honest, replayed, start_reporters
 
 ASKS_BPS = ((10, 2), (30, 2), (60, 2), (100, 2), (300, 1))
@@ -43,16 +43,7 @@ def thin_market(directory: Path, reporters: int) -> Arena:
         world.rest("thin", Side.BUY, 100_000 * (1 - bps * 1e-4), lots)
     world.rest("thin", Side.SELL, 100_000.0, 1)
     world.run_for(0.5)
-    trade = PlaceOrder(
-        account="trader",
-        instrument=PERP.name,
-        side=Side.BUY,
-        price_ticks=200_000,
-        size_lots=1,
-        time_in_force=TimeInForce.IOC,
-        priority_fee=SCRIPTED_PRIORITY_FEE,
-    )
-    world.lab.gateway("trader").submit(trade)
+    world.take("trader", Side.BUY, 100_000.0, 1)
     world.run_for(1)
     return world
 

@@ -15,6 +15,7 @@ from strikechain.engine.codes import RejectCode
 from strikechain.engine.events import Event, Fill, OrderAmended, OrderCancelled, Rejected
 from strikechain.engine.ordering import OrderingPolicy
 from strikechain.sim.agents import MarketMaker, MarketMakerParams, Sniper, SniperParams
+from strikechain.sim.consensus import MempoolParams
 from tests.sim.agents.arena import Arena
 from tests.sim.agents.world import (
     EXPIRY_NEAR,
@@ -39,7 +40,7 @@ def race(
     world = Arena(
         replayed(directory, path, steps=True),
         ordering=ordering,
-        base_fee_floor=base_fee_floor,
+        mempool=MempoolParams(base_fee_floor=base_fee_floor),
         deposits_usdc={"mm": 10_000_000, "sniper": 1_000_000},
     )
     start_reporters(world)

@@ -1,6 +1,8 @@
 """A small lab world for the agents' tests: a BTC venue behind a single sequencer, reference
 prices (generated, or a replayed path written to a temporary file), oracle reporters registered
-in the venue, listings and deposits made before any agent starts, and a context per agent."""
+in the venue, listings and deposits made before any agent starts, and a context per agent. The
+venue's rules that some agents depend on (the engine's ordering policy, the liquidation path)
+are parameters; :mod:`tests.sim.agents.arena` makes the setup clear any base fee."""
 
 from __future__ import annotations
 
@@ -10,7 +12,9 @@ from pathlib import Path
 from strikechain.engine.engine import Engine
 from strikechain.engine.events import Event
 from strikechain.engine.instruments import Instrument, OptionType, make_option, make_perpetual
+from strikechain.engine.liquidation import LiquidationParams
 from strikechain.engine.oracle import OracleParams
+from strikechain.engine.ordering import OrderingPolicy
 from strikechain.engine.params import UnderlyingParams, VenueConfig
 from strikechain.engine.txs import Deposit, ListInstrument
 from strikechain.engine.units import QUOTE_SCALE
@@ -70,7 +74,11 @@ def replayed(directory: Path, points: Sequence[tuple[float, float]], *, steps: b
 
 
 class World:
-    """The lab, its venue and the agents started in it."""
+    """The lab, its venue and the agents started in it: ``ordering`` and ``liquidation`` (None:
+    the lane) are the venue's rules, the defaults the engine's."""
+
+    setup_priority_fee = 0
+    """What the listings and deposits before the first block pay."""
 
     def __init__(
         self,
@@ -83,10 +91,17 @@ class World:
         hedge: HedgeVenueParams | None = None,
         block_interval_ns: int = 100 * MS,
         mempool: MempoolParams | None = None,
+        ordering: OrderingPolicy = OrderingPolicy.LANES,
+        liquidation: LiquidationParams | None = None,
     ) -> None:
         self.reporter_addresses = {name: reporter_address(SEED, name) for name in reporters}
         oracle = OracleParams(reporters=tuple(self.reporter_addresses.values()), quorum=quorum)
-        self.venue = VenueConfig(underlyings={"BTC": UnderlyingParams(oracle=oracle)})
+        underlying = (
+            UnderlyingParams(oracle=oracle)
+            if liquidation is None
+            else UnderlyingParams(oracle=oracle, liquidation=liquidation)
+        )
+        self.venue = VenueConfig(underlyings={"BTC": underlying})
         link = LinkParams(latency=ConstantLatency(one_way_ns=2 * MS))
         self.lab: Lab = build_lab(
             LabParams(
@@ -94,6 +109,7 @@ class World:
                 start_ns=START_NS,
                 venue=self.venue,
                 margin="standard",
+                ordering=ordering,
                 network=NetworkParams(agent_validator=link),
                 sequencer=SequencerParams(block_interval_ns=block_interval_ns),
                 mempool=mempool or MempoolParams(base_fee_floor=0),
@@ -102,9 +118,10 @@ class World:
             )
         )
         self.instruments = {instrument.name: instrument for instrument in instruments}
-        runtime, now = self.lab.runtime, self.lab.kernel.now
+        runtime, now, fee = self.lab.runtime, self.lab.kernel.now, self.setup_priority_fee
         for instrument in instruments:
-            runtime.submit(ListInstrument(account="operator", instrument=instrument), now)
+            listing = ListInstrument(account="operator", instrument=instrument, priority_fee=fee)
+            runtime.submit(listing, now)
         deposits = dict(deposits_usdc or {})
         deposits.setdefault(self.venue.insurance_fund, 100_000)
         deposits.setdefault(self.venue.backstop, 10_000_000)
@@ -115,6 +132,7 @@ class World:
                 beneficiary=account,
                 underlying="BTC",
                 amount=usdc * USDC,
+                priority_fee=fee,
             )
             runtime.submit(deposit, now)
         self.lab.run(now + block_interval_ns)  # the first block: listings and deposits

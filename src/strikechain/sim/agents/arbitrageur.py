@@ -11,7 +11,8 @@ What an arbitrageur does (:class:`Arbitrageur`, parameters :class:`ArbitrageurPa
   priority fee ``context.fee(tip)``: a higher ``tip`` goes first under fee priority.
 - One order per instrument is in flight at a time: the next waits for the first's outcome
   (fill, cancelled remainder or rejection, from its own account's events), or ``retry_ns`` if
-  the order was lost. A new ticker of the same block cannot make it send twice for one quote.
+  the order was lost (:class:`~strikechain.sim.agents.orders.OrdersInFlight`). A new ticker of
+  the same block cannot make it send twice for one quote.
 - With ``poll_ns > 0`` it also checks the last ticker against a fresh reference every
   ``poll_ns``: a quote can go stale between blocks, as the reference moves.
 - With ``hedge_delta_units > 0`` it lays its position off on the hedging venue whenever its net
@@ -28,12 +29,12 @@ from __future__ import annotations
 import math
 from typing import Final
 
-from strikechain.engine.events import Fill, OrderAccepted, OrderCancelled, Rejected
-from strikechain.engine.txs import PlaceOrder, Side, TimeInForce
+from strikechain.engine.events import Fill
 from strikechain.runtime.gateway import Notice, Ticker, Topic
 from strikechain.sim.agents.base import AgentContext
-from strikechain.sim.agents.grid import Draws, InstrumentGrid, fill_side
+from strikechain.sim.agents.grid import BPS, Draws, InstrumentGrid, fill_side
 from strikechain.sim.agents.hedging import DeltaHedger
+from strikechain.sim.agents.orders import OrdersInFlight, StaleQuotes
 from strikechain.sim.agents.params import ArbitrageurParams
 from strikechain.sim.agents.registry import KINDS, AgentKind
 from strikechain.sim.agents.validation import (
@@ -41,26 +42,18 @@ from strikechain.sim.agents.validation import (
     require_instruments,
 )
 
-BPS: Final = 1e-4
-_IOC: Final = int(TimeInForce.IOC)
-_BUY: Final = int(Side.BUY)
-_SELL: Final = int(Side.SELL)
 _STRUCT: Final = "ArbitrageurParams"
 
 
 class _Watch:
-    """One instrument: last ticker, position, the order in flight."""
+    """One instrument: last ticker, position."""
 
-    __slots__ = ("grid", "order_id", "pending_client_id", "position_lots", "sent_ns", "ticker")
+    __slots__ = ("grid", "position_lots", "ticker")
 
     def __init__(self, grid: InstrumentGrid) -> None:
         self.grid = grid
         self.ticker: Ticker | None = None
         self.position_lots = 0
-        self.pending_client_id = ""
-        """The order in flight ('' : none)."""
-        self.order_id = 0
-        self.sent_ns = 0
 
 
 class Arbitrageur:
@@ -75,12 +68,15 @@ class Arbitrageur:
         self.filled_lots = 0
         self.hedger: DeltaHedger | None = None
         self._watches: dict[str, _Watch] = {}
-        self._by_client_id: dict[str, _Watch] = {}
-        self._by_order_id: dict[int, _Watch] = {}
+        self._orders = OrdersInFlight(name, params.retry_ns)
         self._delta: dict[str, float] = {}
         """Venue delta per underlying (units of the underlying)."""
-        self._buy_below = 1.0 + params.basis_bps * BPS - params.edge_bps * BPS
-        self._sell_above = 1.0 + params.basis_bps * BPS + params.edge_bps * BPS
+        self._stale = StaleQuotes(
+            1.0 + params.basis_bps * BPS - params.edge_bps * BPS,
+            1.0 + params.basis_bps * BPS + params.edge_bps * BPS,
+            params.max_take_lots,
+            params.max_position_lots,
+        )
 
     def start(self, context: AgentContext) -> None:
         params = self.params
@@ -134,43 +130,15 @@ class Arbitrageur:
 
     def _check(self, watch: _Watch, ticker: Ticker) -> None:
         context = self._context
-        if watch.pending_client_id:
-            if context.scheduler.now_ns() - watch.sent_ns < self.params.retry_ns:
-                return
-            self._settle(watch)  # lost: forget it
         grid = watch.grid
+        if not self._orders.free(grid.name, context.scheduler.now_ns()):
+            return
         reference = context.reference.price(grid.underlying)
-        ask, bid = ticker.best_ask_ticks, ticker.best_bid_ticks
-        if ask and ask * grid.tick_usdc < reference * self._buy_below:
-            room = self.params.max_position_lots - watch.position_lots
-            lots = min(ticker.best_ask_lots, self.params.max_take_lots, room)
-            if lots > 0:
-                self._take(watch, _BUY, grid.bid_ticks(reference * self._buy_below), lots)
-        elif bid and bid * grid.tick_usdc > reference * self._sell_above:
-            room = self.params.max_position_lots + watch.position_lots
-            lots = min(ticker.best_bid_lots, self.params.max_take_lots, room)
-            if lots > 0:
-                self._take(watch, _SELL, grid.ask_ticks(reference * self._sell_above), lots)
-
-    def _take(self, watch: _Watch, side: int, limit_ticks: int, lots: int) -> None:
-        context = self._context
-        client_id = context.client_order_id()
-        context.gateway.submit(
-            PlaceOrder(
-                account=self.name,
-                instrument=watch.grid.name,
-                side=side,
-                price_ticks=max(limit_ticks, 1),
-                size_lots=lots,
-                time_in_force=_IOC,
-                client_order_id=client_id,
-                priority_fee=context.fee(self.params.tip),
-            )
-        )
-        self.orders_sent += 1
-        watch.pending_client_id = client_id
-        watch.sent_ns = context.scheduler.now_ns()
-        self._by_client_id[client_id] = watch
+        side, limit_ticks, lots = self._stale.take(grid, ticker, reference, watch.position_lots)
+        if lots > 0:
+            fee = context.fee(self.params.tip)
+            self._orders.send(context, grid.name, side, limit_ticks, lots, fee)
+            self.orders_sent += 1
 
     # -- own events ----------------------------------------------------------------------------
 
@@ -178,19 +146,8 @@ class Arbitrageur:
         event = notice.event
         if isinstance(event, Fill):
             self._on_fill(event)
-        elif isinstance(event, OrderAccepted):
-            watch = self._by_client_id.get(event.client_order_id)
-            if watch is not None:
-                watch.order_id = event.order_id
-                self._by_order_id[event.order_id] = watch
-        elif isinstance(event, OrderCancelled):
-            watch = self._by_order_id.get(event.order_id)
-            if watch is not None:
-                self._settle(watch)
-        elif isinstance(event, Rejected):
-            watch = self._by_client_id.get(event.client_order_id)
-            if watch is not None:
-                self._settle(watch)
+        else:
+            self._orders.follow(event)
 
     def _on_fill(self, fill: Fill) -> None:
         side = fill_side(fill, self.name)
@@ -199,25 +156,13 @@ class Arbitrageur:
             return
         watch.position_lots += side * fill.size_lots
         self.filled_lots += fill.size_lots
-        if (
-            fill.taker_account == self.name
-            and fill.taker_remaining_lots == 0
-            and self._by_order_id.get(fill.taker_order_id) is watch
-        ):
-            self._settle(watch)
+        self._orders.follow(fill)
         underlying = watch.grid.underlying
         self._delta[underlying] = (
             self._delta.get(underlying, 0.0) + side * fill.size_lots * watch.grid.units_per_lot
         )
         if self.hedger is not None:
             self.hedger.rebalance(underlying, self._delta[underlying])
-
-    def _settle(self, watch: _Watch) -> None:
-        """The order in flight is done (or given up)."""
-        self._by_client_id.pop(watch.pending_client_id, None)
-        self._by_order_id.pop(watch.order_id, None)
-        watch.pending_client_id = ""
-        watch.order_id = 0
 
 
 KINDS["arbitrageur"] = AgentKind(

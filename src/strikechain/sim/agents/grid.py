@@ -1,6 +1,6 @@
 """What agents precompute once so that their handlers stay cheap: an instrument's grid as floats
 (:class:`InstrumentGrid`), batched random draws (:class:`Draws`), and which way a fill moved an
-account (:func:`fill_side`).
+account (:func:`fill_side`); and :data:`BPS`, the basis point every agent's parameters are in.
 
 An agent decides in floats (USDC per unit, units of the underlying) and sends integers: a quote
 price becomes ticks here, with the rounding named by the method (a bid is floored, an ask is
@@ -21,6 +21,8 @@ from strikechain.engine.instruments import Instrument, OptionType
 from strikechain.pricing import detmath
 
 DRAWS_PER_REFILL: Final = 512
+BPS: Final = 1e-4
+"""One basis point, as a fraction."""
 
 
 class InstrumentGrid:
@@ -57,6 +59,12 @@ class InstrumentGrid:
     def ask_ticks(self, price_usdc: float) -> int:
         """The lowest tick at or above ``price_usdc`` (CEIL)."""
         return math.ceil(price_usdc * self.inverse_tick)
+
+    def through_ticks(self, price_usdc: float, side: int, bps: float) -> int:
+        """A taker's limit ``bps`` through ``price_usdc`` on ``side``: above it for a buy (CEIL),
+        below it for a sell (FLOOR)."""
+        limit = price_usdc * (1.0 + side * bps * BPS)
+        return self.ask_ticks(limit) if side > 0 else self.bid_ticks(limit)
 
     def price_usdc(self, ticks: int) -> float:
         return ticks * self.tick_usdc

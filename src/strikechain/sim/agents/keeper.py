@@ -50,11 +50,12 @@ from strikechain.engine.events import (
     Rejected,
 )
 from strikechain.engine.liquidation import KEEPER_AUCTIONS_LIMIT
-from strikechain.engine.txs import LiquidationBid, PlaceOrder, Side, TimeInForce
+from strikechain.engine.txs import LiquidationBid, Side
 from strikechain.engine.units import NANOS_PER_MILLISECOND
 from strikechain.runtime.gateway import Notice, Topic
 from strikechain.sim.agents.base import AgentContext
-from strikechain.sim.agents.grid import InstrumentGrid, fill_side
+from strikechain.sim.agents.grid import BPS, InstrumentGrid, fill_side
+from strikechain.sim.agents.orders import ioc_order
 from strikechain.sim.agents.registry import KINDS, AgentKind
 from strikechain.sim.agents.validation import (
     refuse,
@@ -63,11 +64,9 @@ from strikechain.sim.agents.validation import (
     require_non_negative,
 )
 
-BPS: Final = 1e-4
 MAX_MARGIN_BPS: Final = 5_000.0
 MAX_AUCTIONS_TRACKED: Final = KEEPER_AUCTIONS_LIMIT
 """Auctions a keeper follows at once: no more than the engine keeps open."""
-_IOC: Final = int(TimeInForce.IOC)
 _SELL: Final = int(Side.SELL)
 _STRUCT: Final = "KeeperParams"
 
@@ -234,23 +233,21 @@ class Keeper:
 
     def _unwind(self, grid: InstrumentGrid, side: int, lots: int, reference: float) -> None:
         context = self._context
-        limit = reference * (1.0 + side * self.params.unwind_slippage_bps * BPS)
-        price = grid.ask_ticks(limit) if side > 0 else grid.bid_ticks(limit)
+        price = grid.through_ticks(reference, side, self.params.unwind_slippage_bps)
         fee = context.fee(self.params.tip)
         self.priority_fees_paid += fee
-        context.gateway.submit(
-            PlaceOrder(
-                account=self.name,
-                instrument=grid.name,
-                side=side,
-                price_ticks=max(price, 1),
-                size_lots=lots,
-                time_in_force=_IOC,
-                reduce_only=True,
-                client_order_id=context.client_order_id(),
-                priority_fee=fee,
-            )
+        client_id = context.client_order_id()
+        order = ioc_order(
+            self.name,
+            grid.name,
+            side,
+            lots,
+            fee,
+            price_ticks=price,
+            client_order_id=client_id,
+            reduce_only=True,
         )
+        context.gateway.submit(order)
 
     # -- own events ----------------------------------------------------------------------------
 

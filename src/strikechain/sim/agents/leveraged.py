@@ -28,25 +28,23 @@ from typing import Final, Literal
 import msgspec
 
 from strikechain.engine.events import Fill, LiquidationQueued, Rejected
-from strikechain.engine.txs import OrderType, PlaceOrder, Side, TimeInForce
+from strikechain.engine.txs import PlaceOrder, Side
 from strikechain.engine.units import NANOS_PER_SECOND
 from strikechain.runtime.gateway import Notice, Topic
 from strikechain.sim.agents.base import AgentContext
 from strikechain.sim.agents.grid import InstrumentGrid, fill_side
+from strikechain.sim.agents.orders import take_order
 from strikechain.sim.agents.registry import KINDS, AgentKind
 from strikechain.sim.agents.validation import (
     refuse,
     require_between,
-    require_instruments,
+    require_instrument,
     require_non_negative,
     require_positive,
 )
 
-BPS: Final = 1e-4
 MAX_LEVERAGE: Final = 100.0
 MAX_ATTEMPTS: Final = 100
-_IOC: Final = int(TimeInForce.IOC)
-_MARKET: Final = int(OrderType.MARKET)
 _STRUCT: Final = "LeveragedParams"
 
 
@@ -112,12 +110,8 @@ class LeveragedTrader:
 
     def start(self, context: AgentContext) -> None:
         self._context = context
-        (instrument,) = require_instruments(
-            _STRUCT,
-            "instrument",
-            (self.params.instrument,),
-            context.instruments,
-            perpetual_only=True,
+        instrument = require_instrument(
+            _STRUCT, "instrument", self.params.instrument, context.instruments, perpetual_only=True
         )
         self._grid = InstrumentGrid(instrument)
         context.gateway.subscribe(Topic(account=self.name), self._on_event)
@@ -158,29 +152,16 @@ class LeveragedTrader:
         context.scheduler.call_later(self.params.retry_after_ns, self._attempt)
 
     def _order(self, context: AgentContext, grid: InstrumentGrid, lots: int) -> PlaceOrder:
-        fee = context.fee(self.params.tip)
-        if self.params.market_orders:
-            return PlaceOrder(
-                account=self.name,
-                instrument=grid.name,
-                side=self.side,
-                size_lots=lots,
-                order_type=_MARKET,
-                time_in_force=_IOC,
-                priority_fee=fee,
-            )
-        limit = context.reference.price(grid.underlying) * (
-            1.0 + self.side * self.params.slippage_bps * BPS
-        )
-        price = grid.ask_ticks(limit) if self.side > 0 else grid.bid_ticks(limit)
-        return PlaceOrder(
-            account=self.name,
-            instrument=grid.name,
-            side=self.side,
-            price_ticks=max(price, 1),
-            size_lots=lots,
-            time_in_force=_IOC,
-            priority_fee=fee,
+        params = self.params
+        return take_order(
+            context,
+            self.name,
+            grid,
+            self.side,
+            lots,
+            tip=params.tip,
+            market=params.market_orders,
+            slippage_bps=params.slippage_bps,
         )
 
     def _on_event(self, notice: Notice) -> None:

@@ -46,24 +46,22 @@ from typing import Final, Literal
 import msgspec
 
 from strikechain.engine.events import Fill, Rejected
-from strikechain.engine.txs import PlaceOrder, TimeInForce
 from strikechain.engine.units import NANOS_PER_SECOND
 from strikechain.runtime.gateway import Notice, Ticker, Topic
 from strikechain.sim.agents.base import AgentContext
-from strikechain.sim.agents.grid import InstrumentGrid, fill_side
+from strikechain.sim.agents.grid import BPS, InstrumentGrid, fill_side
+from strikechain.sim.agents.orders import take_order
 from strikechain.sim.agents.registry import KINDS, AgentKind
 from strikechain.sim.agents.validation import (
     refuse,
     require_between,
-    require_instruments,
+    require_instrument,
     require_non_negative,
     require_positive,
 )
 
-BPS: Final = 1e-4
 MAX_PUSHES: Final = 10_000
 MAX_PUSH_BPS: Final = 5_000.0
-_IOC: Final = int(TimeInForce.IOC)
 _STRUCT: Final = "ManipulatorParams"
 
 
@@ -128,12 +126,8 @@ class Manipulator:
 
     def start(self, context: AgentContext) -> None:
         self._context = context
-        (instrument,) = require_instruments(
-            _STRUCT,
-            "instrument",
-            (self.params.instrument,),
-            context.instruments,
-            perpetual_only=True,
+        instrument = require_instrument(
+            _STRUCT, "instrument", self.params.instrument, context.instruments, perpetual_only=True
         )
         self._grid = InstrumentGrid(instrument)
         gateway = context.gateway
@@ -200,21 +194,19 @@ class Manipulator:
             self._send(side, abs(self.position_lots), reduce_only=True)
 
     def _send(self, side: int, lots: int, *, reduce_only: bool) -> None:
-        context, grid = self._context, self._grid
-        limit = context.reference.price(grid.underlying) * (1.0 + side * self.params.push_bps * BPS)
-        price = grid.ask_ticks(limit) if side > 0 else grid.bid_ticks(limit)
-        context.gateway.submit(
-            PlaceOrder(
-                account=self.name,
-                instrument=grid.name,
-                side=side,
-                price_ticks=max(price, 1),
-                size_lots=lots,
-                time_in_force=_IOC,
-                reduce_only=reduce_only,
-                priority_fee=context.fee(self.params.tip),
-            )
+        context, params = self._context, self.params
+        order = take_order(
+            context,
+            self.name,
+            self._grid,
+            side,
+            lots,
+            tip=params.tip,
+            market=False,
+            slippage_bps=params.push_bps,
+            reduce_only=reduce_only,
         )
+        context.gateway.submit(order)
 
     def _on_event(self, notice: Notice) -> None:
         event = notice.event

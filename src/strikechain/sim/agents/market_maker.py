@@ -58,7 +58,7 @@ from strikechain.engine.units import NANOS_PER_SECOND
 from strikechain.runtime.gateway import Notice, Topic
 from strikechain.sim.agents.base import AgentContext
 from strikechain.sim.agents.fair import OptionSet
-from strikechain.sim.agents.grid import Draws, InstrumentGrid, fill_side
+from strikechain.sim.agents.grid import BPS, Draws, InstrumentGrid, fill_side
 from strikechain.sim.agents.hedging import DeltaHedger
 from strikechain.sim.agents.params import MarketMakerParams
 from strikechain.sim.agents.registry import KINDS, AgentKind
@@ -67,7 +67,6 @@ from strikechain.sim.agents.validation import (
     require_instruments,
 )
 
-BPS: Final = 1e-4
 VOL_POINT: Final = 0.01
 _BUY: Final = int(Side.BUY)
 _SELL: Final = int(Side.SELL)

@@ -26,21 +26,19 @@ from __future__ import annotations
 import math
 from typing import Final
 
-from strikechain.engine.txs import OrderType, PlaceOrder, Side, TimeInForce
+from strikechain.engine.txs import PlaceOrder, Side, TimeInForce
 from strikechain.engine.units import NANOS_PER_SECOND
 from strikechain.runtime.gateway import Notice, Ticker, Topic
 from strikechain.sim.agents.base import AgentContext
 from strikechain.sim.agents.grid import Draws, InstrumentGrid
+from strikechain.sim.agents.orders import ioc_order
 from strikechain.sim.agents.params import NoiseParams
 from strikechain.sim.agents.registry import KINDS, AgentKind
 from strikechain.sim.agents.validation import (
     require_instruments,
 )
 
-BPS: Final = 1e-4
-_IOC: Final = int(TimeInForce.IOC)
 _GTT: Final = int(TimeInForce.GTT)
-_MARKET: Final = int(OrderType.MARKET)
 _BUY: Final = int(Side.BUY)
 _SELL: Final = int(Side.SELL)
 _STRUCT: Final = "NoiseParams"
@@ -126,15 +124,7 @@ class NoiseTrader:
         fee: int,
     ) -> PlaceOrder:
         if self.params.market_orders:
-            return PlaceOrder(
-                account=self.name,
-                instrument=grid.name,
-                side=side,
-                size_lots=lots,
-                order_type=_MARKET,
-                time_in_force=_IOC,
-                priority_fee=fee,
-            )
+            return ioc_order(self.name, grid.name, side, lots, fee, price_ticks=None)
         touch_ticks = 0
         if ticker is not None:
             touch_ticks = ticker.best_ask_ticks if side == _BUY else ticker.best_bid_ticks
@@ -143,17 +133,8 @@ class NoiseTrader:
             if touch_ticks
             else context.reference.price(grid.underlying)
         )
-        through = 1.0 + side * self.params.through_bps * BPS
-        price = grid.ask_ticks(touch * through) if side == _BUY else grid.bid_ticks(touch * through)
-        return PlaceOrder(
-            account=self.name,
-            instrument=grid.name,
-            side=side,
-            price_ticks=max(price, 1),
-            size_lots=lots,
-            time_in_force=_IOC,
-            priority_fee=fee,
-        )
+        price = grid.through_ticks(touch, side, self.params.through_bps)
+        return ioc_order(self.name, grid.name, side, lots, fee, price_ticks=price)
 
     def _limit(
         self,

@@ -61,7 +61,7 @@ from strikechain.pricing.errors import PricingError
 from strikechain.pricing.svi import SliceQuotes, SviParams, fit_svi_slices
 from strikechain.sim.agents.base import AgentContext, ReferenceFeed
 from strikechain.sim.agents.fair import MIN_VOL
-from strikechain.sim.agents.grid import Draws
+from strikechain.sim.agents.grid import BPS, Draws
 from strikechain.sim.agents.registry import KINDS, AgentKind
 from strikechain.sim.agents.validation import (
     refuse,
@@ -73,7 +73,6 @@ from strikechain.sim.agents.validation import (
 from strikechain.sim.processes import price_to_minor
 from strikechain.sim.signer import ReportSigner
 
-BPS: Final = 1e-4
 VOL_POINT: Final = 0.01
 PPM: Final = 1_000_000
 MAX_PERIOD_NS: Final = 60 * NANOS_PER_SECOND

@@ -17,7 +17,9 @@ What a sniper does (:class:`Sniper`, parameters :class:`SniperParams`)
   leaves less than the base fee it does not send (:attr:`Sniper.priced_out`): the order would
   wait in the mempool and land after the quote is gone.
 - One order per instrument is in flight: the next waits for its outcome (filled, cancelled
-  remainder, refused) or ``retry_ns`` if it was lost.
+  remainder, refused) or ``retry_ns`` if it was lost. What it takes, and how it follows its
+  orders, is the arbitrageur's (:class:`~strikechain.sim.agents.orders.StaleQuotes`,
+  :class:`~strikechain.sim.agents.orders.OrdersInFlight`).
 
 Counters: orders sent (:attr:`~Sniper.attempts`), orders that filled (:attr:`~Sniper.hits`) and
 that found nothing (:attr:`~Sniper.misses`: the race lost), lots filled, the priority fees it
@@ -36,12 +38,12 @@ from typing import Final
 
 import msgspec
 
-from strikechain.engine.events import Fill, OrderAccepted, OrderCancelled, Rejected
-from strikechain.engine.txs import PlaceOrder, Side, TimeInForce
+from strikechain.engine.events import Fill, Rejected
 from strikechain.engine.units import NANOS_PER_MILLISECOND, NANOS_PER_SECOND
 from strikechain.runtime.gateway import Notice, Ticker, Topic
 from strikechain.sim.agents.base import AgentContext
-from strikechain.sim.agents.grid import Draws, InstrumentGrid
+from strikechain.sim.agents.grid import BPS, Draws, InstrumentGrid
+from strikechain.sim.agents.orders import OrdersInFlight, StaleQuotes
 from strikechain.sim.agents.registry import KINDS, AgentKind
 from strikechain.sim.agents.validation import (
     refuse,
@@ -50,11 +52,7 @@ from strikechain.sim.agents.validation import (
     require_positive,
 )
 
-BPS: Final = 1e-4
 MAX_EDGE_BPS: Final = 10_000.0
-_IOC: Final = int(TimeInForce.IOC)
-_BUY: Final = int(Side.BUY)
-_SELL: Final = int(Side.SELL)
 _STRUCT: Final = "SniperParams"
 
 
@@ -86,27 +84,14 @@ class SniperParams(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class _Watch:
-    """One instrument: last ticker, position, the order in flight."""
+    """One instrument: last ticker, position, what the order in flight was sent against."""
 
-    __slots__ = (
-        "filled",
-        "grid",
-        "order_id",
-        "pending_client_id",
-        "position_lots",
-        "reference",
-        "sent_ns",
-        "ticker",
-    )
+    __slots__ = ("filled", "grid", "position_lots", "reference", "ticker")
 
     def __init__(self, grid: InstrumentGrid) -> None:
         self.grid = grid
         self.ticker: Ticker | None = None
         self.position_lots = 0
-        self.pending_client_id = ""
-        """The order in flight ('': none)."""
-        self.order_id = 0
-        self.sent_ns = 0
         self.reference = 0.0
         """The reference when the order in flight was sent (USDC per unit)."""
         self.filled = False
@@ -133,10 +118,13 @@ class Sniper:
         self.taker_fees_paid = 0
         self.edge_usdc = 0.0
         self._watches: dict[str, _Watch] = {}
-        self._by_client_id: dict[str, _Watch] = {}
-        self._by_order_id: dict[int, _Watch] = {}
-        self._buy_below = 1.0 - params.edge_bps * BPS
-        self._sell_above = 1.0 + params.edge_bps * BPS
+        self._orders = OrdersInFlight(name, params.retry_ns)
+        self._stale = StaleQuotes(
+            1.0 - params.edge_bps * BPS,
+            1.0 + params.edge_bps * BPS,
+            params.max_take_lots,
+            params.max_position_lots,
+        )
 
     def start(self, context: AgentContext) -> None:
         params = self.params
@@ -173,26 +161,14 @@ class Sniper:
                 self._check(watch, watch.ticker)
 
     def _check(self, watch: _Watch, ticker: Ticker) -> None:
-        context, params = self._context, self.params
-        if watch.pending_client_id:
-            if context.scheduler.now_ns() - watch.sent_ns < params.retry_ns:
-                return
-            self._settle(watch, counted=False)  # lost: forget it
+        context = self._context
         grid = watch.grid
+        if not self._orders.free(grid.name, context.scheduler.now_ns()):
+            return  # (one lost is forgotten, neither a hit nor a miss)
         reference = context.reference.price(grid.underlying)
-        ask, bid = ticker.best_ask_ticks, ticker.best_bid_ticks
-        if ask and ask * grid.tick_usdc < reference * self._buy_below:
-            room = params.max_position_lots - watch.position_lots
-            lots = min(ticker.best_ask_lots, params.max_take_lots, room)
-            if lots > 0:
-                limit = grid.bid_ticks(reference * self._buy_below)
-                self._take(watch, _BUY, limit, lots, reference)
-        elif bid and bid * grid.tick_usdc > reference * self._sell_above:
-            room = params.max_position_lots + watch.position_lots
-            lots = min(ticker.best_bid_lots, params.max_take_lots, room)
-            if lots > 0:
-                limit = grid.ask_ticks(reference * self._sell_above)
-                self._take(watch, _SELL, limit, lots, reference)
+        side, limit_ticks, lots = self._stale.take(grid, ticker, reference, watch.position_lots)
+        if lots > 0:
+            self._take(watch, side, limit_ticks, lots, reference)
 
     def _take(
         self, watch: _Watch, side: int, limit_ticks: int, lots: int, reference: float
@@ -202,26 +178,11 @@ class Sniper:
         if context.max_fee and fee < context.base_fee():
             self.priced_out += 1
             return
-        client_id = context.client_order_id()
-        context.gateway.submit(
-            PlaceOrder(
-                account=self.name,
-                instrument=watch.grid.name,
-                side=side,
-                price_ticks=max(limit_ticks, 1),
-                size_lots=lots,
-                time_in_force=_IOC,
-                client_order_id=client_id,
-                priority_fee=fee,
-            )
-        )
+        self._orders.send(context, watch.grid.name, side, limit_ticks, lots, fee)
         self.attempts += 1
         self.priority_fees_paid += fee
-        watch.pending_client_id = client_id
-        watch.sent_ns = context.scheduler.now_ns()
         watch.reference = reference
         watch.filled = False
-        self._by_client_id[client_id] = watch
 
     # -- own events ----------------------------------------------------------------------------
 
@@ -229,25 +190,21 @@ class Sniper:
         event = notice.event
         if isinstance(event, Fill):
             self._on_fill(event)
-        elif isinstance(event, OrderAccepted):
-            watch = self._by_client_id.get(event.client_order_id)
-            if watch is not None:
-                watch.order_id = event.order_id
-                self._by_order_id[event.order_id] = watch
-        elif isinstance(event, OrderCancelled):
-            watch = self._by_order_id.get(event.order_id)
-            if watch is not None:
-                self._settle(watch)
-        elif isinstance(event, Rejected):
-            watch = self._by_client_id.get(event.client_order_id)
-            if watch is not None:
-                self.rejections += 1  # refused, not outraced: neither a hit nor a miss
-                self._settle(watch, counted=False)
+        ended = self._orders.follow(event)
+        if not ended:
+            return
+        if isinstance(event, Rejected):
+            self.rejections += 1  # refused, not outraced: neither a hit nor a miss
+        elif self._watches[ended].filled:
+            self.hits += 1
+        else:
+            self.misses += 1
 
     def _on_fill(self, fill: Fill) -> None:
-        watch = self._by_order_id.get(fill.taker_order_id)
-        if watch is None or fill.taker_account != self.name:
+        instrument = self._orders.instrument_of(fill.taker_order_id)
+        if not instrument or fill.taker_account != self.name:
             return
+        watch = self._watches[instrument]
         side = fill.taker_side
         grid = watch.grid
         watch.position_lots += side * fill.size_lots
@@ -256,21 +213,6 @@ class Sniper:
         self.taker_fees_paid += fill.taker_fee
         price = fill.price_ticks * grid.tick_usdc
         self.edge_usdc += side * (watch.reference - price) * fill.size_lots * grid.units_per_lot
-        if fill.taker_remaining_lots == 0:
-            self._settle(watch)
-
-    def _settle(self, watch: _Watch, *, counted: bool = True) -> None:
-        """The order in flight is done (or given up): ``counted``, a hit if it filled, else a
-        miss."""
-        if counted:
-            if watch.filled:
-                self.hits += 1
-            else:
-                self.misses += 1
-        self._by_client_id.pop(watch.pending_client_id, None)
-        self._by_order_id.pop(watch.order_id, None)
-        watch.pending_client_id = ""
-        watch.order_id = 0
 
 
 KINDS["sniper"] = AgentKind(

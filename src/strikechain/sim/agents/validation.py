@@ -4,7 +4,7 @@ is found where it is loaded (``msgspec.convert`` reports it as a validation erro
 message).
 
 Instrument names are checked against the venue's listings when an agent starts
-(:func:`require_instruments`): only then are they known.
+(:func:`require_instruments`, :func:`require_instrument`): only then are they known.
 """
 
 from __future__ import annotations
@@ -62,3 +62,18 @@ def require_instruments(
             raise refuse(struct, field, "must name perpetuals only", name)
         out.append(instrument)
     return out
+
+
+def require_instrument(
+    struct: str,
+    field: str,
+    name: str,
+    listed: Mapping[str, Instrument],
+    *,
+    perpetual_only: bool = False,
+) -> Instrument:
+    """The one instrument named by ``field`` (:func:`require_instruments`' checks)."""
+    (instrument,) = require_instruments(
+        struct, field, (name,), listed, perpetual_only=perpetual_only
+    )
+    return instrument

@@ -27,24 +27,22 @@ import msgspec
 
 from strikechain.engine.events import Fill, OrderAccepted, OrderCancelled, Rejected
 from strikechain.engine.limits import DEFAULT_LIMITS
-from strikechain.engine.txs import OrderType, PlaceOrder, Side, TimeInForce
+from strikechain.engine.txs import Side
 from strikechain.engine.units import NANOS_PER_SECOND
 from strikechain.runtime.gateway import Notice, Ticker, Topic
 from strikechain.sim.agents.base import AgentContext
-from strikechain.sim.agents.grid import InstrumentGrid
+from strikechain.sim.agents.grid import BPS, InstrumentGrid
+from strikechain.sim.agents.orders import take_order
 from strikechain.sim.agents.registry import KINDS, AgentKind
 from strikechain.sim.agents.validation import (
     refuse,
     require_between,
-    require_instruments,
+    require_instrument,
     require_non_negative,
 )
 
-BPS: Final = 1e-4
 MAX_ORDERS: Final = 10_000
 MAX_SLIPPAGE_BPS: Final = 5_000.0
-_IOC: Final = int(TimeInForce.IOC)
-_MARKET: Final = int(OrderType.MARKET)
 _STRUCT: Final = "WhaleParams"
 
 
@@ -139,8 +137,8 @@ class Whale:
 
     def start(self, context: AgentContext) -> None:
         self._context = context
-        (instrument,) = require_instruments(
-            _STRUCT, "instrument", (self.params.instrument,), context.instruments
+        instrument = require_instrument(
+            _STRUCT, "instrument", self.params.instrument, context.instruments
         )
         self._grid = InstrumentGrid(instrument)
         gateway = context.gateway
@@ -165,33 +163,17 @@ class Whale:
         record = WhaleOrder(context.scheduler.now_ns(), side, params.size_lots, touch)
         self.history.append(record)
         self._by_client_id[client_id] = record
-        fee = context.fee(params.tip)
-        if params.market_orders:
-            order = PlaceOrder(
-                account=self.name,
-                instrument=grid.name,
-                side=side,
-                size_lots=params.size_lots,
-                order_type=_MARKET,
-                time_in_force=_IOC,
-                client_order_id=client_id,
-                priority_fee=fee,
-            )
-        else:
-            limit = context.reference.price(grid.underlying) * (
-                1.0 + side * params.slippage_bps * BPS
-            )
-            price = grid.ask_ticks(limit) if side > 0 else grid.bid_ticks(limit)
-            order = PlaceOrder(
-                account=self.name,
-                instrument=grid.name,
-                side=side,
-                price_ticks=max(price, 1),
-                size_lots=params.size_lots,
-                time_in_force=_IOC,
-                client_order_id=client_id,
-                priority_fee=fee,
-            )
+        order = take_order(
+            context,
+            self.name,
+            grid,
+            side,
+            params.size_lots,
+            tip=params.tip,
+            market=params.market_orders,
+            slippage_bps=params.slippage_bps,
+            client_order_id=client_id,
+        )
         context.gateway.submit(order)
 
     def _on_event(self, notice: Notice) -> None:
