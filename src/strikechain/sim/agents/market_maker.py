@@ -21,8 +21,12 @@ What a market maker does (:class:`MarketMaker`, parameters :class:`MarketMakerPa
   per unit, options their Black-76 delta, plus the hedge) shifts its quotes' centre by
   ``-skew_bps_per_delta_unit * delta`` bps (clamped to ``max_skew_bps``): long, it quotes lower
   and sells more readily. For options the shift is applied to the forward, so each option moves
-  by its own delta. A side that would take ``|delta|`` beyond ``max_delta_units`` (if set) is not
-  quoted.
+  by its own delta. Its net vega per underlying (:meth:`MarketMaker.net_vega`: option lots times
+  their vega per lot at their last quote, USDC per vol point) lowers the vol of its option quotes
+  by ``vega_skew_points_per_unit * vega`` vol points (clamped to ``max_vega_skew_points``), both
+  sides, as a price shift of that many points times each option's vega (like the half spread):
+  long vega, it quotes lower vols and sells vega. A side that would take ``|delta|`` beyond
+  ``max_delta_units`` (if set) is not quoted.
 - **Requoting.** Every ``poll_ns`` the maker reads its reference; an instrument is requoted when
   the reference moved more than ``requote_bps`` since its quotes were made, when ``refresh_ns``
   passed, after one of its quotes filled, or when one was cancelled by someone else (the
@@ -87,6 +91,7 @@ class _Quoting:
         "quoted_ns",
         "reference_usdc",
         "slots",
+        "vega_per_lot",
     )
 
     def __init__(self, grid: InstrumentGrid) -> None:
@@ -94,6 +99,8 @@ class _Quoting:
         self.position_lots = 0
         self.delta_per_lot = 0.0 if grid.is_option else grid.units_per_lot
         """Units of the underlying per lot: the lot for a perp, Black-76 delta for an option."""
+        self.vega_per_lot = 0.0
+        """USDC per vol point per lot at the last quote (0 for a perp)."""
         self.fair_usdc = 0.0
         self.reference_usdc = 0.0
         self.quoted_ns = -1
@@ -325,6 +332,22 @@ class MarketMaker:
             venue = sum(s.position_lots * s.delta_per_lot for s in group.states)
         return venue + (0.0 if self.hedger is None else self.hedger.position(underlying))
 
+    def net_vega(self, underlying: str) -> float:
+        """Option lots times their vega per lot at their last quote: USDC per vol point."""
+        group = self._groups.get(underlying)
+        if group is None:
+            return 0.0
+        return sum((s.position_lots * s.vega_per_lot for s in group.options), 0.0)
+
+    def _vega_skew_points(self, underlying: str) -> float:
+        """Vol points off the option quotes' vol for the net vega (0 without the vega skew)."""
+        per_unit = self.params.vega_skew_points_per_unit
+        if not per_unit:
+            return 0.0
+        limit = self.params.max_vega_skew_points
+        skew = per_unit * self.net_vega(underlying)
+        return limit if skew > limit else -limit if skew < -limit else skew
+
     def _skew_bps(self, delta: float) -> float:
         limit = self.params.max_skew_bps
         skew = self.params.skew_bps_per_delta_unit * delta
@@ -349,7 +372,9 @@ class MarketMaker:
 
     def _quote_options(self, group: _Group, reference: float, now: int) -> None:
         params = self.params
-        delta = self.net_delta_units(group.options[0].grid.underlying)
+        underlying = group.options[0].grid.underlying
+        delta = self.net_delta_units(underlying)
+        vega_skew = self._vega_skew_points(underlying) * VOL_POINT
         forward = reference * (1.0 - self._skew_bps(delta) * BPS)
         values = group.option_set.values(
             forward, now, params.vol_atm, params.vol_skew, params.vol_curvature
@@ -365,13 +390,15 @@ class MarketMaker:
                 state.quoted_ns, state.reference_usdc, state.dirty = now, reference, False
                 continue
             vega = values.vega[index]
+            center = price - vega_skew * vega if vega_skew else price
             floor_usdc = params.option_min_half_spread_ticks * grid.tick_usdc
             halves = [
                 max((half + level * step) * vega, floor_usdc) for level in range(params.levels)
             ]
-            bids = [grid.bid_ticks(price - h) for h in halves]
-            asks = [grid.ask_ticks(price + h) for h in halves]
+            bids = [grid.bid_ticks(center - h) for h in halves]
+            asks = [grid.ask_ticks(center + h) for h in halves]
             state.delta_per_lot = values.delta[index] * grid.units_per_lot
+            state.vega_per_lot = vega * VOL_POINT * grid.units_per_lot
             state.fair_usdc = price + values.delta[index] * (reference - forward)
             self._replace(state, bids, asks, params.option_size_lots, delta, reference, now)
 

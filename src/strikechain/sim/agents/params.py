@@ -90,6 +90,11 @@ class MarketMakerParams(msgspec.Struct, frozen=True, kw_only=True):
     vol_curvature: float = 0.5
     skew_bps_per_delta_unit: float = 0.0
     max_skew_bps: float = 50.0
+    vega_skew_points_per_unit: float = 0.0
+    """Options: vol points taken off the quotes' vol per unit of net vega (USDC per vol point),
+    bids and asks alike: long vega, it quotes lower vols and sells vega. 0: no vega skew."""
+    max_vega_skew_points: float = 5.0
+    """The vega skew's clamp, in vol points."""
     max_delta_units: float = 0.0
     """0: no limit."""
     hedge_delta_units: float = 0.0
@@ -122,6 +127,8 @@ class MarketMakerParams(msgspec.Struct, frozen=True, kw_only=True):
             "option_min_expiry_ns",
             "skew_bps_per_delta_unit",
             "max_skew_bps",
+            "vega_skew_points_per_unit",
+            "max_vega_skew_points",
             "max_delta_units",
             "hedge_delta_units",
             "withdraw_after_ns",
