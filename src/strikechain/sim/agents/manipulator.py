@@ -36,6 +36,40 @@ What the venue does to it
   :attr:`Manipulator.rejections`).
 - With price monitoring (``[risk] auctions``) a fill outside the band calls an auction instead.
 
+Wash trades (``wash_account``): the venue refuses a trade of an account with itself, so a real
+manipulator wash-trades between two accounts it controls. With ``wash_account`` set, each push is
+a wash trade instead of taking others' liquidity: the wash account rests a post-only limit
+(GTC) of ``wash_lots`` (0: ``size_lots``) on the other side at the push's target
+(``reference x (1 +- push_bps)``, the limit the push would otherwise take up to) and the
+manipulator's own account crosses it with an immediate-or-cancel limit at that price, both sent
+at the same instant. Under the engine's default ordering (``LANES``,
+:mod:`strikechain.engine.ordering`) post-only orders run before takers in a block, so the resting
+one is applied first and the trade prints at the target; under ``FEE_PRIORITY`` the resting one
+pays one fee unit more to go first; under ``ARRIVAL`` it is sent first. In a thin market (a wide
+spread, nothing of others' between the last trade and the target) the last trade prints at the
+target and the two accounts' positions net to zero: what it costs is the fees. Others' orders
+better than the target are taken first (price priority), and network jitter may split the two
+into different blocks (the taker first takes others' liquidity, or nothing; the wash order rests
+on): both are the venue's, not the agent's, to prevent. The unwind, with ``unwind``, is a wash
+trade the other way at the reference (the wash account rests, the manipulator's reduce-only
+immediate-or-cancel crosses it), so both accounts end flat.
+
+The manipulator holds both keys: in the lab an agent's gateway sends transactions for any account
+they name (:class:`~strikechain.sim.gateway.LabGateway` hands them to the
+:class:`~strikechain.sim.consensus.Mempool`, which hands them to the runtime's inbox; no
+signature is checked on that path, signing and nonces are the edges'). The scenario must fund the
+wash account: the lab funds agents' accounts only (each ``[[agents]]`` group's ``deposit_usdc``,
+per member ``<name>-<n>``), so name it after a member of another funded group (in the tests'
+worlds: a key of ``deposits_usdc``). An unfunded wash account's resting order is refused
+(:attr:`Manipulator.wash_rejections`) and the push prints nothing of its own.
+
+Measured (besides the above): :attr:`Manipulator.wash_trades` and
+:attr:`~Manipulator.wash_prices_ticks` (trades between the two accounts),
+:attr:`~Manipulator.wash_position_lots` and :meth:`~Manipulator.net_position_lots` (0 after a
+wash push: the two net to zero), :attr:`~Manipulator.wash_cost_usdc` (the wash account's prints
+against the reference, the mirror of :attr:`~Manipulator.cost_usdc`) and
+:attr:`~Manipulator.fees_usdc` (fees both accounts paid).
+
 Perpetuals only.
 """
 
@@ -46,11 +80,12 @@ from typing import Final, Literal
 import msgspec
 
 from strikechain.engine.events import Fill, Rejected
-from strikechain.engine.units import NANOS_PER_SECOND
+from strikechain.engine.txs import OrderType, PlaceOrder, PostOnly, TimeInForce
+from strikechain.engine.units import NANOS_PER_SECOND, QUOTE_SCALE
 from strikechain.runtime.gateway import Notice, Ticker, Topic
 from strikechain.sim.agents.base import AgentContext
 from strikechain.sim.agents.grid import BPS, InstrumentGrid, fill_side
-from strikechain.sim.agents.orders import take_order
+from strikechain.sim.agents.orders import ioc_order, take_order
 from strikechain.sim.agents.registry import KINDS, AgentKind
 from strikechain.sim.agents.validation import (
     refuse,
@@ -82,6 +117,11 @@ class ManipulatorParams(msgspec.Struct, frozen=True, kw_only=True):
     max_position_lots: int = 1_000
     unwind: bool = True
     tip: int = 0
+    wash_account: str = ""
+    """Another account it controls: each push is a wash trade with it ("": none, it takes
+    others' liquidity)."""
+    wash_lots: int = 0
+    """Lots per wash trade (0: ``size_lots``)."""
 
     def __post_init__(self) -> None:
         if self.direction not in ("up", "down"):
@@ -94,8 +134,10 @@ class ManipulatorParams(msgspec.Struct, frozen=True, kw_only=True):
                 raise refuse(_STRUCT, field, "must be >= 1", getattr(self, field))
         require_between(_STRUCT, "pushes", self.pushes, 1, MAX_PUSHES)
         require_positive(_STRUCT, "every_ns", self.every_ns)
-        for field in ("after_ns", "tip"):
+        for field in ("after_ns", "tip", "wash_lots"):
             require_non_negative(_STRUCT, field, getattr(self, field))
+        if self.wash_account != self.wash_account.strip():
+            raise refuse(_STRUCT, "wash_account", "must not be padded", self.wash_account)
 
 
 class Manipulator:
@@ -105,6 +147,10 @@ class Manipulator:
     _grid: InstrumentGrid
 
     def __init__(self, name: str, params: ManipulatorParams) -> None:
+        if params.wash_account == name:
+            raise refuse(
+                _STRUCT, "wash_account", "must be another account than the agent's own", name
+            )
         self.name = name
         self.params = params
         self.side = 1 if params.direction == "up" else -1
@@ -122,7 +168,22 @@ class Manipulator:
         self.index_extreme_minor = 0
         self.rejections: dict[str, int] = {}
         """Refused orders by reject code."""
+        self.wash = params.wash_account
+        self.wash_lots = params.wash_lots or params.size_lots
+        self.wash_trades = 0
+        """Trades between its two accounts."""
+        self.wash_prices_ticks: list[int] = []
+        self.wash_position_lots = 0
+        self.wash_cost_usdc = 0.0
+        self.fees_usdc = 0.0
+        """Fees both its accounts paid (negative: rebates)."""
+        self.wash_rejections: dict[str, int] = {}
+        """The wash account's refused orders by reject code."""
         self._ticker: Ticker | None = None
+
+    def net_position_lots(self) -> int:
+        """Its two accounts' position together (its own alone without a wash account)."""
+        return self.position_lots + self.wash_position_lots
 
     def start(self, context: AgentContext) -> None:
         self._context = context
@@ -132,6 +193,8 @@ class Manipulator:
         self._grid = InstrumentGrid(instrument)
         gateway = context.gateway
         gateway.subscribe(Topic(account=self.name), self._on_event)
+        if self.wash:
+            gateway.subscribe(Topic(account=self.wash), self._on_wash_event)
         gateway.subscribe(Topic(instrument=instrument.name, channel="ticker"), self._on_ticker)
         context.scheduler.call_later(self.params.after_ns, self._push)
 
@@ -184,14 +247,50 @@ class Manipulator:
         later = self._push if self.pushes_sent < params.pushes else self._finish
         context.scheduler.call_later(params.every_ns, later)
         lots = min(params.size_lots, params.max_position_lots - self.side * self.position_lots)
-        if lots > 0:
+        if self.wash:
+            lots = min(self.wash_lots, lots)
+            if lots > 0:
+                target = self._grid.through_ticks(self._reference(), self.side, params.push_bps)
+                self._wash(self.side, lots, target, reduce_only=False)
+        elif lots > 0:
             self._send(self.side, lots, reduce_only=False)
 
     def _finish(self) -> None:
         self.measuring = False
         if self.params.unwind and self.position_lots:
             side = -1 if self.position_lots > 0 else 1
-            self._send(side, abs(self.position_lots), reduce_only=True)
+            if self.wash:
+                at = self._grid.through_ticks(self._reference(), side, 0.0)
+                self._wash(side, abs(self.position_lots), at, reduce_only=True)
+            else:
+                self._send(side, abs(self.position_lots), reduce_only=True)
+
+    def _reference(self) -> float:
+        return self._context.reference.price(self._grid.underlying)
+
+    def _wash(self, side: int, lots: int, price_ticks: int, *, reduce_only: bool) -> None:
+        """The wash account rests ``lots`` on the other side at ``price_ticks`` (post-only, so
+        applied first in the block), and its own account crosses it (immediate-or-cancel)."""
+        context, grid = self._context, self._grid
+        fee = context.fee(self.params.tip)
+        price_ticks = max(price_ticks, 1)
+        resting = PlaceOrder(
+            account=self.wash,
+            instrument=grid.name,
+            side=-side,
+            size_lots=lots,
+            price_ticks=price_ticks,
+            order_type=int(OrderType.LIMIT),
+            time_in_force=int(TimeInForce.GTC),
+            post_only=int(PostOnly.REJECT),
+            reduce_only=reduce_only and self.wash_position_lots * side > 0,
+            priority_fee=fee + 1,
+        )
+        taking = ioc_order(
+            self.name, grid.name, side, lots, fee, price_ticks=price_ticks, reduce_only=reduce_only
+        )
+        context.gateway.submit(resting)
+        context.gateway.submit(taking)
 
     def _send(self, side: int, lots: int, *, reduce_only: bool) -> None:
         context, params = self._context, self.params
@@ -217,12 +316,39 @@ class Manipulator:
 
     def _on_fill(self, fill: Fill) -> None:
         side = fill_side(fill, self.name)
-        grid = self._grid
         self.position_lots += side * fill.size_lots
         self.filled_lots += fill.size_lots
-        reference = self._context.reference.price(grid.underlying)
+        self.cost_usdc += self._cost(side, fill)
+        self.fees_usdc += _fee(fill, self.name)
+        if self.wash and self.wash in (fill.maker_account, fill.taker_account):
+            self.wash_trades += 1
+            self.wash_prices_ticks.append(fill.price_ticks)
+
+    def _on_wash_event(self, notice: Notice) -> None:
+        event = notice.event
+        if isinstance(event, Rejected):
+            self.wash_rejections[event.code] = self.wash_rejections.get(event.code, 0) + 1
+        if isinstance(event, Fill) and event.instrument == self._grid.name:
+            side = fill_side(event, self.wash)
+            self.wash_position_lots += side * event.size_lots
+            self.wash_cost_usdc += self._cost(side, event)
+            self.fees_usdc += _fee(event, self.wash)
+
+    def _cost(self, side: int, fill: Fill) -> float:
+        """What ``fill`` cost the side that ``side`` is against the reference."""
+        grid = self._grid
         price = fill.price_ticks * grid.tick_usdc
-        self.cost_usdc += side * (price - reference) * fill.size_lots * grid.units_per_lot
+        return side * (price - self._reference()) * fill.size_lots * grid.units_per_lot
+
+
+def _fee(fill: Fill, account: str) -> float:
+    """USDC ``account`` paid in ``fill`` (negative: a rebate)."""
+    fee = 0
+    if fill.maker_account == account:
+        fee += fill.maker_fee
+    if fill.taker_account == account:
+        fee += fill.taker_fee
+    return fee / QUOTE_SCALE
 
 
 def _further(side: int, current: int, value: int) -> int:
