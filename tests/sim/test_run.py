@@ -66,3 +66,14 @@ def test_bad_agents_are_refused_before_the_run(
         Run(parse_scenario(text))
     assert refused.value.code == code
     assert names in refused.value.message
+
+
+def test_calm_does_what_its_header_says() -> None:
+    """calm.toml: tight spreads, small positive maker markouts, no liquidation, an index within
+    a few basis points of the reference (the header's numbers; two simulated minutes)."""
+    metrics = Run(with_duration(load_scenario(CALM, seed=1), 120.0)).execute().metrics
+    assert metrics["effective_spread_bps"] < 25.0  # measured 11.6
+    assert 0.0 < metrics["mm_markout_10s_bps"] < 15.0  # measured +3.9
+    assert metrics["liquidations_count"] == 0
+    assert metrics["bad_debt_usdc"] == 0.0
+    assert metrics["index_error_bps_max"] < 5.0  # measured 2.5
