@@ -43,12 +43,16 @@ def _extra_transactions() -> list[Transaction]:
         ),
         tx.SetMarginMode(account="mm-1", underlying="BTC", mode=tx.MarginMode.PORTFOLIO),
         tx.LiquidationBid(account="keeper-1", auction_id=3, price_ticks=190_000, priority_fee=9),
+        tx.ForcedWithdrawal(
+            account="operator", request_id=2, owner="0x" + "cd" * 20, underlying="BTC", amount=5
+        ),
     ]
 
 
 def _extra_events() -> list[Event]:
     return [
         ev.AuctionCleared(3, PERP.name, 200_000, 17),
+        ev.ForcedWithdrawalServed(4, 2, "0x" + "cd" * 20, "BTC", 5, 5, 3),
         ev.InstrumentDelisted(0, PERP.name),
         ev.OrderAmended(1, 12, 199_999, 4, False),
         ev.MarginModeSet(4, "mm-1", "BTC", 2, 1_300, 1_000),

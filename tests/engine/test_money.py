@@ -8,12 +8,21 @@ from strikechain.engine.codes import RejectCode, Rejection
 from strikechain.engine.events import (
     Deposited,
     Fill,
+    ForcedWithdrawalServed,
     OrderCancelled,
     Transferred,
     WithdrawalRequested,
 )
 from strikechain.engine.params import FeeParams
-from strikechain.engine.txs import Cancel, CancelAll, Deposit, PostOnly, Transfer, Withdraw
+from strikechain.engine.txs import (
+    Cancel,
+    CancelAll,
+    Deposit,
+    ForcedWithdrawal,
+    PostOnly,
+    Transfer,
+    Withdraw,
+)
 from tests.engine.venue import (
     BTC_PERP,
     ETH_PERP,
@@ -175,6 +184,53 @@ def test_withdrawal_takes_free_collateral_only() -> None:
     assert money_held(venue) == 600 * USDC
     nobody = Withdraw(account="nobody", underlying="BTC", amount=1)
     assert rejections(venue.events(nobody)) == [RejectCode.WITHDRAWAL_EXCEEDS_FREE_COLLATERAL]
+
+
+def forced(request_id: int, owner: str, amount: int, relayer: str = OPERATOR) -> ForcedWithdrawal:
+    return ForcedWithdrawal(
+        account=relayer, request_id=request_id, owner=owner, underlying="BTC", amount=amount
+    )
+
+
+def test_forced_withdrawals_are_served_in_order_with_what_may_leave() -> None:
+    venue = Venue()
+    venue.deposit("alice", 1_000 * USDC)
+    venue.place("alice", 1, TICKS_AT_100K - 100, 100, client_order_id="bid")  # reserves 500
+    events = venue.events(forced(1, "alice", 800 * USDC))
+    assert of_type(events, ForcedWithdrawalServed) == [
+        ForcedWithdrawalServed(6, 1, "alice", "BTC", 800 * USDC, 500 * USDC, 1)
+    ]
+    assert of_type(events, WithdrawalRequested) == [
+        WithdrawalRequested(6, 1, "alice", "BTC", 500 * USDC)
+    ]
+    assert venue.ledger("alice").cash == 500 * USDC
+    assert venue.engine.withdrawals_total == 500 * USDC
+    # Nothing left to take, or nobody there: served with 0, and the index still moves on.
+    for request_id, owner in ((2, "alice"), (3, "nobody")):
+        events = venue.events(forced(request_id, owner, 1))
+        assert of_type(events, ForcedWithdrawalServed) == [
+            ForcedWithdrawalServed(6, request_id, owner, "BTC", 1, 0, 0)
+        ]
+        assert not of_type(events, WithdrawalRequested)
+    assert venue.engine.next_forced_id == 4
+
+
+def test_forced_withdrawal_refusals_change_nothing() -> None:
+    venue = Venue()
+    venue.deposit("alice", 1_000 * USDC)
+    venue.events(forced(1, "alice", USDC))
+    refused = {
+        RejectCode.DUPLICATE_FORCED_WITHDRAWAL: forced(1, "alice", USDC),
+        RejectCode.FORCED_WITHDRAWAL_OUT_OF_ORDER: forced(3, "alice", USDC),
+        RejectCode.NOT_AUTHORIZED: forced(2, "alice", USDC, relayer="alice"),
+    }
+    for code, tx in refused.items():
+        assert rejections(venue.events(tx)) == [code]
+    assert venue.ledger("alice").cash == 999 * USDC
+    assert venue.engine.next_forced_id == 2
+    with pytest.raises(Rejection) as refused_amount:
+        forced(2, "alice", 0)
+    assert refused_amount.value.code == RejectCode.INVALID_AMOUNT
 
 
 def test_open_orders_reserve_margin_until_cancelled() -> None:

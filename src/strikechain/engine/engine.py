@@ -86,6 +86,7 @@ from strikechain.engine.events import (
     Deposited,
     Event,
     Fill,
+    ForcedWithdrawalServed,
     FundingPaid,
     FundingPayment,
     IndexUpdated,
@@ -143,6 +144,7 @@ from strikechain.engine.txs import (
     CancelAll,
     DelistInstrument,
     Deposit,
+    ForcedWithdrawal,
     LiquidationBid,
     ListInstrument,
     MarginMode,
@@ -221,6 +223,8 @@ class Engine:
         self.next_order_id = 1
         self.next_deposit_id = 1
         self.next_withdrawal_id = 1
+        self.next_forced_id = 1
+        """The next forced-withdrawal request (the settlement contract's index) to serve."""
         self.deposits_total = 0
         self.withdrawals_total = 0
         self.fee_pool = 0
@@ -261,6 +265,7 @@ class Engine:
             DelistInstrument: self._delist,
             Deposit: self._deposit,
             Withdraw: self._withdraw,
+            ForcedWithdrawal: self._forced_withdrawal,
             Transfer: self._transfer,
             SetMarginMode: self._set_margin_mode,
             LiquidationBid: self._bid,
@@ -1403,14 +1408,50 @@ class Engine:
         state = self._require_underlying(tx.underlying)
         self._check_amount(tx.amount)
         ledger = self._require_withdrawable(tx.account, state, tx.amount)
-        ledger.cash -= tx.amount
-        ledger.withdrawn += tx.amount
-        self.withdrawals_total += tx.amount
+        self._pay_out(ledger, tx.amount, index)
+
+    def _pay_out(self, ledger: SubLedger, amount: int, index: int) -> int:
+        """Take ``amount`` out of ``ledger`` as the next withdrawal; its id."""
+        ledger.cash -= amount
+        ledger.withdrawn += amount
+        self.withdrawals_total += amount
         withdrawal_id = self.next_withdrawal_id
         self.next_withdrawal_id += 1
         self._touch(ledger)
         self._events.append(
-            WithdrawalRequested(index, withdrawal_id, tx.account, tx.underlying, tx.amount)
+            WithdrawalRequested(index, withdrawal_id, ledger.account, ledger.underlying, amount)
+        )
+        return withdrawal_id
+
+    def _forced_withdrawal(self, tx: ForcedWithdrawal, index: int) -> None:
+        """Serve request ``tx.request_id`` (in order, once): pay out what may leave, up to the
+        amount asked; an account with nothing that may leave is served with 0."""
+        self._require_operator(tx.account)
+        self._check_account(tx.owner)
+        state = self._require_underlying(tx.underlying)
+        self._check_amount(tx.amount)
+        if tx.request_id < self.next_forced_id:
+            raise _Refused(
+                RejectCode.DUPLICATE_FORCED_WITHDRAWAL,
+                f"forced withdrawal {tx.request_id} was already served; nothing changed",
+            )
+        if tx.request_id > self.next_forced_id:
+            raise _Refused(
+                RejectCode.FORCED_WITHDRAWAL_OUT_OF_ORDER,
+                f"forced withdrawal {tx.request_id} arrived before {self.next_forced_id}",
+            )
+        self.next_forced_id += 1
+        amount, withdrawal_id = 0, 0
+        mine = self.accounts.get(tx.owner)
+        ledger = None if mine is None else mine.ledgers.get(state.name)
+        if ledger is not None and not ledger.in_liquidation:
+            amount = min(tx.amount, max(0, self._withdrawable(ledger, state)))
+            if amount:
+                withdrawal_id = self._pay_out(ledger, amount, index)
+        self._events.append(
+            ForcedWithdrawalServed(
+                index, tx.request_id, tx.owner, tx.underlying, tx.amount, amount, withdrawal_id
+            )
         )
 
     def _transfer(self, tx: Transfer, index: int) -> None:
@@ -1501,6 +1542,18 @@ class Engine:
                 RejectCode.IN_LIQUIDATION_QUEUE,
                 f"{account} is in the liquidation queue on {state.name}: nothing may leave",
             )
+        available = self._withdrawable(ledger, state)
+        if amount > available:
+            raise _Refused(
+                RejectCode.WITHDRAWAL_EXCEEDS_FREE_COLLATERAL,
+                f"{amount} minor units requested; {available} may leave the {state.name} "
+                "sub-ledger (free collateral, not counting unrealized gains)",
+            )
+        return ledger
+
+    def _withdrawable(self, ledger: SubLedger, state: UnderlyingState) -> int:
+        """What may leave ``ledger`` now: free collateral without unrealized gains, and under
+        dynamic margin no more than keeps it above the ladder's release level."""
         if self.margin is not None:
             self._current(ledger)
         available = ledger.withdrawable
@@ -1512,13 +1565,7 @@ class Engine:
                 + ledger.value
                 - (-(-params.dynamic.release_level_ppm * ledger.maintenance // _PPM)),
             )
-        if amount > available:
-            raise _Refused(
-                RejectCode.WITHDRAWAL_EXCEEDS_FREE_COLLATERAL,
-                f"{amount} minor units requested; {available} may leave the {state.name} "
-                "sub-ledger (free collateral, not counting unrealized gains)",
-            )
-        return ledger
+        return available
 
     # -- oracle ------------------------------------------------------------------------------
 

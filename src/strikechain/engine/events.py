@@ -153,6 +153,21 @@ class WithdrawalRequested(msgspec.Struct, frozen=True, array_like=True, tag="wit
     amount: int
 
 
+class ForcedWithdrawalServed(
+    msgspec.Struct, frozen=True, array_like=True, tag="forced_withdrawal_served", gc=False
+):
+    """A forced-withdrawal request was served: ``amount`` (0 to the requested amount) left the
+    sub-ledger as withdrawal ``withdrawal_id`` (0 when nothing could leave)."""
+
+    tx: int
+    request_id: int
+    account: str
+    underlying: str
+    requested: int
+    amount: int
+    withdrawal_id: int
+
+
 class Transferred(msgspec.Struct, frozen=True, array_like=True, tag="transferred", gc=False):
     tx: int
     account: str
@@ -468,6 +483,7 @@ Event = (
     | AuctionCleared
     | Deposited
     | WithdrawalRequested
+    | ForcedWithdrawalServed
     | Transferred
     | MarginModeSet
     | MarginCall

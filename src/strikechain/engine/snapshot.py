@@ -79,6 +79,7 @@ CAPTURED: Final[dict[str, frozenset[str]]] = {
             "next_order_id",
             "next_deposit_id",
             "next_withdrawal_id",
+            "next_forced_id",
             "deposits_total",
             "withdrawals_total",
             "fee_pool",
@@ -639,6 +640,8 @@ class RestState(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=F
     keeper_auctions: tuple[KeeperAuctionSnapshot, ...]
     """Open keeper auctions, oldest first."""
     next_auction_id: int
+    next_forced_id: int = 1
+    """Last so that snapshots written before forced withdrawals existed still decode."""
 
 
 class Snapshot(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=False):
@@ -712,6 +715,7 @@ def _capture_rest(engine: Engine) -> RestState:
         next_order_id=engine.next_order_id,
         next_deposit_id=engine.next_deposit_id,
         next_withdrawal_id=engine.next_withdrawal_id,
+        next_forced_id=engine.next_forced_id,
         deposits_total=engine.deposits_total,
         withdrawals_total=engine.withdrawals_total,
         underlyings=tuple(_underlying(state) for state in engine.underlyings.values()),
@@ -989,6 +993,7 @@ def _restore_into(engine: Engine, snapshot: Snapshot) -> None:
     engine.next_order_id = rest.next_order_id
     engine.next_deposit_id = rest.next_deposit_id
     engine.next_withdrawal_id = rest.next_withdrawal_id
+    engine.next_forced_id = rest.next_forced_id
     engine.deposits_total = rest.deposits_total
     engine.withdrawals_total = rest.withdrawals_total
     engine.fee_pool = snapshot.system.fee_pool

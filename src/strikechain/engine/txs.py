@@ -378,6 +378,41 @@ class Withdraw(msgspec.Struct, frozen=True, kw_only=True, tag="withdraw", gc=Fal
         _require_amount(self.amount)
 
 
+class ForcedWithdrawal(
+    msgspec.Struct, frozen=True, kw_only=True, tag="forced_withdrawal", gc=False
+):
+    """Serve a forced-withdrawal request its owner made on the settlement contract, relayed by
+    the operator.
+
+    The escape hatch's first step: the contract counts requests, each batch header says how
+    many the engine has served, and a request left unserved past its window lets anyone freeze
+    the contract. So serving must not depend on the operator's goodwill or on the account's
+    state: the engine accepts every request in order (``request_id`` sequential from 1, exactly
+    once, like deposits) and withdraws what may leave, up to ``amount`` (possibly nothing: an
+    account in the liquidation queue or without free collateral is served with 0).
+    """
+
+    account: str
+    """The relayer: only the venue's operator relays requests."""
+    request_id: int
+    owner: str
+    """The account that asked (the contract's ``msg.sender``)."""
+    underlying: str
+    amount: int
+    priority_fee: int = 0
+
+    def __post_init__(self) -> None:
+        for value, what in (
+            (self.account, "account"),
+            (self.owner, "owner"),
+            (self.underlying, "underlying"),
+        ):
+            _require_text(value, what)
+        _require_integer(self.request_id, "request id")
+        _require_integer(self.priority_fee, "priority fee")
+        _require_amount(self.amount)
+
+
 class Transfer(msgspec.Struct, frozen=True, kw_only=True, tag="transfer", gc=False):
     """Move collateral between two of the account's sub-ledgers (same rule as a withdrawal)."""
 
@@ -461,6 +496,7 @@ Transaction = (
     | DelistInstrument
     | Deposit
     | Withdraw
+    | ForcedWithdrawal
     | Transfer
     | SetMarginMode
     | LiquidationBid
