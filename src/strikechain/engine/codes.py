@@ -87,6 +87,9 @@ class RejectCode(enum.StrEnum):
     # Snapshots (see strikechain.engine.snapshot)
     MALFORMED_SNAPSHOT = "MALFORMED_SNAPSHOT"
     SNAPSHOT_CONFIG_MISMATCH = "SNAPSHOT_CONFIG_MISMATCH"
+    # Settlement (see strikechain.settlement)
+    MALFORMED_BATCH_DATA = "MALFORMED_BATCH_DATA"
+    CHAIN_REVERTED = "CHAIN_REVERTED"
 
 
 class CancelReason(enum.StrEnum):

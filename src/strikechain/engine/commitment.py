@@ -194,6 +194,15 @@ def ledger_leaf(ledger: SubLedger) -> bytes:
     return encode_leaf(ledger.account, ledger.underlying, cash, max(0, cash + value), held)
 
 
+def exit_value(ledger: SubLedger) -> int:
+    """The exit value :func:`ledger_leaf` commits for ``ledger``, without encoding the leaf."""
+    value = ledger.cash
+    for exposure in ledger.exposures.values():
+        if exposure.position:
+            value += exposure.position * exposure.market.mark_per_lot
+    return max(0, value)
+
+
 def system_leaf(fee_pool: int, insurance_fund: int, backstop: int, dust: int) -> bytes:
     """The system leaf's 160 bytes (index 0). The backstop pool does not exist yet: pass 0."""
     return b"".join(
