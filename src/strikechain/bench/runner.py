@@ -22,6 +22,7 @@ BENCHMARKS = {
     "liquidation": "strikechain.bench.liquidation",
     "margin": "strikechain.bench.margin",
     "pricing": "strikechain.bench.pricing",
+    "settlement": "strikechain.bench.settlement",
 }
 """Benchmark name -> module exposing ``run() -> dict[str, float]``."""
 

@@ -110,7 +110,7 @@ class Batcher:
         self,
         engine: Settled,
         previous: BatchRecord,
-        sink: Callable[[ClosedBatch], None],
+        sink: Callable[[ClosedBatch], object],
         policy: BatchPolicy | None = None,
         *,
         genesis: bytes = b"",

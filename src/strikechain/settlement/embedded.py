@@ -22,7 +22,6 @@ import multiprocessing
 import tempfile
 from collections.abc import Callable
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any, Final
 
 import sha3
@@ -34,11 +33,13 @@ _ERROR_SELECTOR: Final = bytes.fromhex("08c379a0")  # Error(string)
 
 @functools.cache
 def _boa() -> Any:
-    """titanoboa, imported on first use (about a second) with its compile cache kept in a
-    temporary folder rather than the home folder, so runs stay hermetic."""
+    """titanoboa, imported on first use (about a second), with its compile cache in a
+    temporary folder of this process rather than the home folder: runs stay hermetic, and
+    parallel processes never share a cache being written. (The cache cannot simply be
+    disabled: titanoboa 0.2.8 builds source maps only on its cache path.)"""
     import boa
 
-    boa.set_cache_dir(str(Path(tempfile.gettempdir()) / "strikechain-boa-cache"))
+    boa.interpret.set_cache_dir(tempfile.mkdtemp(prefix="strikechain-boa-"))
     return boa
 
 

@@ -92,8 +92,14 @@ RECORD_FIELDS: Final = tuple(BatchRecord.__struct_fields__)
 
 
 def genesis_record(state_root: bytes, height: int, timestamp_ns: int) -> BatchRecord:
-    """Batch 0: the state the contract is deployed with (the engine's state after genesis)."""
-    return BatchRecord(state_root=state_root, last_block=height, last_timestamp_ns=timestamp_ns)
+    """Batch 0: the state the contract is deployed with (the engine's state after genesis).
+    Every other field is zero, the withdrawal root included (no tree: nothing to claim)."""
+    return BatchRecord(
+        state_root=state_root,
+        last_block=height,
+        last_timestamp_ns=timestamp_ns,
+        withdrawal_root=ZERO_WORD,
+    )
 
 
 def _word(value: int | bytes) -> bytes:

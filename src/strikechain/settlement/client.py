@@ -1,0 +1,417 @@
+"""The settlement contract in Python terms, on any :class:`~strikechain.settlement.chain.Chain`.
+
+:func:`deploy` puts the test token and ``Settlement.vy`` on a chain; :class:`Settlement` wraps
+every call of the contract with engine-side types (records, withdrawals, leaves) and reads the
+chain back: the live batch records (commits minus vetoes), the data posted for each, the
+deposits and forced-withdrawal requests. Readers use only the chain (events and transaction
+inputs), so a verifier that trusts nobody can use this class too.
+
+Addresses are ``0x`` + 40 lowercase hex digits throughout; an engine account that settles on
+chain is named by its address in that form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+import msgspec
+
+from strikechain.engine.signing import WORD_BYTES
+from strikechain.settlement import data as batch_data
+from strikechain.settlement.chain import Chain, Log, Receipt
+from strikechain.settlement.records import BatchRecord, Withdrawal
+from strikechain.settlement.verifier import DepositEvent, ForcedRequest, PostedBatch
+
+RECORD_TYPE: Final = (
+    "("
+    + ",".join(
+        "bytes32" if name.endswith("root") or name == "data_hash" else "uint256"
+        for name in BatchRecord.__struct_fields__
+    )
+    + ")"
+)
+"""The ABI type of ``struct Batch``, for decoding commit transactions."""
+BLOB_BYTES: Final = 131_072
+
+
+class SettlementParams(msgspec.Struct, frozen=True, kw_only=True):
+    """The contract's constructor parameters (seconds of chain time unless named ``_ns``)."""
+
+    challenge_window_s: int = 3_600
+    verifier_timelock_s: int = 86_400
+    forced_window_s: int = 7 * 86_400
+    """StarkEx's: an ignored forced withdrawal lets anyone freeze after seven days."""
+    max_batch_gap_s: int = 14 * 86_400
+    max_drift_ns: int = 60 * 1_000_000_000
+    """How far a batch's last block time may run ahead of the chain's clock."""
+
+
+class Deployment(msgspec.Struct, frozen=True, kw_only=True):
+    token: str
+    settlement: str
+    operator: str
+    governor: str
+    params: SettlementParams
+    genesis: BatchRecord
+    block: int
+    """The chain block the contract was deployed in (readers start there)."""
+
+
+def underlying_word(name: str) -> bytes:
+    return name.encode("utf-8").ljust(WORD_BYTES, b"\x00")
+
+
+def underlying_name(word: bytes) -> str:
+    return word.rstrip(b"\x00").decode("utf-8")
+
+
+def deploy(
+    chain: Chain,
+    *,
+    operator: str,
+    governor: str,
+    genesis: BatchRecord,
+    params: SettlementParams | None = None,
+) -> Deployment:
+    """Deploy the test token and the settlement contract; ``genesis`` is batch 0."""
+    params = params if params is not None else SettlementParams()
+    token = chain.deploy("TestUSDC", (), governor)
+    start = chain.block_number()
+    settlement = chain.deploy(
+        "Settlement",
+        (
+            token,
+            operator,
+            governor,
+            params.challenge_window_s,
+            params.verifier_timelock_s,
+            params.forced_window_s,
+            params.max_batch_gap_s,
+            params.max_drift_ns,
+            genesis.state_root,
+            genesis.last_block,
+            genesis.last_timestamp_ns,
+        ),
+        governor,
+    )
+    return Deployment(
+        token=token,
+        settlement=settlement,
+        operator=operator.lower(),
+        governor=governor.lower(),
+        params=params,
+        genesis=genesis,
+        block=start,
+    )
+
+
+class Committed(msgspec.Struct, frozen=True, kw_only=True):
+    """A batch the contract accepted: its record as stored, and what posting it cost."""
+
+    record: BatchRecord
+    receipts: list[Receipt]
+    posted_bytes: int
+    method: str
+    """``calldata`` or ``blobs``."""
+
+    @property
+    def commit(self) -> Receipt:
+        return self.receipts[-1]
+
+    @property
+    def gas(self) -> int:
+        return sum(receipt.gas_used for receipt in self.receipts)
+
+
+class Settlement:
+    """Calls and reads of one deployment (see the module docstring)."""
+
+    def __init__(self, chain: Chain, deployment: Deployment) -> None:
+        self.chain = chain
+        self.deployment = deployment
+        self.address = deployment.settlement
+        self.token = deployment.token
+
+    # -- token (a development token: anyone may mint) ---------------------------------------
+
+    def mint(self, to: str, amount: int) -> Receipt:
+        return self.chain.transact(self.token, "mint", (to, amount), self.deployment.governor)
+
+    def balance(self, owner: str) -> int:
+        return int(self.chain.call(self.token, "balanceOf", (owner,)))
+
+    def holdings(self) -> int:
+        return self.balance(self.address)
+
+    # -- users -------------------------------------------------------------------------------
+
+    def deposit(self, sender: str, underlying: str, amount: int, beneficiary: str = "") -> Receipt:
+        """Approve and deposit ``amount`` for ``beneficiary`` (default: the sender)."""
+        self.chain.transact(self.token, "approve", (self.address, amount), sender)
+        return self.chain.transact(
+            self.address,
+            "deposit",
+            (beneficiary or sender, underlying_word(underlying), amount),
+            sender,
+        )
+
+    def withdraw(
+        self, record: BatchRecord, withdrawal: Withdrawal, index: int, proof: Sequence[bytes]
+    ) -> Receipt:
+        """Claim ``withdrawal`` (leaf ``index`` of ``record``'s tree), sent by its account."""
+        return self.chain.transact(
+            self.address,
+            "withdraw",
+            (
+                record.as_tuple(),
+                withdrawal.withdrawal_id,
+                withdrawal.account,
+                withdrawal.underlying_word(),
+                withdrawal.amount,
+                index,
+                list(proof),
+            ),
+            withdrawal.account,
+        )
+
+    def request_forced_withdrawal(self, sender: str, underlying: str, amount: int) -> Receipt:
+        return self.chain.transact(
+            self.address,
+            "request_forced_withdrawal",
+            (underlying_word(underlying), amount),
+            sender,
+        )
+
+    def exit(
+        self, sender: str, leaf: bytes, index: int, proof: Sequence[bytes], rest_hash: bytes
+    ) -> Receipt:
+        return self.chain.transact(
+            self.address, "exit", (leaf, index, list(proof), rest_hash), sender
+        )
+
+    def refund(self, sender: str, deposit: DepositEvent, depositor: str) -> Receipt:
+        return self.chain.transact(
+            self.address,
+            "refund",
+            (
+                deposit.index,
+                depositor,
+                deposit.beneficiary,
+                underlying_word(deposit.underlying),
+                deposit.amount,
+            ),
+            sender,
+        )
+
+    # -- the operator ------------------------------------------------------------------------
+
+    def commit(
+        self, previous: BatchRecord, header: BatchRecord, data: bytes, *, blobs: bool = False
+    ) -> Committed:
+        """Post ``data`` (calldata chunks, or blobs carried by the commit itself) and commit
+        ``header`` (its ``data_hash`` is set here) after ``previous``."""
+        operator = self.deployment.operator
+        receipts: list[Receipt] = []
+        if blobs:
+            from strikechain.settlement import blobs as blob_codec
+
+            payloads = blob_codec.pack(data)
+            hashes = blob_codec.versioned_hashes(payloads)
+            header = msgspec.structs.replace(
+                header.header(), data_hash=batch_data.blob_hash(hashes)
+            )
+            receipt = self.chain.transact(
+                self.address,
+                "commit_batch",
+                (previous.as_tuple(), header.as_tuple(), len(payloads)),
+                operator,
+                blobs=tuple(payloads),
+            )
+        else:
+            parts = batch_data.chunks(data)
+            receipts.extend(
+                self.chain.transact(self.address, "post_data", (part,), operator) for part in parts
+            )
+            header = msgspec.structs.replace(
+                header.header(), data_hash=batch_data.calldata_hash(parts)
+            )
+            receipt = self.chain.transact(
+                self.address,
+                "commit_batch",
+                (previous.as_tuple(), header.as_tuple(), 0),
+                operator,
+            )
+        receipts.append(receipt)
+        event = _only(receipt.logs, "BatchCommitted")
+        record = msgspec.structs.replace(
+            header, number=event.args["number"], committed_at=event.args["committed_at"]
+        )
+        return Committed(
+            record=record,
+            receipts=receipts,
+            posted_bytes=len(data),
+            method="blobs" if blobs else "calldata",
+        )
+
+    # -- verifiers and anyone ----------------------------------------------------------------
+
+    def propose_verifier(self, verifier: str) -> Receipt:
+        return self.chain.transact(
+            self.address, "propose_verifier", (verifier,), self.deployment.governor
+        )
+
+    def activate_verifier(self, verifier: str, sender: str) -> Receipt:
+        return self.chain.transact(self.address, "activate_verifier", (verifier,), sender)
+
+    def veto(
+        self, verifier: str, bad: int, last_final: BatchRecord, first_pending: BatchRecord
+    ) -> Receipt:
+        return self.chain.transact(
+            self.address,
+            "veto",
+            (bad, last_final.as_tuple(), first_pending.as_tuple()),
+            verifier,
+        )
+
+    def freeze_forced(
+        self,
+        sender: str,
+        request: ForcedRequest,
+        requested_at: int,
+        tip: BatchRecord,
+        last_final: BatchRecord,
+        following: BatchRecord | None,
+    ) -> Receipt:
+        return self.chain.transact(
+            self.address,
+            "freeze_forced",
+            (
+                request.index,
+                request.account,
+                underlying_word(request.underlying),
+                request.amount,
+                requested_at,
+                tip.as_tuple(),
+                last_final.as_tuple(),
+                (following or BatchRecord(withdrawal_root=bytes(32))).as_tuple(),
+            ),
+            sender,
+        )
+
+    def freeze_stale(
+        self,
+        sender: str,
+        tip: BatchRecord,
+        last_final: BatchRecord,
+        following: BatchRecord | None,
+    ) -> Receipt:
+        return self.chain.transact(
+            self.address,
+            "freeze_stale",
+            (
+                tip.as_tuple(),
+                last_final.as_tuple(),
+                (following or BatchRecord(withdrawal_root=bytes(32))).as_tuple(),
+            ),
+            sender,
+        )
+
+    # -- reading the chain -------------------------------------------------------------------
+
+    def read(self, name: str, *args: Any) -> Any:
+        return self.chain.call(self.address, name, args)
+
+    def logs(self, from_block: int | None = None) -> list[Log]:
+        start = self.deployment.block if from_block is None else from_block
+        return self.chain.logs(self.address, start)
+
+    def records(self) -> list[BatchRecord]:
+        """The live batch records in order, genesis first (commits minus vetoed ones), as
+        anyone can rebuild them from the chain: events and the commit transactions' inputs."""
+        return [entry.record for entry in self.posted()]
+
+    def posted(self) -> list[PostedBatch]:
+        """Every live batch with the data posted for it (genesis first, with no data)."""
+        live = [PostedBatch(record=self.deployment.genesis, data=b"")]
+        chunks: list[bytes] = []
+        for log in self.logs():
+            if log.event == "DataPosted":
+                chunks.append(_post_data_input(self.chain.transaction_input(log.tx_hash)))
+            elif log.event == "BatchCommitted":
+                header = _commit_header(self.chain.transaction_input(log.tx_hash))
+                record = msgspec.structs.replace(
+                    header, number=log.args["number"], committed_at=log.args["committed_at"]
+                )
+                if chunks:
+                    posted = b"".join(chunks)
+                else:
+                    from strikechain.settlement import blobs as blob_codec
+
+                    posted = blob_codec.unpack(self.chain.blobs(log.tx_hash))
+                del live[record.number :]
+                live.append(PostedBatch(record=record, data=posted))
+                chunks = []
+            elif log.event == "Vetoed":
+                del live[log.args["reverted_to"] + 1 :]
+                chunks = []
+        return live
+
+    def deposits(self, confirmations: int = 0) -> list[DepositEvent]:
+        """Every deposit with at least ``confirmations`` blocks on top of its own."""
+        last = self.chain.block_number() - confirmations
+        return [
+            DepositEvent(
+                index=log.args["index"],
+                beneficiary=log.args["beneficiary"],
+                underlying=underlying_name(log.args["underlying"]),
+                amount=log.args["amount"],
+            )
+            for log in self.logs()
+            if log.event == "Deposited" and log.block_number <= last
+        ]
+
+    def depositors(self) -> dict[int, str]:
+        return {
+            log.args["index"]: log.args["depositor"]
+            for log in self.logs()
+            if log.event == "Deposited"
+        }
+
+    def forced_requests(self, confirmations: int = 0) -> list[tuple[ForcedRequest, int]]:
+        """Every forced-withdrawal request and the chain time it was made at."""
+        last = self.chain.block_number() - confirmations
+        return [
+            (
+                ForcedRequest(
+                    index=log.args["index"],
+                    account=log.args["account"],
+                    underlying=underlying_name(log.args["underlying"]),
+                    amount=log.args["amount"],
+                ),
+                log.args["requested_at"],
+            )
+            for log in self.logs()
+            if log.event == "ForcedWithdrawalRequested" and log.block_number <= last
+        ]
+
+
+def _only(logs: list[Log], event: str) -> Log:
+    found = [log for log in logs if log.event == event]
+    if len(found) != 1:
+        raise ValueError(f"expected one {event} event, found {len(found)}")
+    return found[0]
+
+
+def _post_data_input(calldata: bytes) -> bytes:
+    from eth_abi import decode
+
+    (chunk,) = decode(["bytes"], calldata[4:])
+    return bytes(chunk)
+
+
+def _commit_header(calldata: bytes) -> BatchRecord:
+    from eth_abi import decode
+
+    _, header, _ = decode([RECORD_TYPE, RECORD_TYPE, "uint256"], calldata[4:])
+    return BatchRecord.from_tuple([bytes(v) if isinstance(v, bytes) else int(v) for v in header])
