@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from strikechain.engine.codes import RejectCode
+from strikechain.engine.commitment import account_address
 from strikechain.engine.engine import Engine
 from strikechain.engine.events import BlockResult, Deposited
 from strikechain.engine.genesis import Genesis, encode_genesis
@@ -65,7 +66,7 @@ def run_session(blocks: int = 200, policy: BatchPolicy | None = None) -> Run:
         deposits += [
             DepositEvent(
                 index=event.deposit_id,
-                beneficiary=event.account,
+                beneficiary=account_address(event.account),
                 underlying=event.underlying,
                 amount=event.amount,
             )

@@ -19,9 +19,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import multiprocessing
+import os
 import tempfile
 from collections.abc import Callable
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any, Final
 
 import sha3
@@ -33,14 +35,21 @@ _ERROR_SELECTOR: Final = bytes.fromhex("08c379a0")  # Error(string)
 
 @functools.cache
 def _boa() -> Any:
-    """titanoboa, imported on first use (about a second), with its compile cache in a
-    temporary folder of this process rather than the home folder: runs stay hermetic, and
-    parallel processes never share a cache being written. (The cache cannot simply be
-    disabled: titanoboa 0.2.8 builds source maps only on its cache path.)"""
+    """titanoboa, imported on first use (about a second), with its compile cache in the
+    system's temporary folder rather than the home folder. The cache is content-addressed
+    and written by atomic renames, so processes share it safely (a sweep's workers compile
+    the contracts once between them); it cannot simply be disabled, because titanoboa 0.2.8
+    builds source maps only on its cache path."""
     import boa
 
-    boa.interpret.set_cache_dir(tempfile.mkdtemp(prefix="strikechain-boa-"))
+    boa.interpret.set_cache_dir(str(Path(tempfile.gettempdir()) / f"strikechain-boa-{os.getuid()}"))
     return boa
+
+
+@functools.cache
+def _deployer(contract: str) -> Any:
+    """The compiled ``contracts/<contract>.vy``, once per process."""
+    return _boa().load_partial(str(CONTRACTS / f"{contract}.vy"))
 
 
 def revert_reason(data: bytes) -> str:
@@ -74,7 +83,7 @@ class BoaChain:
     def deploy(self, contract: str, args: tuple[Any, ...], sender: str) -> str:
         boa = _boa()
         with boa.swap_env(self._env), self._env.prank(sender):
-            deployed = boa.load(str(CONTRACTS / f"{contract}.vy"), *args)
+            deployed = _deployer(contract).deploy(*args)
         address = str(deployed.address).lower()
         self._contracts[address] = deployed
         self._mine()

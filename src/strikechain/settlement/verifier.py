@@ -36,6 +36,7 @@ import msgspec
 
 from strikechain.engine.codec import CodecError
 from strikechain.engine.codes import Rejection
+from strikechain.engine.commitment import account_address
 from strikechain.engine.engine import Engine
 from strikechain.engine.events import Deposited, Fill, ForcedWithdrawalServed, WithdrawalRequested
 from strikechain.engine.genesis import decode_genesis
@@ -268,10 +269,11 @@ def _apply(replay: _Replay, engine: Engine, number: int, block: Block) -> list[W
 
 
 def _check_deposit(replay: _Replay, number: int, credited: Deposited) -> None:
-    """A deposit the engine credited must be the contract's deposit of that index (a relayed
-    deposit the engine refused changed nothing, so it needs no check)."""
+    """A deposit the engine credited must be the contract's deposit of that index, to the
+    address the engine account commits to (a relayed deposit the engine refused changed
+    nothing, so it needs no check)."""
     event = replay.deposits.get(credited.deposit_id)
-    relayed = (credited.account.lower(), credited.underlying, credited.amount)
+    relayed = (account_address(credited.account), credited.underlying, credited.amount)
     if event is None or relayed != (event.beneficiary.lower(), event.underlying, event.amount):
         _fail(
             number,
@@ -286,7 +288,7 @@ def _check_deposit(replay: _Replay, number: int, credited: Deposited) -> None:
 def _check_forced(replay: _Replay, number: int, served: ForcedWithdrawalServed) -> None:
     """A forced withdrawal the engine served must be the contract's request of that index."""
     event = replay.forced.get(served.request_id)
-    relayed = (served.account.lower(), served.underlying, served.requested)
+    relayed = (account_address(served.account), served.underlying, served.requested)
     if event is None or relayed != (event.account.lower(), event.underlying, event.amount):
         _fail(
             number,

@@ -56,6 +56,7 @@ from strikechain.sim.scenario import (
     start_ns,
     unknown_field,
 )
+from strikechain.sim.settlement import LabSettlement
 
 NANOS_PER_SECOND = 1_000_000_000
 OPERATOR = "operator"
@@ -259,6 +260,15 @@ class Run:
         self.lab: Lab = build_lab(lab_params(scenario, self.venue))
         self.recorder = Recorder(self.lab)
         self.start_ns = self.lab.kernel.now
+        self.settlement: LabSettlement | None = None
+        if scenario.settlement.enabled:
+            runtime = self.lab.runtime
+            genesis = runtime.log.get_genesis()
+            assert genesis is not None  # build_lab wrote it
+            self.settlement = LabSettlement(
+                scenario.settlement, self.engine, genesis, self.start_ns
+            )
+            runtime.add_sink(self.settlement)
 
     @property
     def engine(self) -> Engine:
@@ -335,7 +345,10 @@ class Run:
         lab, run = self.lab, self.scenario.run
         runtime = lab.runtime
         lab.network.place([member.name for member in self.members])
-        for tx in self.setup_transactions():
+        setup = self.setup_transactions()
+        if self.settlement is not None:
+            self.settlement.deposit_on_chain([tx for tx in setup if isinstance(tx, Deposit)])
+        for tx in setup:
             runtime.submit(tx, lab.kernel.now)
         reporters = [m for m in self.members if KINDS[m.group.kind].address is not None]
         for member in reporters:
@@ -351,6 +364,8 @@ class Run:
             lab.run(warmup_end + span * step // steps)
             if progress is not None:
                 progress(step / steps)
+        if self.settlement is not None:
+            self.settlement.flush()
         return warmup_end
 
     def result(self, since_ns: int) -> RunResult:
@@ -361,6 +376,9 @@ class Run:
         makers = [m.name for m in self.members if m.group.kind == "market_maker"]
         takers = [m.name for m in self.members if m.group.kind in UNINFORMED]
         metrics = compute_metrics(frames, makers=makers, takers=takers, since_ns=since_ns)
+        if self.settlement is not None:
+            metrics.update(self.settlement.metrics())
+            frames["batches"] = self.settlement.frame()
         return RunResult(self.scenario, metrics, frames, self.lab.kernel.events_run)
 
 

@@ -1,6 +1,6 @@
 """Lab scenarios: a TOML file, read into one typed :class:`Scenario`, refused with the field named.
 
-A scenario has eight sections (every field is documented on its struct below, and in
+A scenario has nine sections (every field is documented on its struct below, and in
 ``scenarios/README.md``):
 
 - ``[run]``: seed, virtual start time, duration, warm-up before agents start;
@@ -21,6 +21,8 @@ A scenario has eight sections (every field is documented on its struct below, an
   LiquidationParams`, :class:`~strikechain.engine.auction_triggers.AuctionParams`), the insurance
   fund's and the backstop pool's seed money;
 - ``[oracle]``: quorum and freshness rules per underlying (the reporters themselves are agents);
+- ``[settlement]``: whether the venue settles its batches on the embedded chain, and the batch
+  size, challenge window and chain block time (:mod:`strikechain.sim.settlement`);
 - ``[[agents]]``: groups of agents, each ``kind``, ``count``, a name prefix, collateral, the
   latency of its reference feed, and the kind's own ``params``.
 
@@ -62,6 +64,7 @@ from strikechain.sim.processes import (
     ReplayParams,
     UnderlyingProcess,
 )
+from strikechain.sim.settlement import SettlementSection
 
 NANOS_PER_SECOND: Final = 1_000_000_000
 MAX_DURATION_S: Final = 30 * 24 * 3600
@@ -306,6 +309,7 @@ class Scenario(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     venue: VenueSection = msgspec.field(default_factory=VenueSection)
     risk: RiskSection = msgspec.field(default_factory=RiskSection)
     oracle: OracleSection = msgspec.field(default_factory=OracleSection)
+    settlement: SettlementSection = msgspec.field(default_factory=SettlementSection)
     agents: tuple[AgentGroup, ...] = ()
 
     def tendermint(self) -> TendermintParams:
