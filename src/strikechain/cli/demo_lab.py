@@ -9,7 +9,9 @@ twice, in two processes at once, changing only how blocks are made:
 
 It prints what that one change did to traders (slippage, inclusion latency), to market makers
 (markouts, adverse selection), to liquidations (delay, bad debt) and to the oracle (index error),
-and the run's scale (agents, instruments, simulated time, blocks, wall time).
+what settling on chain cost (batches, the delay until a block's state is final on chain, posted
+bytes and gas per trade; the venue settles on the embedded EVM, whose execution gas is
+understated: ``bench settlement`` publishes anvil's), and the run's scale.
 """
 
 from __future__ import annotations
@@ -42,6 +44,10 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("liquidations", "bad_debt_usdc", "bad debt (USDC)"),
     ("liquidations", "insurance_fund_end_usdc", "insurance fund at the end (USDC)"),
     ("oracle", "index_error_bps_mean", "index error vs reference (bps)"),
+    ("settlement", "settlement_batches", "batches committed on chain"),
+    ("settlement", "settlement_latency_s_p50", "block to final on chain p50 (s)"),
+    ("settlement", "settlement_bytes_per_trade", "posted bytes per trade"),
+    ("settlement", "settlement_gas_per_trade", "chain gas per trade (embedded EVM)"),
 )
 
 

@@ -6,7 +6,8 @@
 - :mod:`.chain`, :mod:`.embedded`, :mod:`.rpc`: EVM chains (titanoboa in-process or in a child
   process; any JSON-RPC endpoint through web3.py), and :mod:`.anvil` to run a local one;
 - :mod:`.client`: the settlement contract (``contracts/Settlement.vy``) in Python terms;
-- :mod:`.verifier`: replays the posted data and checks every commitment and signature.
+- :mod:`.verifier`: replays the posted data and checks every commitment and signature;
+- :mod:`.watch`: the verifier as a daemon that vetoes a pending batch it cannot reproduce.
 
 Layering: settlement sits on the engine and under the runtime; it never imports the runtime.
 """

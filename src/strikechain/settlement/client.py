@@ -4,7 +4,8 @@
 every call of the contract with engine-side types (records, withdrawals, leaves) and reads the
 chain back: the live batch records (commits minus vetoes), the data posted for each, the
 deposits and forced-withdrawal requests. Readers use only the chain (events and transaction
-inputs), so a verifier that trusts nobody can use this class too.
+inputs), so a verifier that trusts nobody can use this class too; :func:`attach` rebuilds the
+:class:`Deployment` such a verifier needs from the contract's address alone.
 
 Addresses are ``0x`` + 40 lowercase hex digits throughout; an engine account that settles on
 chain is named by its address in that form.
@@ -13,14 +14,16 @@ chain is named by its address in that form.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any, Final, Protocol, runtime_checkable
 
 import msgspec
 
+from strikechain.engine.codes import Rejection
+from strikechain.engine.genesis import decode_genesis
 from strikechain.engine.signing import WORD_BYTES
 from strikechain.settlement import data as batch_data
-from strikechain.settlement.chain import Chain, Log, Receipt
-from strikechain.settlement.records import BatchRecord, Withdrawal
+from strikechain.settlement.chain import Chain, ChainReverted, Log, Receipt
+from strikechain.settlement.records import BatchRecord, Withdrawal, genesis_record
 from strikechain.settlement.verifier import DepositEvent, ForcedRequest, PostedBatch
 
 RECORD_TYPE: Final = (
@@ -334,27 +337,12 @@ class Settlement:
     def posted(self) -> list[PostedBatch]:
         """Every live batch with the data posted for it (genesis first, with no data)."""
         live = [PostedBatch(record=self.deployment.genesis, data=b"")]
-        chunks: list[bytes] = []
-        for log in self.logs():
-            if log.event == "DataPosted":
-                chunks.append(_post_data_input(self.chain.transaction_input(log.tx_hash)))
-            elif log.event == "BatchCommitted":
-                header = _commit_header(self.chain.transaction_input(log.tx_hash))
-                record = msgspec.structs.replace(
-                    header, number=log.args["number"], committed_at=log.args["committed_at"]
-                )
-                if chunks:
-                    posted = b"".join(chunks)
-                else:
-                    from strikechain.settlement import blobs as blob_codec
-
-                    posted = blob_codec.unpack(self.chain.blobs(log.tx_hash))
-                del live[record.number :]
-                live.append(PostedBatch(record=record, data=posted))
-                chunks = []
-            elif log.event == "Vetoed":
-                del live[log.args["reverted_to"] + 1 :]
-                chunks = []
+        for entry in history(self.chain, self.address, self.deployment.block):
+            if isinstance(entry, Vetoed):
+                del live[entry.reverted_to + 1 :]
+            else:
+                del live[entry.record.number :]
+                live.append(entry)
         return live
 
     def deposits(self, confirmations: int = 0) -> list[DepositEvent]:
@@ -394,6 +382,139 @@ class Settlement:
             for log in self.logs()
             if log.event == "ForcedWithdrawalRequested" and log.block_number <= last
         ]
+
+
+class Vetoed(msgspec.Struct, frozen=True, kw_only=True):
+    """A veto as the chain recorded it: every batch after ``reverted_to`` was discarded."""
+
+    bad: int
+    reverted_to: int
+
+
+def history(chain: Chain, address: str, from_block: int = 0) -> list[PostedBatch | Vetoed]:
+    """Every commit (its record and the data posted for it) and every veto of the settlement
+    contract at ``address``, in chain order, read from events and transaction inputs or
+    blobs alone: vetoed commits included (what is live is for the caller to fold)."""
+    out: list[PostedBatch | Vetoed] = []
+    chunks: list[bytes] = []
+    for log in chain.logs(address, from_block):
+        if log.event == "DataPosted":
+            chunks.append(_post_data_input(chain.transaction_input(log.tx_hash)))
+        elif log.event == "BatchCommitted":
+            header = _commit_header(chain.transaction_input(log.tx_hash))
+            record = msgspec.structs.replace(
+                header, number=log.args["number"], committed_at=log.args["committed_at"]
+            )
+            if chunks:
+                posted = b"".join(chunks)
+            else:
+                from strikechain.settlement import blobs as blob_codec
+
+                posted = blob_codec.unpack(chain.blobs(log.tx_hash))
+            out.append(PostedBatch(record=record, data=posted))
+            chunks = []
+        elif log.event == "Vetoed":
+            out.append(Vetoed(bad=log.args["bad"], reverted_to=log.args["reverted_to"]))
+            chunks = []
+    return out
+
+
+# -- a verifier that knows only the contract's address --------------------------------------------
+
+
+class AttachError(Exception):
+    """A deployment that cannot be rebuilt from the chain; ``code`` is stable:
+    ``NOT_A_SETTLEMENT_CONTRACT``, ``GENESIS_UNKNOWN`` (no batch 1 yet: the genesis is posted
+    with it), ``GENESIS_MISMATCH`` (no posted genesis hashes to the deployed batch 0)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+@runtime_checkable
+class _KnowsContracts(Protocol):
+    """A chain that must be told an existing contract's ABI (:class:`RpcChain`)."""
+
+    def attach(self, contract: str, address: str) -> None: ...
+
+
+_PARAM_VIEWS: Final = {
+    "challenge_window": "challenge_window_s",
+    "verifier_timelock": "verifier_timelock_s",
+    "forced_window": "forced_window_s",
+    "max_batch_gap": "max_batch_gap_s",
+    "max_drift_ns": "max_drift_ns",
+}
+"""The contract's parameter views and the :class:`SettlementParams` field each fills."""
+
+
+def attach(chain: Chain, address: str, *, from_block: int = 0) -> Deployment:
+    """The :class:`Deployment` at ``address``, rebuilt from the chain alone: parameters from
+    the contract's views, the genesis record from the genesis posted with batch 1 (checked
+    against the contract's ``batch_hashes(0)``). ``from_block``: where readers start (the
+    deployment block or earlier).
+
+    Raises :class:`AttachError` before any batch 1 was committed (until then the genesis is
+    only a hash), or when no posted genesis is the deployed one (batch 1 lied about it)."""
+    address = address.lower()
+    if isinstance(chain, _KnowsContracts):
+        chain.attach("Settlement", address)
+    try:
+        views = {
+            name: chain.call(address, name)
+            for name in ("token", "operator", "governor", *_PARAM_VIEWS)
+        }
+        genesis_hash = bytes(chain.call(address, "batch_hashes", (0,)))
+    except ChainReverted as error:
+        raise AttachError(
+            "NOT_A_SETTLEMENT_CONTRACT",
+            f"{address} does not answer as a settlement contract: {error.message}",
+        ) from None
+    if isinstance(chain, _KnowsContracts):
+        chain.attach("TestUSDC", views["token"])
+    genesis = _posted_genesis(chain, address, from_block, genesis_hash)
+    return Deployment(
+        token=str(views["token"]).lower(),
+        settlement=address,
+        operator=str(views["operator"]).lower(),
+        governor=str(views["governor"]).lower(),
+        params=SettlementParams(
+            **{field: int(views[view]) for view, field in _PARAM_VIEWS.items()}
+        ),
+        genesis=genesis,
+        block=from_block,
+    )
+
+
+def _posted_genesis(chain: Chain, address: str, from_block: int, expected: bytes) -> BatchRecord:
+    """Batch 0's record, from the genesis posted with a batch 1 (any: a vetoed one is as good,
+    since the record is checked against the deployed hash)."""
+    firsts = [
+        entry
+        for entry in history(chain, address, from_block)
+        if isinstance(entry, PostedBatch) and entry.record.number == 1
+    ]
+    if not firsts:
+        raise AttachError(
+            "GENESIS_UNKNOWN",
+            f"{address} has no batch 1 since block {from_block}: the genesis is posted with it "
+            "(until then the contract holds only its hash)",
+        )
+    for posted in firsts:
+        try:
+            engine = decode_genesis(batch_data.decode(posted.data).genesis).build_engine()
+        except Rejection:  # malformed data or genesis (a CodecError is one too)
+            continue
+        record = genesis_record(engine.state_root(), engine.height, engine.timestamp_ns)
+        if record.hash() == expected:
+            return record
+    raise AttachError(
+        "GENESIS_MISMATCH",
+        f"no genesis posted with batch 1 of {address} hashes to the deployed batch 0 "
+        f"({expected.hex()})",
+    )
 
 
 def _only(logs: list[Log], event: str) -> Log:
