@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import msgspec
 import pytest
 
+from strikechain.engine.events import ForcedWithdrawalServed
 from strikechain.engine.txs import Withdraw
 from strikechain.settlement.chain import Chain, ChainReverted
 from strikechain.settlement.embedded import BoaChain, ChainProcess
@@ -85,9 +86,13 @@ def test_deposit_trade_commit_wait_and_withdraw_with_a_proof(chain: Chain) -> No
     assert report.oracle_signatures > 0
 
 
-@pytest.mark.parametrize("make_chain", [BoaChain, ChainProcess], ids=["in-process", "child"])
-def test_veto_inside_the_window(make_chain: type) -> None:
-    chain = make_chain()
+@pytest.mark.parametrize("kind", ["in-process", "child", "anvil"])
+def test_veto_inside_the_window(kind: str, request: pytest.FixtureRequest) -> None:
+    chain: Chain
+    if kind == "anvil":
+        chain = RpcChain(request.getfixturevalue("anvil_node").url)
+    else:
+        chain = BoaChain() if kind == "in-process" else ChainProcess()
     try:
         venue = SettledVenue(chain)
         venue.settlement.propose_verifier(VERIFIER)
@@ -180,6 +185,28 @@ def test_a_censored_forced_withdrawal_freezes_and_everyone_exits(chain: Chain) -
     venue.settlement.withdraw(claim.record, claim.withdrawal, claim.index, claim.proof)
     # What is left is the venue's own money (fees), and nothing a user is owed.
     assert venue.settlement.holdings() == venue.engine.fee_pool + venue.engine.insurance_fund
+
+
+def test_a_served_forced_withdrawal_pays_and_cannot_freeze(chain: Chain) -> None:
+    venue = SettledVenue(chain)
+    venue.fund(ALICE, 2_000 * USDC)
+    venue.block()
+    venue.settle()
+    venue.settlement.request_forced_withdrawal(ALICE, "BTC", 300 * USDC)
+    ((request, requested_at),) = venue.settlement.forced_requests()
+    result = venue.block()  # the operator relays the request; the engine serves it
+    (served,) = [e for e in result.events if isinstance(e, ForcedWithdrawalServed)]
+    assert (served.request_id, served.amount) == (1, 300 * USDC)
+    committed = venue.settle()
+    assert committed.record.forced_index == 1
+    chain.advance(PARAMS.forced_window_s)
+    final = venue.operator.last_final()
+    with pytest.raises(ChainReverted, match="served"):
+        venue.settlement.freeze_forced(BOB, request, requested_at, committed.record, final, None)
+    claim = venue.operator.withdrawal_claim(served.withdrawal_id)
+    venue.settlement.withdraw(claim.record, claim.withdrawal, claim.index, claim.proof)
+    assert venue.settlement.balance(ALICE) == 300 * USDC
+    check_money(venue)
 
 
 def test_a_stale_operator_lets_anyone_freeze(chain: Chain) -> None:
