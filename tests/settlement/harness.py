@@ -72,6 +72,8 @@ class SettledVenue:
         )
         self.committed: list[Committed] = []
         self.results: list[BlockResult] = []
+        self.blocks: list[Block] = []
+        """Every block applied: the venue's block log."""
         self.block(ListInstrument(account="operator", instrument=btc_perp()), report=False)
 
     def _commit(self, closed: object) -> None:
@@ -103,6 +105,7 @@ class SettledVenue:
         self.engine.check()
         self.batcher.on_block(_Committed(block, result))
         self.results.append(result)
+        self.blocks.append(block)
         return result
 
     def settle(self) -> Committed:

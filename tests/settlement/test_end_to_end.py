@@ -15,6 +15,7 @@ from strikechain.engine.txs import Withdraw
 from strikechain.settlement.chain import Chain, ChainReverted
 from strikechain.settlement.embedded import BoaChain, ChainProcess
 from strikechain.settlement.records import BatchRecord
+from strikechain.settlement.recovery import RecoveryHalt, rebuild
 from strikechain.settlement.rpc import RpcChain
 from strikechain.settlement.verifier import verify_batches
 from tests.engine.venue import BTC_PRICE, USDC, config
@@ -185,6 +186,46 @@ def test_a_censored_forced_withdrawal_freezes_and_everyone_exits(chain: Chain) -
     venue.settlement.withdraw(claim.record, claim.withdrawal, claim.index, claim.proof)
     # What is left is the venue's own money (fees), and nothing a user is owed.
     assert venue.settlement.holdings() == venue.engine.fee_pool + venue.engine.insurance_fund
+
+
+def test_after_a_veto_the_venue_rolls_back_and_recommits_from_its_log(chain: Chain) -> None:
+    """A corrupted engine commits a root the data does not produce; after the veto the operator
+    rebuilds from the block log (recovery.rebuild), which refuses to go on from a live batch
+    the log does not reproduce, and re-commits what the log does produce."""
+    venue = SettledVenue(chain)
+    venue.settlement.propose_verifier(VERIFIER)
+    chain.advance(PARAMS.verifier_timelock_s)
+    venue.settlement.activate_verifier(VERIFIER, VERIFIER)
+    venue.fund(ALICE, 5_000 * USDC)
+    venue.block()
+    honest = venue.settle()
+    venue.wait_final()
+    venue.block(Withdraw(account=ALICE, underlying="BTC", amount=900 * USDC))
+    venue.engine.next_order_id += 5  # the bug: a skipped counter, so an unreproducible root
+    venue.block()
+    bad = venue.settle()
+    report = verify_batches(
+        venue.deployment.genesis, venue.settlement.posted()[1:], venue.settlement.deposits()
+    )
+    assert report.divergence is not None
+    assert (report.divergence.batch, report.divergence.field) == (2, "state_root")
+    venue.settlement.veto(VERIFIER, 2, honest.record, bad.record)
+    assert venue.operator.resync() == [bad.record]
+    engine, batches = rebuild(venue.genesis, venue.blocks, venue.operator.tip)
+    assert engine.next_order_id == venue.engine.next_order_id - 5
+    assert [b.record.number for b in batches] == [2]
+    assert batches[0].record.state_root != bad.record.state_root
+    with pytest.raises(RecoveryHalt, match="predates"):  # a fault before the last live batch
+        rebuild(venue.genesis, venue.blocks, bad.record)
+    good = venue.operator.on_batch(batches[0])
+    venue.wait_final()
+    claim = venue.operator.withdrawal_claim(1)
+    venue.settlement.withdraw(claim.record, claim.withdrawal, claim.index, claim.proof)
+    assert venue.settlement.balance(ALICE) == 900 * USDC
+    posted = venue.settlement.posted()
+    assert posted[-1].record == good.record
+    report = verify_batches(posted[0].record, posted[1:], venue.settlement.deposits())
+    assert report.ok, report.divergence
 
 
 def test_a_served_forced_withdrawal_pays_and_cannot_freeze(chain: Chain) -> None:
