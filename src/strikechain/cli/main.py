@@ -133,6 +133,10 @@ def replay(log: Path, from_snapshot: bool, as_json: bool) -> None:
 
     From genesis by default. Exits 0 if everything matches, 1 naming the first block that
     differs, 2 if LOG is not a block log."""
+    _replay(log, from_snapshot=from_snapshot, as_json=as_json)
+
+
+def _replay(log: Path, *, from_snapshot: bool, as_json: bool) -> None:
     from rich.console import Console
 
     from strikechain.cli.replay import ReplayInputError, render, replay_log, report_json
@@ -147,6 +151,103 @@ def replay(log: Path, from_snapshot: bool, as_json: bool) -> None:
         # a pipe or a log file gets room for whole hashes; a terminal keeps its own width
         render(Console(width=None if sys.stdout.isatty() else 120), log, report, last_height)
     if not report.ok:
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--rpc", "rpc_url", default=None, help="JSON-RPC URL of the settlement chain.")
+@click.option("--contract", default=None, help="Address of the settlement contract (0x...).")
+@click.option(
+    "--from-block",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Read the contract's events from this block (its deployment block or earlier).",
+)
+@click.option(
+    "--log",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Verify a node's block log (SQLite) instead: the same as `strikechain replay LOG`.",
+)
+@click.option("--watch", is_flag=True, help="Keep verifying; veto a pending divergent batch.")
+@click.option(
+    "--verifier-key",
+    envvar="STRIKECHAIN_VERIFIER_KEY",
+    default=None,
+    help="With --watch: the hex private key of a registered verifier, which signs vetoes "
+    "(or set STRIKECHAIN_VERIFIER_KEY).",
+)
+@click.option(
+    "--interval",
+    "interval_s",
+    type=click.FloatRange(min=0.0),
+    default=12.0,
+    show_default=True,
+    help="With --watch: seconds between polls.",
+)
+@click.option(
+    "--polls",
+    type=click.IntRange(min=1),
+    default=None,
+    help="With --watch: stop after this many polls (default: until Ctrl-C).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (with --watch: one per poll).")
+def verify(
+    rpc_url: str | None,
+    contract: str | None,
+    from_block: int,
+    log: Path | None,
+    watch: bool,
+    verifier_key: str | None,
+    interval_s: float,
+    polls: int | None,
+    as_json: bool,
+) -> None:
+    """Re-execute every batch the venue committed, from the data posted on chain alone.
+
+    --rpc URL --contract ADDRESS rebuilds the deployment from the chain and checks every live
+    batch record, signature and deposit; --watch keeps doing it and vetoes a divergent batch
+    while its challenge window is open; --log PATH checks a block log instead. Exits 0 if
+    everything reproduces, 1 on a divergence (--watch: one not vetoed at the last poll), 2 for
+    bad input."""
+    if log is not None:
+        if rpc_url is not None or contract is not None or watch:
+            _fail("USAGE", "--log verifies a block log: give it without --rpc, --contract, --watch")
+        _replay(log, from_snapshot=False, as_json=as_json)
+        return
+    if rpc_url is None or contract is None:
+        _fail("USAGE", "give --rpc URL and --contract ADDRESS (or --log PATH)")
+    if watch != (verifier_key is not None):
+        _fail("USAGE", "--watch needs --verifier-key (vetoes are signed), and only --watch uses it")
+    from rich.console import Console
+
+    from strikechain.cli import verify as commands
+
+    try:
+        if verifier_key is not None:  # --watch
+            last = commands.watch_contract(
+                rpc_url,
+                contract,
+                from_block,
+                commands.parse_key(verifier_key),
+                interval_s,
+                polls,
+                click.echo,
+                lambda line: click.echo(line, err=True),
+                as_json=as_json,
+            )
+            if last is not None and last.divergence is not None and last.vetoed is None:
+                sys.exit(1)
+            return
+        check = commands.verify_contract(rpc_url, contract, from_block)
+    except commands.VerifyInputError as error:
+        _fail(error.code, error.message)
+    if as_json:
+        click.echo(commands.check_json(check))
+    else:
+        commands.render_check(Console(width=None if sys.stdout.isatty() else 120), rpc_url, check)
+    if not check.report.ok:
         sys.exit(1)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from strikechain.engine.engine import Engine
+from strikechain.engine.events import BlockResult
 from strikechain.engine.genesis import Genesis
 from strikechain.engine.invariant import InvariantViolation
 from strikechain.engine.txs import Block
@@ -28,7 +29,7 @@ class RecoveryHalt(InvariantViolation):
 class _Applied:
     __slots__ = ("block", "result")
 
-    def __init__(self, block: Block, result: object) -> None:
+    def __init__(self, block: Block, result: BlockResult) -> None:
         self.block = block
         self.result = result
 
