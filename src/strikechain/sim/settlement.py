@@ -199,7 +199,7 @@ class LabSettlement:
         }
 
     def frame(self) -> Any:
-        import pandas as pd
+        import pandas as pd  # type: ignore[import-untyped]
 
         return pd.DataFrame(
             [{k: v for k, v in row.items() if k != "latencies_s"} for row in self.rows]
