@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import shutil
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import eth_account.typed_transactions.base as eth_account_base
@@ -57,11 +56,9 @@ DEAD = "0x000000000000000000000000000000000000dEaD"
 
 
 @pytest.fixture(scope="module")
-def node() -> Iterator[AnvilNode]:
-    if shutil.which("npm") is None:
-        pytest.skip("npm is not on PATH: anvil is installed with npm (install Node.js 20+)")
-    with AnvilNode() as running:
-        yield running
+def node(anvil_node: AnvilNode) -> AnvilNode:
+    """The module's node (conftest.py starts it; skipped only without npm)."""
+    return anvil_node
 
 
 @pytest.fixture(scope="module")

@@ -297,7 +297,7 @@ class Settlement:
                 requested_at,
                 tip.as_tuple(),
                 last_final.as_tuple(),
-                (following or BatchRecord(withdrawal_root=bytes(32))).as_tuple(),
+                _successor(following),
             ),
             sender,
         )
@@ -315,7 +315,7 @@ class Settlement:
             (
                 tip.as_tuple(),
                 last_final.as_tuple(),
-                (following or BatchRecord(withdrawal_root=bytes(32))).as_tuple(),
+                _successor(following),
             ),
             sender,
         )
@@ -515,6 +515,12 @@ def _posted_genesis(chain: Chain, address: str, from_block: int, expected: bytes
         f"no genesis posted with batch 1 of {address} hashes to the deployed batch 0 "
         f"({expected.hex()})",
     )
+
+
+def _successor(following: BatchRecord | None) -> tuple[int | bytes, ...]:
+    """The record after the last final one, or the all-zero record the contract takes when
+    the last final record is the tip."""
+    return (following or BatchRecord(withdrawal_root=bytes(32))).as_tuple()
 
 
 def _only(logs: list[Log], event: str) -> Log:
