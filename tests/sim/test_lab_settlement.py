@@ -14,13 +14,16 @@ from strikechain.sim.run import Run
 from strikechain.sim.scenario import ScenarioError, parse_scenario
 from tests.sim.test_designs import SCENARIO
 
-SETTLED = SCENARIO + """
+SETTLED = (
+    SCENARIO
+    + """
 [settlement]
 enabled = true
 batch_interval_s = 4.0
 challenge_window_s = 300
 l1_block_s = 12.0
 """
+)
 
 
 @pytest.fixture(scope="module")
@@ -55,9 +58,7 @@ def test_settlement_metrics_follow_the_batches(settled: tuple[Run, dict]) -> Non
     assert list(frame["batch"]) == list(range(1, len(frame) + 1))
     trades = int(frame["trades"].sum())
     assert trades > 0
-    assert math.isclose(
-        metrics["settlement_bytes_per_trade"], frame["posted_bytes"].sum() / trades
-    )
+    assert math.isclose(metrics["settlement_bytes_per_trade"], frame["posted_bytes"].sum() / trades)
     assert math.isclose(metrics["settlement_gas_per_trade"], frame["gas"].sum() / trades)
     # A block waits for its batch to close (<= 4 s of blocks), the next 12 s chain block, and
     # the 300 s window: final between 300 and 300 + 4 + 12 (+1 s of rounding) seconds later.
