@@ -20,11 +20,12 @@ import contextlib
 import functools
 import multiprocessing
 import os
+import pickle
 import tempfile
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, BinaryIO, Final
 
 import sha3
 
@@ -52,6 +53,26 @@ def _deployer(contract: str) -> Any:
     return _boa().load_partial(str(CONTRACTS / f"{contract}.vy"))
 
 
+def _read_journal(path: Path) -> list[tuple[str, tuple[Any, ...], dict[str, Any]]]:
+    """The complete records of a chain journal (a trailing partial record is dropped, and cut
+    off the file so that appends continue from a whole record)."""
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    entries, position = [], 0
+    while position + 4 <= len(data):
+        size = int.from_bytes(data[position : position + 4], "big")
+        end = position + 4 + size
+        if end > len(data):
+            break
+        entries.append(pickle.loads(data[position + 4 : end]))
+        position = end
+    if position != len(data):
+        with path.open("r+b") as file:
+            file.truncate(position)
+    return entries
+
+
 def revert_reason(data: bytes) -> str:
     """The reason string of ``Error(string)`` revert data ("" for anything else)."""
     if data[:4] != _ERROR_SELECTOR or len(data) < 68:
@@ -61,22 +82,51 @@ def revert_reason(data: bytes) -> str:
 
 
 class BoaChain:
-    """A fresh titanoboa EVM: the Chain interface in this process.
+    """A titanoboa EVM: the Chain interface in this process.
 
     ``timestamp``: the chain's clock at start (seconds); the lab passes its virtual start.
+
+    ``journal``: a file that makes the chain durable. Every call that changes the chain
+    (deploy, a transaction that did not revert, a clock move) is appended to it and fsynced
+    before the call returns, and a chain opened on an existing journal replays it first: the
+    EVM is deterministic, so the same calls rebuild the same state, addresses and events. A
+    record cut short by a crash is dropped (its call never returned). Without a journal the
+    chain lives in memory only (tests, the lab).
     """
 
     supports_blobs: Final = False
 
-    def __init__(self, timestamp: int = 1_700_000_000) -> None:
+    def __init__(self, timestamp: int = 1_700_000_000, journal: str | Path | None = None) -> None:
         boa = _boa()
         self._env = boa.Env()
-        self._env.evm.patch.timestamp = timestamp
         self._env.evm.patch.block_number = 1
         self._contracts: dict[str, Any] = {}
         self._logs: list[Log] = []
         self._inputs: dict[bytes, bytes] = {}
         self._nonce = 0
+        self._journal: BinaryIO | None = None
+        entries = _read_journal(Path(journal)) if journal is not None else []
+        if entries and entries[0][0] == "init":
+            timestamp = entries[0][1][0]
+            entries = entries[1:]
+        self._env.evm.patch.timestamp = timestamp
+        for name, args, kwargs in entries:
+            getattr(self, name)(*args, **kwargs)
+        if journal is not None:
+            path = Path(journal)
+            fresh = not path.exists() or path.stat().st_size == 0
+            self._journal = path.open("ab")
+            if fresh:
+                self._record("init", (timestamp,), {})
+
+    def _record(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        journal = self._journal
+        if journal is None:
+            return
+        entry = pickle.dumps((name, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
+        journal.write(len(entry).to_bytes(4, "big") + entry)
+        journal.flush()
+        os.fsync(journal.fileno())
 
     # -- Chain -----------------------------------------------------------------------------
 
@@ -87,6 +137,7 @@ class BoaChain:
         address = str(deployed.address).lower()
         self._contracts[address] = deployed
         self._mine()
+        self._record("deploy", (contract, args, sender), {})
         return address
 
     def transact(
@@ -126,6 +177,7 @@ class BoaChain:
         ]
         self._logs.extend(logs)
         self._inputs[tx_hash] = calldata
+        self._record("transact", (address, function, args, sender), {})
         receipt = Receipt(
             tx_hash=tx_hash,
             block_number=number,
@@ -174,9 +226,13 @@ class BoaChain:
         patch = self._env.evm.patch
         patch.timestamp += seconds
         patch.block_number += blocks
+        self._record("advance", (seconds, blocks), {})
 
     def close(self) -> None:
         self._contracts.clear()
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
 
     # -- internals -------------------------------------------------------------------------
 
