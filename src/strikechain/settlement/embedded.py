@@ -303,23 +303,43 @@ def _serve(connection: Connection, factory: Callable[[], Chain]) -> None:
     connection.close()
 
 
+class ChainUnavailable(RuntimeError):
+    """The chain process did not answer in time (or died); it is restarted on the next call."""
+
+    code: Final = "CHAIN_UNAVAILABLE"
+
+
 class ChainProcess:
     """Any chain (by default a :class:`BoaChain`) in a spawned child process, proxied.
 
     Calls block the calling thread until the child answers: a node calls it from a worker
     thread. Reverts come back as :class:`ChainReverted`; any other failure in the child is a
-    ``RuntimeError`` here (a bug, not an outcome).
+    ``RuntimeError`` here (a bug, not an outcome). A call that gets no answer within
+    ``timeout_s`` (or finds the child dead) kills the child and raises :class:`ChainUnavailable`;
+    the next call starts a new child from the same factory, which with a journaled
+    :class:`BoaChain` is the same chain again (a call that timed out may or may not have been
+    applied: the journal says which, and the caller re-reads the chain before retrying).
     """
 
-    def __init__(self, factory: Callable[[], Chain] = BoaChain) -> None:
+    def __init__(
+        self, factory: Callable[[], Chain] = BoaChain, *, timeout_s: float | None = None
+    ) -> None:
+        self._factory = factory
+        self._timeout_s = timeout_s
+        self._process: Any = None
+        self._connection: Connection | None = None
+        self.supports_blobs = False
+        self._spawn()
+
+    def _spawn(self) -> None:
         context = multiprocessing.get_context("spawn")
         self._connection, child = context.Pipe()
         self._process = context.Process(
-            target=_serve, args=(child, factory), name="strikechain-chain", daemon=True
+            target=_serve, args=(child, self._factory), name="strikechain-chain", daemon=True
         )
         self._process.start()
         child.close()
-        tag, self.supports_blobs = self._connection.recv()
+        tag, self.supports_blobs = self._receive("start", startup=True)
         if tag != "ready":
             raise RuntimeError("the chain process did not start")
 
@@ -329,23 +349,60 @@ class ChainProcess:
         return functools.partial(self._request, name)
 
     def _request(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        self._connection.send((name, args, kwargs))
-        tag, value = self._connection.recv()
+        if self._connection is None:
+            self._spawn()
+        assert self._connection is not None
+        try:
+            self._connection.send((name, args, kwargs))
+        except (BrokenPipeError, OSError):
+            self._abandon()
+            raise ChainUnavailable(f"the chain process is gone ({name})") from None
+        tag, value = self._receive(name)
         if tag == "ok":
             return value
         if tag == "reverted":
             raise value
         raise RuntimeError(f"the chain process failed in {name}: {value}")
 
+    def _receive(self, name: str, *, startup: bool = False) -> tuple[str, Any]:
+        connection = self._connection
+        assert connection is not None
+        timeout = self._timeout_s
+        if startup and timeout is not None:
+            timeout = max(timeout, 60.0)  # importing titanoboa and replaying a journal
+        try:
+            if timeout is not None and not connection.poll(timeout):
+                self._abandon()
+                raise ChainUnavailable(f"the chain did not answer {name} within {timeout} s")
+            answer: tuple[str, Any] = connection.recv()
+        except (EOFError, OSError):
+            self._abandon()
+            raise ChainUnavailable(f"the chain process died during {name}") from None
+        return answer
+
+    def _abandon(self) -> None:
+        """Kill the child; the next call starts a new one."""
+        process, connection = self._process, self._connection
+        self._process = self._connection = None
+        if process is not None and process.is_alive():
+            process.kill()
+            process.join()
+        if connection is not None:
+            connection.close()
+
     def close(self) -> None:
-        if self._process.is_alive():
+        process, connection = self._process, self._connection
+        if process is None or connection is None:
+            return
+        if process.is_alive():
             with contextlib.suppress(BrokenPipeError, OSError):
-                self._connection.send(None)
-            self._process.join(timeout=5)
-            if self._process.is_alive():
-                self._process.kill()
-                self._process.join()
-        self._connection.close()
+                connection.send(None)
+            process.join(timeout=5)
+            if process.is_alive():
+                process.kill()
+                process.join()
+        connection.close()
+        self._process = self._connection = None
 
     def __enter__(self) -> ChainProcess:
         return self

@@ -1,0 +1,412 @@
+"""The live node: the runtime with live edges (wall clock, disk, chain), as an asyncio service.
+
+Composition (:class:`Node`): a SQLite block log in the data directory (WAL; ``sync = "full"``
+fsyncs every block), the engine rebuilt from it on start, the runtime's bounded inbox, a block
+timer, and settlement: the batcher as a runtime sink, batches committed to the chain by a
+separate task (the embedded chain runs in a child process and is journaled in the data
+directory; a JSON-RPC chain is any endpoint), deposits and forced withdrawals relayed from the
+contract's events once they are ``confirmations`` deep.
+
+Acknowledgement. :meth:`Node.submit` returns once the block holding the transaction is in the
+log: the runtime appends (and with ``sync = "full"`` fsyncs) a block's record before any sink
+sees its result, and the node resolves a submission only from its sink. So an acknowledged
+transaction survives a crash, and a transaction lost in a crash (still in the inbox, or in a
+block not yet synced) was never acknowledged: its sender gets an error or nothing, and may
+resend.
+
+Recovery (:meth:`Node.start` on an existing data directory): the latest snapshot, then every
+later block replayed with each recorded root checked (:func:`strikechain.runtime.replay.rebuild`);
+settlement resumes from the last batch the chain still holds: the blocks after it are
+re-batched from the log (:func:`strikechain.settlement.recovery.rebuild`) and committed.
+
+Failures. A full inbox refuses the submission (``INBOX_FULL``) and changes nothing. A log write
+that fails (a full disk) stops the runtime before any sink sees the block: the node halts
+(:attr:`Node.halted` says why), acknowledges nothing more, and a restart recovers from the log.
+A chain that does not answer delays settlement only: the batch stays queued, the error is
+counted and logged, and the next attempt retries; trading goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Final
+
+import msgspec
+
+from strikechain.engine.engine import Engine
+from strikechain.engine.events import Event
+from strikechain.engine.txs import ListInstrument, Transaction
+from strikechain.node.config import NodeConfig
+from strikechain.runtime.cutting import ByInterval, CutReason
+from strikechain.runtime.errors import RuntimeRejection, RuntimeStopped
+from strikechain.runtime.replay import rebuild as rebuild_engine
+from strikechain.runtime.runtime import BlockPolicy, Committed, Runtime, RuntimeConfig
+from strikechain.runtime.selection import ArrivalOrder
+from strikechain.runtime.sqlite_log import SqliteLog, Sync
+from strikechain.settlement.batcher import Batcher, BatchPolicy, ClosedBatch
+from strikechain.settlement.chain import Chain
+from strikechain.settlement.client import Deployment, Settlement, SettlementParams, deploy
+from strikechain.settlement.embedded import BoaChain, ChainProcess
+from strikechain.settlement.operator import Operator
+from strikechain.settlement.records import genesis_record
+from strikechain.settlement.recovery import rebuild as rebatch
+
+log = logging.getLogger("strikechain.node")
+
+OPERATOR_ACCOUNT: Final = "operator"
+DEPLOYMENT_FILE: Final = "settlement.json"
+RELAY_INTERVAL_S: Final = 0.5
+NANOS_PER_SECOND: Final = 1_000_000_000
+
+
+class Ack(msgspec.Struct, frozen=True, kw_only=True):
+    """A transaction in the log: its block, its position there, and the events it caused
+    (a ``Rejected`` event if the engine refused it)."""
+
+    height: int
+    index: int
+    sequence: int
+    timestamp_ns: int
+    events: list[Event]
+
+
+class NodeHalted(RuntimeError):
+    """The node stopped acknowledging: ``reason`` says why (a failed log write...)."""
+
+    code: Final = "NODE_HALTED"
+
+
+class Node:
+    """One venue, live (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: NodeConfig,
+        *,
+        clock: Callable[[], int] = time.time_ns,
+        chain_factory: Callable[[], Chain] | None = None,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self._chain_factory = chain_factory
+        self.runtime: Runtime | None = None
+        self.log: SqliteLog | None = None
+        self.chain: Chain | None = None
+        self.settlement: Settlement | None = None
+        self.operator: Operator | None = None
+        self.batcher: Batcher | None = None
+        self.halted: str | None = None
+        self._waiting: dict[int, tuple[asyncio.Future[Ack], int]] = {}
+        self._batches: deque[ClosedBatch] = deque()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._wake = asyncio.Event()
+        self.acks = 0
+        self.chain_errors = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def engine(self) -> Engine:
+        assert self.runtime is not None, "the node has not started"
+        engine = self.runtime.engine
+        assert isinstance(engine, Engine)
+        return engine
+
+    async def start(self) -> None:
+        """Open (or create) the data directory, recover, and start the block timer and the
+        settlement tasks."""
+        config = self.config
+        directory = config.data_dir
+        directory.mkdir(parents=True, exist_ok=True)
+        sync = Sync.FULL if config.node.sync == "full" else Sync.NORMAL
+        self.log = block_log = SqliteLog(directory / "blocks.sqlite", sync=sync)
+        fresh = block_log.get_genesis() is None
+        if fresh:
+            block_log.write_genesis(config.genesis())
+        engine = rebuild_engine(block_log)
+        if config.settlement.enabled:
+            engine = await asyncio.to_thread(self._start_settlement, engine)
+        node = config.node
+        self.runtime = Runtime(
+            engine,
+            block_log,
+            BlockPolicy(ArrivalOrder(), ByInterval(node.block_interval_ns)),
+            RuntimeConfig(
+                inbox_capacity=node.inbox_capacity,
+                max_transactions_per_block=node.max_transactions_per_block,
+                root_every=node.root_every,
+                snapshot_every=node.snapshot_every,
+            ),
+            sinks=[self],
+        )
+        if self.batcher is not None:
+            self.runtime.add_sink(self.batcher)
+        if fresh:
+            for instrument in config.listings():
+                self.runtime.submit(
+                    ListInstrument(account=OPERATOR_ACCOUNT, instrument=instrument), self.clock()
+                )
+        self._tasks.append(asyncio.create_task(self._blocks(), name="blocks"))
+        if self.settlement is not None:
+            self._tasks.append(asyncio.create_task(self._settle(), name="settle"))
+            self._tasks.append(asyncio.create_task(self._relay(), name="relay"))
+        log.info(
+            "node started",
+            extra={"height": engine.height, "fresh": fresh, "data_dir": str(directory)},
+        )
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self.chain is not None:
+            await asyncio.to_thread(self.chain.close)
+            self.chain = None
+        if self.log is not None:
+            self.log.close()
+            self.log = None
+        for future, _ in self._waiting.values():
+            if not future.done():
+                future.set_exception(NodeHalted("the node stopped before the block"))
+        self._waiting.clear()
+
+    # -- submissions -------------------------------------------------------------------------
+
+    def submit_nowait(self, tx: Transaction) -> asyncio.Future[Ack]:
+        """Queue ``tx``; the future resolves with its :class:`Ack` once its block is logged.
+        Raises ``RuntimeRejection`` (``INBOX_FULL``...) or :class:`NodeHalted` at once."""
+        if self.halted is not None:
+            raise NodeHalted(self.halted)
+        runtime = self.runtime
+        assert runtime is not None, "the node has not started"
+        receipt = runtime.submit(tx, self.clock())
+        future: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
+        self._waiting[receipt.sequence] = (future, receipt.sequence)
+        return future
+
+    async def submit(self, tx: Transaction) -> Ack:
+        return await self.submit_nowait(tx)
+
+    def on_block(self, committed: Committed) -> None:
+        """The runtime's sink: the block is in the log; acknowledge its transactions."""
+        events: dict[int, list[Event]] = {}
+        for event in committed.result.events:
+            events.setdefault(event.tx, []).append(event)
+        block = committed.block
+        for index, sequence in enumerate(committed.sequences):
+            entry = self._waiting.pop(sequence, None)
+            if entry is not None and not entry[0].done():
+                entry[0].set_result(
+                    Ack(
+                        height=block.height,
+                        index=index,
+                        sequence=sequence,
+                        timestamp_ns=block.timestamp_ns,
+                        events=events.get(index, []),
+                    )
+                )
+                self.acks += 1
+
+    # -- the block timer ---------------------------------------------------------------------
+
+    async def _blocks(self) -> None:
+        runtime = self.runtime
+        assert runtime is not None
+        interval_s = self.config.node.block_interval_ns / NANOS_PER_SECOND
+        while True:
+            due = runtime.next_due_ns()
+            now = self.clock()
+            if due is not None and due > now:
+                await asyncio.sleep(min((due - now) / NANOS_PER_SECOND, interval_s))
+                continue
+            self.cut_block()
+            await asyncio.sleep(0)
+
+    def cut_block(self) -> None:
+        """Cut, apply, log and acknowledge a block now (the timer calls this)."""
+        runtime = self.runtime
+        assert runtime is not None
+        if self.halted is not None:
+            return
+        try:
+            runtime.cut(self.clock(), CutReason.INTERVAL)
+        except RuntimeStopped as error:
+            self._halt(f"the runtime stopped: {error}")
+        except Exception as error:  # the log refused a write (a full disk...): halt, recover later
+            self._halt(f"block {runtime.engine.height + 1} was not logged: {error!r}")
+
+    def _halt(self, reason: str) -> None:
+        self.halted = reason
+        log.error("node halted", extra={"reason": reason})
+        for future, _ in self._waiting.values():
+            if not future.done():
+                future.set_exception(NodeHalted(reason))
+        self._waiting.clear()
+
+    # -- settlement --------------------------------------------------------------------------
+
+    def _start_settlement(self, engine: Engine) -> Engine:
+        """Connect the chain, deploy or load the deployment, and resume batching from the last
+        batch the chain holds (re-batching the log's later blocks). Runs in a worker thread."""
+        config, block_log = self.config, self.log
+        assert block_log is not None
+        section = config.settlement
+        self.chain = chain = self._connect()
+        path = config.data_dir / DEPLOYMENT_FILE
+        genesis = block_log.get_genesis()
+        assert genesis is not None
+        if path.exists():
+            deployment = msgspec.json.decode(path.read_bytes(), type=Deployment)
+        else:
+            if engine.height != 0:
+                raise NodeHalted("the log has blocks but no settlement deployment is recorded")
+            start = genesis_record(engine.state_root(), engine.height, engine.timestamp_ns)
+            self._catch_up_clock(chain)
+            deployment = deploy(
+                chain,
+                operator=self._operator_address(),
+                governor=self._operator_address(),
+                genesis=start,
+                params=SettlementParams(challenge_window_s=section.challenge_window_s),
+            )
+            path.write_bytes(msgspec.json.encode(deployment))
+        self.settlement = settlement = Settlement(chain, deployment)
+        self.operator = operator = Operator(settlement, confirmations=section.confirmations)
+        live = settlement.records()
+        operator.records = list(live)
+        operator.next_deposit = engine.next_deposit_id
+        operator.next_forced = engine.next_forced_id
+        policy = BatchPolicy(
+            max_blocks=section.batch_blocks,
+            max_interval_ns=int(section.batch_interval_s * NANOS_PER_SECOND),
+        )
+        tip = live[-1]
+        if tip.last_block != engine.height:
+            # A reader of its own: this runs in a worker thread, the log's connection is the
+            # event loop's (SQLite's WAL lets both read).
+            with SqliteLog(config.data_dir / "blocks.sqlite") as reader:
+                blocks = (_decode(record.block) for record in reader.records(1))
+                engine, pending = rebatch(genesis, blocks, tip, policy)
+            self._batches.extend(pending)
+            tip = pending[-1].record if pending else tip
+        self.batcher = Batcher(engine, tip, self._batches.append, policy)
+        return engine
+
+    def _connect(self) -> Chain:
+        if self._chain_factory is not None:
+            return self._chain_factory()
+        section = self.config.settlement
+        if section.chain == "embedded":
+            journal = self.config.data_dir / "chain.journal"
+            factory = functools.partial(
+                BoaChain, timestamp=self.clock() // NANOS_PER_SECOND, journal=str(journal)
+            )
+            return ChainProcess(factory, timeout_s=section.chain_timeout_s)
+        from strikechain.engine.signing import address_of
+        from strikechain.settlement.rpc import RpcChain
+
+        key = bytes.fromhex(section.operator_key.removeprefix("0x"))
+        return RpcChain(section.chain, keys={address_of(key): key} if key else {})
+
+    def _operator_address(self) -> str:
+        key = self.config.settlement.operator_key
+        if key:
+            from strikechain.engine.signing import address_of
+
+            return address_of(bytes.fromhex(key.removeprefix("0x"))).lower()
+        return "0x" + "5c" * 20  # the embedded chain sends as anyone
+
+    def _catch_up_clock(self, chain: Chain) -> None:
+        """The embedded chain's clock follows the node's (a real chain keeps its own)."""
+        if self.config.settlement.chain == "embedded":
+            behind = -(-self.clock() // NANOS_PER_SECOND) - chain.timestamp()
+            if behind > 0:
+                chain.advance(behind)
+
+    async def _settle(self) -> None:
+        """Commit queued batches in order; a chain error leaves the batch queued."""
+        while True:
+            if not self._batches:
+                await asyncio.sleep(0.05)
+                continue
+            batch = self._batches[0]
+            try:
+                await asyncio.to_thread(self._commit, batch)
+            except Exception as error:  # the chain did not answer or refused: retry later
+                self.chain_errors += 1
+                log.warning(
+                    "batch not committed",
+                    extra={"batch": batch.record.number, "error": repr(error)},
+                )
+                await asyncio.sleep(1.0)
+                continue
+            self._batches.popleft()
+
+    def _commit(self, batch: ClosedBatch) -> None:
+        operator, chain = self.operator, self.chain
+        assert operator is not None
+        assert chain is not None
+        self._catch_up_clock(chain)
+        committed = operator.on_batch(batch)
+        log.info(
+            "batch committed",
+            extra={
+                "batch": committed.record.number,
+                "gas": committed.gas,
+                "bytes": committed.posted_bytes,
+            },
+        )
+
+    async def _relay(self) -> None:
+        """Relay confirmed deposits and forced withdrawals into the engine."""
+        while True:
+            await asyncio.sleep(RELAY_INTERVAL_S)
+            operator = self.operator
+            assert operator is not None
+            try:
+                txs = await asyncio.to_thread(operator.relay)
+            except Exception as error:
+                self.chain_errors += 1
+                log.warning("relay failed", extra={"error": repr(error)})
+                continue
+            for tx in txs:
+                try:
+                    self.submit_nowait(tx)
+                except (RuntimeRejection, NodeHalted) as error:
+                    log.warning("relay refused", extra={"error": repr(error)})
+
+    # -- status ------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        runtime = self.runtime
+        engine = self.engine
+        return {
+            "height": engine.height,
+            "timestamp_ns": engine.timestamp_ns,
+            "inbox": len(runtime.inbox) if runtime is not None else 0,
+            "acks": self.acks,
+            "halted": self.halted,
+            "batches_committed": (len(self.operator.records) - 1) if self.operator else 0,
+            "batches_queued": len(self._batches),
+            "chain_errors": self.chain_errors,
+            "liquidation_backlog": len(engine.liquidation_queue),
+        }
+
+    def status_json(self) -> str:
+        return json.dumps(self.status())
+
+
+def _decode(raw: bytes) -> Any:
+    from strikechain.engine import codec
+
+    return codec.decode_block(raw)

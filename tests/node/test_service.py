@@ -1,0 +1,254 @@
+"""The live node: acknowledgement after the log, recovery on restart, settlement on a chain,
+and its failures (a full inbox, a failed log write, a chain that stops answering)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from strikechain.engine.events import Deposited, Fill, OrderAccepted
+from strikechain.engine.oracle import OracleReport, sign_report
+from strikechain.engine.signing import address_of, keccak256
+from strikechain.engine.txs import PlaceOrder, PostOnly
+from strikechain.node.config import ConfigError, NodeConfig, parse_config
+from strikechain.node.service import Node, NodeHalted
+from strikechain.runtime.errors import RuntimeRejection
+from strikechain.runtime.replay import replay
+from strikechain.runtime.sqlite_log import SqliteLog
+from strikechain.settlement.chain import Chain
+from strikechain.settlement.embedded import BoaChain
+
+KEY = keccak256(b"node-test-reporter")
+REPORTER = address_of(KEY)
+ALICE = "0x" + "a1" * 20
+BOB = "0x" + "b0" * 20
+PERP = "BTC_USDC-PERPETUAL"
+USDC = 1_000_000
+
+
+def config(tmp_path: Path, **node: Any) -> NodeConfig:
+    base = parse_config(
+        f"""
+[node]
+data_dir = "{tmp_path / "data"}"
+block_interval_ms = 5.0
+snapshot_every = 20
+root_every = 5
+
+[settlement]
+batch_blocks = 10
+batch_interval_s = 1000.0
+challenge_window_s = 60
+
+[[underlyings]]
+name = "BTC"
+reporters = ["{REPORTER}"]
+quorum = 1
+
+[[instruments]]
+underlying = "BTC"
+"""
+    )
+    return msgspec.structs.replace(base, node=msgspec.structs.replace(base.node, **node))
+
+
+class Clock:
+    """Wall-clock nanoseconds, but never behind the last value (tests may add offsets)."""
+
+    def __init__(self) -> None:
+        self.now = 1_900_000_000 * 10**9
+
+    def __call__(self) -> int:
+        self.now += 1_000_000
+        return self.now
+
+
+def report(clock: Clock) -> OracleReport:
+    return sign_report(
+        OracleReport(
+            account=REPORTER,
+            underlying="BTC",
+            timestamp_ns=clock.now,
+            price=100_000 * USDC,
+            confidence=USDC,
+        ),
+        KEY,
+    )
+
+
+def run(coroutine: Any) -> Any:
+    return asyncio.run(coroutine)
+
+
+async def started(cfg: NodeConfig, clock: Clock, chain: Callable[[], Chain]) -> Node:
+    node = Node(cfg, clock=clock, chain_factory=chain)
+    await node.start()
+    return node
+
+
+async def wait_for(predicate: Callable[[], bool], seconds: float = 20.0) -> None:
+    for _ in range(int(seconds / 0.01)):
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("timed out")
+
+
+def test_orders_are_acknowledged_after_the_log_and_survive_a_restart(tmp_path: Path) -> None:
+    cfg, clock = config(tmp_path), Clock()
+    journal = tmp_path / "data" / "chain.journal"
+
+    def chain() -> Chain:
+        return BoaChain(timestamp=clock.now // 10**9, journal=journal)
+
+    async def first() -> tuple[list[Any], bytes, int]:
+        node = await started(cfg, clock, chain)
+        settlement = node.settlement
+        assert settlement is not None
+        for account in (ALICE, BOB):
+            await asyncio.to_thread(settlement.mint, account, 10_000 * USDC)
+            await asyncio.to_thread(settlement.deposit, account, "BTC", 10_000 * USDC)
+        await wait_for(lambda: node.engine.next_deposit_id == 3)
+        credited = [node.engine.get_ledger(a, "BTC") for a in (ALICE, BOB)]
+        assert all(ledger is not None and ledger.cash == 10_000 * USDC for ledger in credited)
+        await node.submit(report(clock))
+        sell = PlaceOrder(
+            account=BOB,
+            instrument=PERP,
+            side=-1,
+            size_lots=3,
+            price_ticks=200_000,
+            post_only=PostOnly.REJECT,
+        )
+        buy = PlaceOrder(account=ALICE, instrument=PERP, side=1, size_lots=3, price_ticks=200_000)
+        acks = [await node.submit(sell), await node.submit(buy)]
+        assert any(isinstance(e, OrderAccepted) for e in acks[0].events)
+        assert any(isinstance(e, Fill) for e in acks[1].events)
+        assert node.log is not None
+        assert node.log.last_height() >= acks[1].height  # in the log when acknowledged
+        await wait_for(lambda: node.engine.height >= 30)
+        await wait_for(lambda: node.status()["batches_committed"] >= 2)
+        root, height = node.engine.state_root(), node.engine.height
+        await node.stop()
+        return acks, root, height
+
+    acks, root, height = run(first())
+    with SqliteLog(tmp_path / "data" / "blocks.sqlite") as log:
+        report_ = replay(log)
+        assert report_.ok
+        assert report_.end_height == height
+        for ack in acks:
+            (record,) = list(log.records(ack.height))[:1]
+            assert record.height == ack.height
+
+    async def second() -> None:
+        node = await started(cfg, clock, chain)
+        assert node.engine.height == height
+        assert node.engine.state_root() == root
+        assert node.operator is not None
+        committed = len(node.operator.records) - 1
+        assert committed >= 2
+        await wait_for(lambda: node.engine.height >= height + 15)
+        await wait_for(lambda: node.status()["batches_committed"] > committed)
+        assert node.engine.next_deposit_id == 3  # nothing credited twice
+        await node.stop()
+
+    run(second())
+
+
+def test_a_full_inbox_refuses_and_changes_nothing(tmp_path: Path) -> None:
+    cfg = config(tmp_path, inbox_capacity=2, block_interval_ms=60_000.0)
+    clock = Clock()
+
+    async def main() -> None:
+        node = await started(
+            msgspec.structs.replace(
+                cfg, settlement=msgspec.structs.replace(cfg.settlement, enabled=False)
+            ),
+            clock,
+            BoaChain,
+        )
+        # the listing waits in the inbox (one of two places); one more fits, then it is full
+        node.submit_nowait(report(clock))
+        with pytest.raises(RuntimeRejection) as refused:
+            node.submit_nowait(report(clock))
+        assert refused.value.code == "INBOX_FULL"
+        assert len(node.runtime.inbox) == 2  # type: ignore[union-attr]
+        await node.stop()
+
+    run(main())
+
+
+def test_a_failed_log_write_halts_the_node_without_acknowledging(tmp_path: Path) -> None:
+    cfg, clock = config(tmp_path), Clock()
+
+    async def main() -> None:
+        node = await started(
+            msgspec.structs.replace(
+                cfg, settlement=msgspec.structs.replace(cfg.settlement, enabled=False)
+            ),
+            clock,
+            BoaChain,
+        )
+        await node.submit(report(clock))
+        assert node.log is not None
+        height = node.log.last_height()
+
+        def full_disk(*args: object) -> None:
+            raise OSError(28, "No space left on device")
+
+        node.log.append = full_disk  # type: ignore[method-assign]
+        pending = node.submit_nowait(report(clock))
+        with pytest.raises(NodeHalted, match="No space left"):
+            await pending
+        assert node.halted is not None
+        with pytest.raises(NodeHalted):
+            node.submit_nowait(report(clock))
+        await node.stop()
+        with SqliteLog(tmp_path / "data" / "blocks.sqlite") as log:
+            assert log.last_height() == height
+            assert replay(log).ok
+
+    run(main())
+
+
+def test_a_chain_that_stops_answering_delays_settlement_only(tmp_path: Path) -> None:
+    cfg, clock = config(tmp_path), Clock()
+
+    class Silent(BoaChain):
+        stop = False
+
+        def transact(self, *args: Any, **kwargs: Any) -> Any:
+            if Silent.stop:
+                raise TimeoutError("the chain does not answer")
+            return super().transact(*args, **kwargs)
+
+    async def main() -> None:
+        node = await started(cfg, clock, lambda: Silent(timestamp=clock.now // 10**9))
+        await wait_for(lambda: node.status()["batches_committed"] >= 1)
+        Silent.stop = True
+        ack = await node.submit(report(clock))
+        await wait_for(lambda: node.engine.height >= ack.height + 25)
+        assert node.chain_errors > 0
+        assert node.status()["batches_queued"] >= 1
+        Silent.stop = False
+        await wait_for(lambda: node.status()["batches_queued"] == 0)
+        assert node.operator is not None
+        assert node.operator.records[-1].state_root != b""
+        await node.stop()
+
+    run(main())
+
+
+def test_a_bad_config_is_refused_naming_the_field(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="block_interval_ms"):
+        parse_config("[node]\nblock_interval_ms = 0.0\n")
+    with pytest.raises(ConfigError, match="blok"):
+        parse_config("[node]\nblok = 1\n")
+    with pytest.raises(ConfigError, match="underlying"):
+        parse_config('[[instruments]]\nunderlying = "ETH"\n')
