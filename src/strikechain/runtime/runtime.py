@@ -109,6 +109,8 @@ class Committed(msgspec.Struct, frozen=True, gc=False):
     sequences: list[int]
     base_fee: int
     reason: str
+    encoded: bytes = b""
+    """``block`` in the canonical codec, as the log holds it."""
 
 
 class Selected(msgspec.Struct, frozen=True, gc=False):
@@ -239,25 +241,27 @@ class Runtime:
         result = engine.apply(block)
         if result.rejected:
             raise BlockRefused(block.height, result.rejected, result.reason)
-        result = self._commit(block, result, base_fee, reason)
+        result, encoded = self._commit(block, result, base_fee, reason)
         self._stopped = False
         self.inbox.take(chosen)
         self.policy.selection.after_block(len(chosen), selected.bounds)
         self.last_cut_ns = now_ns
-        self._deliver(block, result, chosen, base_fee, reason)
+        self._deliver(block, result, chosen, base_fee, reason, encoded)
         return result
 
     def _commit(
         self, block: Block, result: BlockResult, base_fee: int, reason: CutReason
-    ) -> BlockResult:
-        """Attach the root when due and append the block (and a snapshot when due)."""
+    ) -> tuple[BlockResult, bytes]:
+        """Attach the root when due and append the block (and a snapshot when due); the
+        result and the block's canonical bytes (the sinks may reuse them)."""
         height, config = block.height, self.config
         if config.root_every and height % config.root_every == 0:
             result = msgspec.structs.replace(result, state_root=self.engine.state_root())
+        encoded = codec.encode_block(block)
         self.log.append(
             BlockRecord(
                 height=height,
-                block=codec.encode_block(block),
+                block=encoded,
                 digest=result.digest,
                 state_root=result.state_root,
                 timestamp_ns=block.timestamp_ns,
@@ -269,7 +273,7 @@ class Runtime:
         )
         if config.snapshot_every and height % config.snapshot_every == 0:
             self.log.append_snapshot(SnapshotRecord(height, self.snapshotter(self.engine)))
-        return result
+        return result, encoded
 
     def _deliver(
         self,
@@ -278,10 +282,12 @@ class Runtime:
         chosen: list[Pending],
         base_fee: int,
         reason: CutReason,
+        encoded: bytes,
     ) -> None:
         if not self.sinks:
             return
-        committed = Committed(block, result, [entry.sequence for entry in chosen], base_fee, reason)
+        sequences = [entry.sequence for entry in chosen]
+        committed = Committed(block, result, sequences, base_fee, reason, encoded)
         self._stopped = True  # a sink that raises is a bug: stop
         for sink in self.sinks:
             sink.on_block(committed)

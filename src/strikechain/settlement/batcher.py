@@ -139,20 +139,23 @@ class Batcher:
 
     def on_block(self, committed: CommittedBlock) -> None:
         block, result = committed.block, committed.result
-        withdrawals = [
-            Withdrawal.from_event(event)
-            for event in result.events
-            if type(event) is WithdrawalRequested
-        ]
+        withdrawals = []
+        fills = 0
+        for event in result.events:
+            kind = type(event)
+            if kind is Fill:
+                fills += 1
+            elif kind is WithdrawalRequested:
+                withdrawals.append(Withdrawal.from_event(event))  # type: ignore[arg-type]
         if len(self._withdrawals) + len(withdrawals) > MAX_WITHDRAWALS_PER_BATCH:
             self.close()
         if self._first is None:
             self._first = block
         self._last = block
-        self._blocks.append(codec.encode_block(block))
+        self._blocks.append(getattr(committed, "encoded", b"") or codec.encode_block(block))
         self._withdrawals.extend(withdrawals)
         self._transactions += len(block.transactions)
-        self._fills += sum(1 for event in result.events if type(event) is Fill)
+        self._fills += fills
         policy = self.policy
         if (
             len(self._blocks) >= policy.max_blocks
