@@ -155,6 +155,66 @@ def _replay(log: Path, *, from_snapshot: bool, as_json: bool) -> None:
 
 
 @cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8545, show_default=True)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="The node's TOML configuration (markets, data directory, settlement).",
+)
+@click.option("--data-dir", default=None, help="Where the block log, chain and keys live.")
+@click.option(
+    "--dev", is_flag=True, help="A development venue: ten funded accounts and a price feed."
+)
+@click.option(
+    "--dev-keys-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="With --dev: write the accounts' keys as JSON (api_key, api_secret, address, "
+    "private_key).",
+)
+@click.option("--stop-after", "stop_after_s", type=float, default=None, hidden=True)
+def serve(
+    host: str,
+    port: int,
+    config_path: Path | None,
+    data_dir: str | None,
+    dev: bool,
+    dev_keys_out: Path | None,
+    stop_after_s: float | None,
+) -> None:
+    """Run the node: the live venue, its block log and settlement, /metrics over HTTP."""
+    import asyncio
+
+    from rich.console import Console
+
+    from strikechain.cli.serve import serve as run_serve
+    from strikechain.node.config import ConfigError
+
+    if dev_keys_out is not None and not dev:
+        _fail("USAGE", "--dev-keys-out needs --dev")
+    try:
+        asyncio.run(
+            run_serve(
+                Console(),
+                host=host,
+                port=port,
+                config_path=config_path,
+                data_dir=data_dir,
+                dev=dev,
+                dev_keys_out=dev_keys_out,
+                stop_after_s=stop_after_s,
+            )
+        )
+    except ConfigError as error:
+        _fail(error.code, str(error))
+    except ValueError as error:
+        _fail("USAGE", str(error))
+
+
+@cli.command()
 @click.option("--rpc", "rpc_url", default=None, help="JSON-RPC URL of the settlement chain.")
 @click.option("--contract", default=None, help="Address of the settlement contract (0x...).")
 @click.option(

@@ -36,7 +36,8 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Final
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Final, TypeVar
 
 import msgspec
 
@@ -44,6 +45,7 @@ from strikechain.engine.engine import Engine
 from strikechain.engine.events import Event
 from strikechain.engine.txs import ListInstrument, Transaction
 from strikechain.node.config import NodeConfig
+from strikechain.node.metrics import NodeMetrics
 from strikechain.runtime.cutting import ByInterval, CutReason
 from strikechain.runtime.errors import RuntimeRejection, RuntimeStopped
 from strikechain.runtime.replay import rebuild as rebuild_engine
@@ -59,6 +61,7 @@ from strikechain.settlement.records import genesis_record
 from strikechain.settlement.recovery import rebuild as rebatch
 
 log = logging.getLogger("strikechain.node")
+T = TypeVar("T")
 
 OPERATOR_ACCOUNT: Final = "operator"
 DEPLOYMENT_FILE: Final = "settlement.json"
@@ -104,11 +107,18 @@ class Node:
         self.batcher: Batcher | None = None
         self.halted: str | None = None
         self._waiting: dict[int, tuple[asyncio.Future[Ack], int]] = {}
+        """Submissions not acknowledged yet: inbox sequence -> (future, submitted at ns)."""
+        self.metrics = NodeMetrics()
+        self._last_block_ns: int | None = None
         self._batches: deque[ClosedBatch] = deque()
         self._tasks: list[asyncio.Task[None]] = []
         self._wake = asyncio.Event()
+        self._chain_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chain")
+        """Every chain call runs here, one at a time: a chain (and its process pipe) serves one
+        caller, and the event loop never waits on it."""
         self.acks = 0
         self.chain_errors = 0
+        self._last_transactions = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -126,13 +136,13 @@ class Node:
         directory = config.data_dir
         directory.mkdir(parents=True, exist_ok=True)
         sync = Sync.FULL if config.node.sync == "full" else Sync.NORMAL
-        self.log = block_log = SqliteLog(directory / "blocks.sqlite", sync=sync)
+        self.log = block_log = _TimedLog(directory / "blocks.sqlite", sync=sync)
         fresh = block_log.get_genesis() is None
         if fresh:
             block_log.write_genesis(config.genesis())
         engine = rebuild_engine(block_log)
         if config.settlement.enabled:
-            engine = await asyncio.to_thread(self._start_settlement, engine)
+            engine = await self.on_chain(self._start_settlement, engine)
         node = config.node
         self.runtime = Runtime(
             engine,
@@ -170,8 +180,9 @@ class Node:
                 await task
         self._tasks.clear()
         if self.chain is not None:
-            await asyncio.to_thread(self.chain.close)
+            await self.on_chain(self.chain.close)
             self.chain = None
+        self._chain_thread.shutdown(wait=True)
         if self.log is not None:
             self.log.close()
             self.log = None
@@ -179,6 +190,12 @@ class Node:
             if not future.done():
                 future.set_exception(NodeHalted("the node stopped before the block"))
         self._waiting.clear()
+
+    async def on_chain(self, function: Callable[..., T], *args: Any) -> T:
+        """Run ``function(*args)`` on the chain thread (chain calls are serialized there)."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self._chain_thread, functools.partial(function, *args)
+        )
 
     # -- submissions -------------------------------------------------------------------------
 
@@ -189,9 +206,10 @@ class Node:
             raise NodeHalted(self.halted)
         runtime = self.runtime
         assert runtime is not None, "the node has not started"
-        receipt = runtime.submit(tx, self.clock())
+        now = self.clock()
+        receipt = runtime.submit(tx, now)
         future: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
-        self._waiting[receipt.sequence] = (future, receipt.sequence)
+        self._waiting[receipt.sequence] = (future, now)
         return future
 
     async def submit(self, tx: Transaction) -> Ack:
@@ -199,13 +217,17 @@ class Node:
 
     def on_block(self, committed: Committed) -> None:
         """The runtime's sink: the block is in the log; acknowledge its transactions."""
+        self._last_transactions = len(committed.block.transactions)
         events: dict[int, list[Event]] = {}
         for event in committed.result.events:
             events.setdefault(event.tx, []).append(event)
         block = committed.block
+        now = self.clock()
+        metrics = self.metrics
         for index, sequence in enumerate(committed.sequences):
             entry = self._waiting.pop(sequence, None)
             if entry is not None and not entry[0].done():
+                metrics.on_ack(max(0, now - entry[1]) / NANOS_PER_SECOND)
                 entry[0].set_result(
                     Ack(
                         height=block.height,
@@ -239,11 +261,25 @@ class Node:
         if self.halted is not None:
             return
         try:
+            started = time.perf_counter()
             runtime.cut(self.clock(), CutReason.INTERVAL)
+            seconds = time.perf_counter() - started
         except RuntimeStopped as error:
             self._halt(f"the runtime stopped: {error}")
         except Exception as error:  # the log refused a write (a full disk...): halt, recover later
             self._halt(f"block {runtime.engine.height + 1} was not logged: {error!r}")
+            return
+        engine = self.engine
+        previous, self._last_block_ns = self._last_block_ns, engine.timestamp_ns
+        interval = 0.0 if previous is None else (engine.timestamp_ns - previous) / NANOS_PER_SECOND
+        sync = self._sync_seconds()
+        self.metrics.on_block(max(interval, 0.0), self._last_transactions, min(sync, seconds))
+        self.metrics.set_inbox(len(runtime.inbox))
+        self.metrics.set_backlog(len(engine.liquidation_queue))
+
+    def _sync_seconds(self) -> float:
+        timed = self.log
+        return timed.last_append_s if isinstance(timed, _TimedLog) else 0.0
 
     def _halt(self, reason: str) -> None:
         self.halted = reason
@@ -341,9 +377,10 @@ class Node:
                 continue
             batch = self._batches[0]
             try:
-                await asyncio.to_thread(self._commit, batch)
+                await self.on_chain(self._commit, batch)
             except Exception as error:  # the chain did not answer or refused: retry later
                 self.chain_errors += 1
+                self.metrics.on_chain_error("commit")
                 log.warning(
                     "batch not committed",
                     extra={"batch": batch.record.number, "error": repr(error)},
@@ -358,6 +395,7 @@ class Node:
         assert chain is not None
         self._catch_up_clock(chain)
         committed = operator.on_batch(batch)
+        self.metrics.on_batch(committed.gas)
         log.info(
             "batch committed",
             extra={
@@ -374,9 +412,10 @@ class Node:
             operator = self.operator
             assert operator is not None
             try:
-                txs = await asyncio.to_thread(operator.relay)
+                txs = await self.on_chain(operator.relay)
             except Exception as error:
                 self.chain_errors += 1
+                self.metrics.on_chain_error("relay")
                 log.warning("relay failed", extra={"error": repr(error)})
                 continue
             for tx in txs:
@@ -404,6 +443,18 @@ class Node:
 
     def status_json(self) -> str:
         return json.dumps(self.status())
+
+
+class _TimedLog(SqliteLog):
+    """The node's block log: a SQLite log that remembers how long its last append took (the
+    commit with its fsync: the ``log sync`` metric)."""
+
+    last_append_s = 0.0
+
+    def append(self, record: Any) -> None:
+        started = time.perf_counter()
+        super().append(record)
+        self.last_append_s = time.perf_counter() - started
 
 
 def _decode(raw: bytes) -> Any:

@@ -1,0 +1,37 @@
+"""The node's HTTP edge (Starlette): ``/metrics`` (Prometheus), ``/status``, ``/health``.
+
+The JSON-RPC API (a later issue) mounts on the same app. Handlers only read the node; nothing
+here changes state.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from strikechain.node.service import Node
+
+
+def build_app(node: Node) -> Starlette:
+    async def metrics(request: Request) -> Response:
+        return Response(node.metrics.render(), media_type=node.metrics.content_type)
+
+    async def status(request: Request) -> Response:
+        return JSONResponse(node.status())
+
+    async def health(request: Request) -> Response:
+        healthy = node.halted is None
+        body: dict[str, Any] = {"ok": healthy, "halted": node.halted}
+        return JSONResponse(body, status_code=200 if healthy else 503)
+
+    return Starlette(
+        routes=[
+            Route("/metrics", metrics),
+            Route("/status", status),
+            Route("/health", health),
+        ]
+    )
