@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from strikechain.engine.events import Deposited, Fill, OrderAccepted
+from strikechain.engine.events import Fill, OrderAccepted
 from strikechain.engine.oracle import OracleReport, sign_report
 from strikechain.engine.signing import address_of, keccak256
 from strikechain.engine.txs import PlaceOrder, PostOnly
