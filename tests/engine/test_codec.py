@@ -18,11 +18,17 @@ from strikechain.engine.codes import RejectCode
 from strikechain.engine.engine import Engine
 from strikechain.engine.events import BlockResult, Event
 from strikechain.engine.instruments import make_perpetual
+from strikechain.engine.oracle import OracleParams
+from strikechain.engine.params import FeeParams, UnderlyingParams
 from strikechain.engine.signing import keccak256
 from strikechain.engine.txs import Block, PlaceOrder, Transaction
 from strikechain.sim.scripted import ScriptedSession, SessionParams
 
 PERP = make_perpetual("BTC", "0.5", "0.001")
+NEW_PARAMS = UnderlyingParams(
+    oracle=OracleParams(reporters=("0x" + "11" * 20, "0x" + "22" * 20), quorum=2),
+    fees=FeeParams(perp_maker_ppm=0, perp_taker_ppm=700),
+)
 
 
 def _extra_transactions() -> list[Transaction]:
@@ -46,6 +52,13 @@ def _extra_transactions() -> list[Transaction]:
         tx.ForcedWithdrawal(
             account="operator", request_id=2, owner="0x" + "cd" * 20, underlying="BTC", amount=5
         ),
+        tx.SetMarketStatus(
+            account="operator", instrument=PERP.name, halted=True, reason="index feed incident"
+        ),
+        tx.ScheduleParameterChange(
+            account="operator", underlying="BTC", params=NEW_PARAMS, effective_at_ns=2**62
+        ),
+        tx.CancelParameterChange(account="operator", change_id=4, priority_fee=1),
     ]
 
 
@@ -70,6 +83,10 @@ def _extra_events() -> list[Event]:
         ev.LiquidationAuctionStarted(-1, 3, "lev-05", PERP.name, -1, 40, 10**18),
         ev.LiquidationBidPlaced(7, 3, "keeper-1", 190_000),
         ev.LiquidationAuctionEnded(-1, 3, "lev-05", PERP.name, "keeper-1", 40, 190_000),
+        ev.MarketStatusChanged(0, PERP.name, True, "index feed incident"),
+        ev.ParameterChangeScheduled(1, 4, "BTC", 2**62, NEW_PARAMS),
+        ev.ParameterChangeApplied(-1, 4, "BTC"),
+        ev.ParameterChangeCancelled(2, 5, "BTC"),
     ]
 
 

@@ -89,7 +89,7 @@ def _run(workload: Workload, log: BlockLog) -> tuple[float, _TimedLog, _TimedBat
     )
     runtime = Runtime(
         engine,
-        timed,  # type: ignore[arg-type]
+        timed,
         BlockPolicy(ArrivalOrder(), External()),
         RuntimeConfig(max_transactions_per_block=10_000, root_every=100),
         sinks=[batcher],

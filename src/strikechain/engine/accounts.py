@@ -122,6 +122,11 @@ class Market:
     """Price monitoring's band for this block: a continuous fill outside it calls an auction
     instead (derived at the start of every block from ``history``; wide open when the market
     is not monitored)."""
+    halted: bool = False
+    """Halted by the operator: cancels only, no orders, amends or matching
+    (:mod:`strikechain.engine.governance`)."""
+    halt_reason: str = ""
+    """Why, as the operator gave it (kept while halted, for market data)."""
 
     def per_lot(self, minor_per_unit: int) -> int:
         """A per-unit amount for one lot, ``FLOOR``."""
@@ -166,23 +171,26 @@ def market_for(instrument: Instrument, state: UnderlyingState) -> Market:
     )
     params = state.params
     if params is not None:
-        fees, margin, limits = params.fees, params.margin, params.limits
-        if market.is_option:
-            market.maker_fee_ppm, market.taker_fee_ppm = (
-                fees.option_maker_ppm,
-                fees.option_taker_ppm,
-            )
-            if not market.is_call:
-                market.put_mark_floor_ppm = margin.option_put_mark_floor_ppm
-            market.open_interest_cap_lots = limits.option_open_interest_cap_lots
-            market.position_cap_lots = limits.option_position_cap_lots
-        else:
-            market.maker_fee_ppm, market.taker_fee_ppm = fees.perp_maker_ppm, fees.perp_taker_ppm
-            market.liquidity_lots = limits.perp_liquidity_lots
-            market.open_interest_cap_lots = limits.perp_open_interest_cap_lots
-            market.position_cap_lots = limits.perp_position_cap_lots
-        set_margin_rates(market, params, state.margin_multiplier_ppm)
+        apply_params(market, params, state.margin_multiplier_ppm)
     return market
+
+
+def apply_params(market: Market, params: UnderlyingParams, multiplier_ppm: int) -> None:
+    """The market's fees, position limits, liquidity add-on and margin rates from its
+    underlying's parameters (at listing, and when a parameter change comes into force)."""
+    fees, margin, limits = params.fees, params.margin, params.limits
+    if market.is_option:
+        market.maker_fee_ppm, market.taker_fee_ppm = fees.option_maker_ppm, fees.option_taker_ppm
+        if not market.is_call:
+            market.put_mark_floor_ppm = margin.option_put_mark_floor_ppm
+        market.open_interest_cap_lots = limits.option_open_interest_cap_lots
+        market.position_cap_lots = limits.option_position_cap_lots
+    else:
+        market.maker_fee_ppm, market.taker_fee_ppm = fees.perp_maker_ppm, fees.perp_taker_ppm
+        market.liquidity_lots = limits.perp_liquidity_lots
+        market.open_interest_cap_lots = limits.perp_open_interest_cap_lots
+        market.position_cap_lots = limits.perp_position_cap_lots
+    set_margin_rates(market, params, multiplier_ppm)
 
 
 def set_margin_rates(market: Market, params: UnderlyingParams, multiplier_ppm: int) -> None:

@@ -193,6 +193,13 @@ class PriceHistory:
             for i in range(len(self._times))
         )
 
+    def resized(self, capacity: int) -> PriceHistory:
+        """A history of ``capacity`` samples holding the newest of these that fit."""
+        history = PriceHistory(capacity)
+        for time_ns, price_ticks in self.samples()[-capacity:]:
+            history.record(time_ns, price_ticks)
+        return history
+
 
 def outside_band(price_ticks: int, reference_ticks: int, band_ppm: int) -> bool:
     """``|price - reference| > band x reference``, exactly."""

@@ -60,6 +60,12 @@ class RejectCode(enum.StrEnum):
     AUCTION_NOT_FOUND = "AUCTION_NOT_FOUND"
     BID_NOT_BETTER = "BID_NOT_BETTER"
     INSTRUMENT_HAS_POSITIONS = "INSTRUMENT_HAS_POSITIONS"
+    # Operations: halts and timelocked parameter changes (see strikechain.engine.governance)
+    MARKET_HALTED = "MARKET_HALTED"
+    TIMELOCK_TOO_SHORT = "TIMELOCK_TOO_SHORT"
+    TOO_MANY_PENDING_CHANGES = "TOO_MANY_PENDING_CHANGES"
+    UNKNOWN_CHANGE = "UNKNOWN_CHANGE"
+    INVALID_PARAMETER_CHANGE = "INVALID_PARAMETER_CHANGE"
     # Position limits (see strikechain.engine.position_limits)
     OPEN_INTEREST_CAP = "OPEN_INTEREST_CAP"
     POSITION_CAP = "POSITION_CAP"

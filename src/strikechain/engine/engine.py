@@ -9,9 +9,10 @@ a block-level rule (height, time, size) is refused whole and changes nothing.
 
 Per block:
 
-1. block checks: the next height, time never backwards, the limits table;
-2. the STATE lane (listings, delistings, oracle reports, deposits, withdrawals, transfers) under
-   the default ordering policy;
+1. block checks: the next height, time never backwards, the limits table; then the scheduled
+   parameter changes whose time has come (:mod:`strikechain.engine.governance`);
+2. the STATE lane (listings, delistings, oracle reports, deposits, withdrawals, transfers, the
+   operator's halts and parameter changes) under the default ordering policy;
 3. the engine's own work from block time: good-till-time orders expire; each underlying's oracle
    aggregates its fresh reports (index, confidence, circuit breaker) and the marks follow; option
    markets expire and settle against the average index of their last 30 minutes; perpetuals pay
@@ -58,6 +59,7 @@ from strikechain.engine.accounts import (
     Market,
     SubLedger,
     UnderlyingState,
+    apply_params,
     market_for,
     set_margin_rates,
     with_position,
@@ -101,17 +103,22 @@ from strikechain.engine.events import (
     MarginModeSet,
     MarginMultiplier,
     MarketAuction,
+    MarketStatusChanged,
     OrderAccepted,
     OrderAmended,
     OrderCancelled,
     OrderExpired,
     OrderRepriced,
+    ParameterChangeApplied,
+    ParameterChangeCancelled,
+    ParameterChangeScheduled,
     PositionSettled,
     Rejected,
     StressMode,
     Transferred,
     WithdrawalRequested,
 )
+from strikechain.engine.governance import ParameterChange, change_problem, due_changes
 from strikechain.engine.instruments import Instrument, MatchingMode, validate_instrument
 from strikechain.engine.invariant import invariant
 from strikechain.engine.limits import DEFAULT_LIMITS, Limits
@@ -127,7 +134,7 @@ from strikechain.engine.oracle import (
     option_vols,
 )
 from strikechain.engine.ordering import OrderingPolicy, sequence
-from strikechain.engine.params import PPB, VenueConfig
+from strikechain.engine.params import PPB, UnderlyingParams, VenueConfig
 from strikechain.engine.portfolio import (
     ScenarioTable,
     build_scenario_table,
@@ -142,6 +149,7 @@ from strikechain.engine.txs import (
     Block,
     Cancel,
     CancelAll,
+    CancelParameterChange,
     DelistInstrument,
     Deposit,
     ForcedWithdrawal,
@@ -149,7 +157,9 @@ from strikechain.engine.txs import (
     ListInstrument,
     MarginMode,
     PlaceOrder,
+    ScheduleParameterChange,
     SetMarginMode,
+    SetMarketStatus,
     Transaction,
     Transfer,
     Withdraw,
@@ -255,6 +265,9 @@ class Engine:
         self._stale_leaves: list[SubLedger] = []  # moved since the last state root
         self._ledger_tree: LedgerTree | None = None  # built on the first state root
         self._rest_hash = bytes(32)  # of the last state root
+        self.pending_changes: dict[int, ParameterChange] = {}
+        """Scheduled parameter changes not yet in force, by id (in the order scheduled)."""
+        self.next_change_id = 1
         self._events: list[Event] = []
         self._handlers: dict[type, Callable[..., None]] = {
             PlaceOrder: self._place,
@@ -270,10 +283,20 @@ class Engine:
             SetMarginMode: self._set_margin_mode,
             LiquidationBid: self._bid,
             OracleReport: self._report,
+            SetMarketStatus: self._set_market_status,
+            ScheduleParameterChange: self._schedule_change,
+            CancelParameterChange: self._cancel_change,
         }
         self._known_types = frozenset(self._handlers)
+        self._liquidating = False
+        self._update_liquidating()
+
+    def _update_liquidating(self) -> None:
+        """Whether any underlying's parameters in force liquidate (at construction, after a
+        parameter change and after a restore)."""
         self._liquidating = any(
-            params.liquidation is not None for params in self.venue.underlyings.values()
+            state.params is not None and state.params.liquidation is not None
+            for state in self.underlyings.values()
         )
 
     # -- blocks ------------------------------------------------------------------------------
@@ -296,6 +319,8 @@ class Engine:
         events: list[Event] = []
         self._events = events
         transactions = block.transactions
+        if self.pending_changes:
+            self._apply_due_changes()
         before, after = sequence(transactions, self.policy)
         self._apply_in_order(transactions, before)
         self._engine_work()
@@ -411,6 +436,8 @@ class Engine:
         if book is None:
             book = self._require_book(name)
         market: Market = book.market  # type: ignore[assignment]
+        if market.halted:  # the halt's one test on the order path
+            self._refuse_halted(market)
         client_order_id = tx.client_order_id
         mine = self.accounts.get(account)
         exposure = None
@@ -430,8 +457,8 @@ class Engine:
             reduce_only = self._check_stress(state, exposure, name, side, size)
         batch = book.batch
         rests = not is_market and tif in (_GTC, _GTT)
-        halted = market.in_auction
-        if halted and not rests:
+        in_auction = market.in_auction
+        if in_auction and not rests:
             raise _Refused(
                 RejectCode.MARKET_IN_AUCTION,
                 f"{name} is in an auction: only orders that rest (GTC, GTT) until it uncrosses",
@@ -442,7 +469,7 @@ class Engine:
         if is_market:
             price = self._market_limit(book, side)
         requested = price
-        if post_only and not halted:  # after this the order does not cross
+        if post_only and not in_auction:  # after this the order does not cross
             best = (book.asks if side == BUY else book.bids).best()
             if best is not None and (price >= best if side == BUY else price <= best):
                 price = self._post_only_reprice(book, side, price, post_only, best)
@@ -506,9 +533,9 @@ class Engine:
             state.stress_takers += 1
         if price != requested and not is_market:
             events.append(OrderRepriced(index, order_id, price, requested))
-        if batch or halted:
+        if batch or in_auction:
             self._rest(book, order, checked)
-            if not halted:
+            if not in_auction:
                 pending = self._auctions.setdefault(name, [])
                 if not rests:
                     pending.append(order_id)
@@ -1146,6 +1173,8 @@ class Engine:
         self._check_account(tx.account)
         order = self._owned_order(tx.account, tx.order_id, "")
         book = self.books[order.instrument]
+        if self.markets[book.name].halted:
+            self._refuse_halted(self.markets[book.name])
         price, size = tx.price_ticks, tx.size_lots
         limits = self.limits
         if not 0 < price <= limits.max_price_ticks:
@@ -1370,6 +1399,138 @@ class Engine:
                 )
                 if self.margin is not None:
                     self._refresh(ledger)  # drops the market's cached share
+
+    # -- operations: halts and parameter changes (see strikechain.engine.governance) ---------
+
+    def _set_market_status(self, tx: SetMarketStatus, index: int) -> None:
+        """Halt or resume a market. Asking for the status it has is accepted: the reason is
+        replaced and the status announced again."""
+        self._require_operator(tx.account)
+        if len(tx.reason) > self.limits.max_reason_length:
+            raise _Refused(
+                RejectCode.MESSAGE_TOO_LARGE,
+                f"a reason of {len(tx.reason)} characters; at most {self.limits.max_reason_length}",
+            )
+        book = self._require_book(tx.instrument)
+        market = self.markets[book.name]
+        market.halted = tx.halted
+        market.halt_reason = tx.reason if tx.halted else ""
+        self._events.append(MarketStatusChanged(index, book.name, tx.halted, tx.reason))
+
+    @staticmethod
+    def _refuse_halted(market: Market) -> None:
+        reason = f" ({market.halt_reason})" if market.halt_reason else ""
+        raise _Refused(
+            RejectCode.MARKET_HALTED,
+            f"{market.name} is halted{reason}: only cancels are accepted until it resumes",
+        )
+
+    def _schedule_change(self, tx: ScheduleParameterChange, index: int) -> None:
+        """Announce a parameter change, in force from ``tx.effective_at_ns``, which must leave
+        users the venue's timelock from this block's time."""
+        self._require_operator(tx.account)
+        state = self.underlyings.get(tx.underlying)
+        if state is None or state.params is None:
+            raise _Refused(
+                RejectCode.UNKNOWN_UNDERLYING, f"{tx.underlying!r} has no parameters to change"
+            )
+        timelock = self.venue.parameter_timelock_ns
+        earliest = self.timestamp_ns + timelock
+        if tx.effective_at_ns < earliest:
+            raise _Refused(
+                RejectCode.TIMELOCK_TOO_SHORT,
+                f"a change may take effect at {earliest} ns at the earliest (block time "
+                f"{self.timestamp_ns} ns plus the timelock of {timelock} ns), "
+                f"not at {tx.effective_at_ns} ns",
+            )
+        problem = change_problem(state.params, tx.params)
+        if problem is not None:
+            raise _Refused(RejectCode.INVALID_PARAMETER_CHANGE, problem)
+        limit = self.limits.max_pending_parameter_changes
+        if len(self.pending_changes) >= limit:
+            raise _Refused(
+                RejectCode.TOO_MANY_PENDING_CHANGES,
+                f"{limit} parameter changes are scheduled, the most allowed: cancel one or "
+                "wait for one to apply",
+            )
+        change_id = self.next_change_id
+        self.next_change_id += 1
+        self.pending_changes[change_id] = ParameterChange(
+            change_id=change_id,
+            underlying=state.name,
+            effective_at_ns=tx.effective_at_ns,
+            params=tx.params,
+        )
+        self._events.append(
+            ParameterChangeScheduled(index, change_id, state.name, tx.effective_at_ns, tx.params)
+        )
+
+    def _cancel_change(self, tx: CancelParameterChange, index: int) -> None:
+        self._require_operator(tx.account)
+        change = self.pending_changes.pop(tx.change_id, None)
+        if change is None:
+            raise _Refused(
+                RejectCode.UNKNOWN_CHANGE,
+                f"no parameter change {tx.change_id} is scheduled (unknown, applied or cancelled)",
+            )
+        self._events.append(ParameterChangeCancelled(index, change.change_id, change.underlying))
+
+    def _apply_due_changes(self) -> None:
+        """At a block's start, before its transactions: every scheduled change whose time has
+        come, by time, then by id."""
+        for change in due_changes(self.pending_changes, self.timestamp_ns):
+            del self.pending_changes[change.change_id]
+            self._change_parameters(self.underlyings[change.underlying], change.params)
+            self._events.append(ParameterChangeApplied(-1, change.change_id, change.underlying))
+
+    def _change_parameters(self, state: UnderlyingState, params: UnderlyingParams) -> None:
+        """Put ``params`` in force on ``state``: every market's rates, the oracle's rules, dynamic
+        margin, liquidation and auction rules; then a new margin epoch with nothing proven safe,
+        every sub-ledger re-margined at once, and those that can be below maintenance (or the
+        ladder's search level) health-checked at the end of the block."""
+        previous = state.params
+        grid_changed = (
+            previous is not None
+            and previous.oracle.log_moneyness_ppm != params.oracle.log_moneyness_ppm
+        )
+        self._configure_underlying(state, params)
+        if params.dynamic is None:
+            state.dynamic = None
+            state.margin_multiplier_ppm = _PPM  # a decrease: applies at once
+            for ledger in state.ledgers.values():
+                ledger.margin_call = False
+        auctions = params.auctions
+        for market in state.markets.values():
+            apply_params(market, params, state.margin_multiplier_ppm)
+            history = market.history
+            if (
+                history is not None
+                and auctions is not None
+                and history.capacity != auctions.price_history_samples
+            ):
+                market.history = history.resized(auctions.price_history_samples)
+        self._update_liquidating()
+        oracle = state.oracle
+        if grid_changed:  # the option marks' vol nodes were on the old grid: intrinsic now
+            state.vol_nodes = {}
+            if oracle is not None and oracle.index is not None and state.options:
+                self._mark(state)
+        state.mark_path_ppm += MAX_SAFE_PATH_PPM + 1  # new rates: nothing is proven
+        self._new_epoch(state, self.timestamp_ns)
+        if self.margin is not None:
+            for ledger in state.ledgers.values():
+                self._refresh(ledger)
+                if ledger.positions or ledger.cash < 0:
+                    self._touch(ledger)
+
+    @staticmethod
+    def _configure_underlying(state: UnderlyingState, params: UnderlyingParams) -> None:
+        """The parameters in force on ``state`` and what is read from them directly (the mark
+        interval, the oracle's rules); also used by a restore."""
+        state.params = params
+        state.mark_interval_ns = params.mark.interval_ns
+        if state.oracle is not None:
+            state.oracle.reconfigure(params.oracle)
 
     # -- money: deposits, withdrawals, transfers ---------------------------------------------
 
@@ -1868,7 +2029,8 @@ class Engine:
             book = self.books[name]
             market = self.markets[name]
             invariant(not market.in_auction, f"{name}: a batch market in a call auction")
-            auction.run(book, self._events, _AuctionHooks(self, market))
+            if not market.halted:  # halted after its orders came in (arrival or fee policy)
+                auction.run(book, self._events, _AuctionHooks(self, market))
             for order_id in immediate:
                 order = self.orders.get(order_id)
                 if order is not None:
@@ -2207,6 +2369,8 @@ class Engine:
             book = self.books.get(market.name)
             if mode is None or params is None or params.auctions is None or book is None:
                 continue  # an expired option awaiting settlement has no book
+            if market.halted:
+                continue  # no uncrossing; its mode and band wait for the resume
             rules = params.auctions
             transition = on_block(mode, now, gap_ns, rules)
             if transition is not None:
@@ -2524,6 +2688,16 @@ class Engine:
             self._monitored == [m for m in self.markets.values() if m.auction is not None],
             "the monitored markets are off",
         )
+        invariant(
+            len(self.pending_changes) <= self.limits.max_pending_parameter_changes
+            and all(
+                change_id == change.change_id and change_id < self.next_change_id
+                for change_id, change in self.pending_changes.items()
+            ),
+            "the pending parameter changes are off",
+        )
+        for market in self.markets.values():
+            invariant(market.halted or not market.halt_reason, f"{market.name}: a stray reason")
 
     def _check_books(self) -> None:
         indexed = 0

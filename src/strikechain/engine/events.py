@@ -18,6 +18,7 @@ from __future__ import annotations
 import msgspec
 
 from strikechain.engine.instruments import Instrument
+from strikechain.engine.params import UnderlyingParams
 
 
 class Rejected(msgspec.Struct, frozen=True, array_like=True, tag="rejected", gc=False):
@@ -469,6 +470,51 @@ class LiquidationQueueLeft(
     maintenance: int
 
 
+class MarketStatusChanged(
+    msgspec.Struct, frozen=True, array_like=True, tag="market_status", gc=False
+):
+    """The operator halted (``halted``) or resumed a market, and why (market data). While
+    halted it takes cancels only and does no matching (:mod:`strikechain.engine.governance`)."""
+
+    tx: int
+    instrument: str
+    halted: bool
+    reason: str
+
+
+class ParameterChangeScheduled(
+    msgspec.Struct, frozen=True, array_like=True, tag="parameters_scheduled", gc=False
+):
+    """The operator announced that ``params`` replace the underlying's parameters from block
+    time ``effective_at_ns`` (a :class:`ParameterChangeApplied` follows then, unless a
+    :class:`ParameterChangeCancelled` comes first)."""
+
+    tx: int
+    change_id: int
+    underlying: str
+    effective_at_ns: int
+    params: UnderlyingParams
+
+
+class ParameterChangeApplied(
+    msgspec.Struct, frozen=True, array_like=True, tag="parameters_applied", gc=False
+):
+    """A scheduled change came into force at the start of this block (``tx`` -1), before its
+    transactions."""
+
+    tx: int
+    change_id: int
+    underlying: str
+
+
+class ParameterChangeCancelled(
+    msgspec.Struct, frozen=True, array_like=True, tag="parameters_cancelled", gc=False
+):
+    tx: int
+    change_id: int
+    underlying: str
+
+
 Event = (
     Rejected
     | OrderAccepted
@@ -507,6 +553,10 @@ Event = (
     | LiquidationAuctionStarted
     | LiquidationBidPlaced
     | LiquidationAuctionEnded
+    | MarketStatusChanged
+    | ParameterChangeScheduled
+    | ParameterChangeApplied
+    | ParameterChangeCancelled
 )
 
 

@@ -2,7 +2,8 @@
 
 TigerBeetle's rule: put a limit on everything. External input over a limit is rejected with a
 code; internal overflow is a bug. The table is a value, chosen by the venue's operator at genesis
-(parameter updates come with part 2); the relations below hold for every table, so a bad table
+(the venue's economics, not these bounds, change later, by timelocked parameter changes: see
+:mod:`strikechain.engine.governance`); the relations below hold for every table, so a bad table
 is refused before it can run.
 """
 
@@ -39,7 +40,14 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
     market_order_band_ppm: int = 50_000
     """A market order fills no further than this from the best opposite price (5%)."""
     operator: str = "operator"
-    """The account allowed to list and delist instruments."""
+    """The account allowed to list and delist instruments, halt and resume markets, and
+    schedule parameter changes."""
+    max_pending_parameter_changes: int = 16
+    """Scheduled parameter changes not yet in force, across underlyings
+    (``TOO_MANY_PENDING_CHANGES``); each is applied at a block's start, so this also bounds
+    that work."""
+    max_reason_length: int = 256
+    """Characters of the reason a halt or resume gives (``MESSAGE_TOO_LARGE``)."""
 
     def __post_init__(self) -> None:
         positive = (
@@ -55,6 +63,8 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
             self.max_size_lots,
             self.max_amount_minor,
             self.max_oracle_reports_per_block,
+            self.max_pending_parameter_changes,
+            self.max_reason_length,
         )
         invariant(all(value > 0 for value in positive), "every limit must be positive")
         invariant(0 < self.market_order_band_ppm < 1_000_000, "the band is a fraction below 1")

@@ -46,6 +46,12 @@ the sub-ledger is announced again. Under the fee-priority ordering keepers' bids
 block space with everything else, which is how congestion turned into zero-price auctions on
 12 March 2020.
 
+Halted markets (:mod:`strikechain.engine.governance`): nothing here trades on one. A position
+in a halted market is left out of the lane's IOC orders, the backstop pool and ADL; a
+sub-ledger whose only positions are in halted markets waits in the queue (taking no slot) until
+one resumes; a keeper auction on a halted market is not announced, and one whose time is up
+waits for the resume to end.
+
 Bounds: at most ``subledgers_per_block_max`` sub-ledgers with positions per underlying and
 block, one step per position; ADL closes a bankrupt position in full (it is the last resort,
 and a bankrupt position left open loses the counterparties more); at most
@@ -171,6 +177,8 @@ class Liquidator:
             count = taken.get(state.name, 0)
             if count >= lane.subledgers_per_block_max:
                 continue
+            if self._halted_only(ledger):
+                continue  # nothing to trade until one of its markets resumes
             if lane.policy == LiquidationPolicy.LANE:
                 taken[state.name] = count + 1
                 band = lane.stale_price_band_ppm if oracle.breaker_open else lane.price_band_ppm
@@ -219,7 +227,7 @@ class Liquidator:
 
     def _live_positions(self, ledger: SubLedger) -> list[Exposure]:
         """The sub-ledger's positions in listed markets with a mark (an expired option awaits
-        its settlement instead)."""
+        its settlement instead) that are not halted."""
         books = self.engine.books
         return [
             exposure
@@ -227,7 +235,21 @@ class Liquidator:
             if exposure.position
             and exposure.market.mark_per_lot > 0
             and exposure.market.name in books
+            and not exposure.market.halted
         ]
+
+    def _halted_only(self, ledger: SubLedger) -> bool:
+        """Whether every position the lane could close is in a halted market (and there is
+        one): the sub-ledger waits for a resume."""
+        books = self.engine.books
+        halted = False
+        for exposure in ledger.exposures.values():
+            market = exposure.market
+            if exposure.position and market.mark_per_lot > 0 and market.name in books:
+                if not market.halted:
+                    return False
+                halted = True
+        return halted
 
     def _step(
         self,
@@ -544,6 +566,9 @@ class Liquidator:
             state = engine.underlyings[auction.underlying]
             if state.oracle is not None and state.oracle.liquidations_paused(now):
                 continue
+            market = engine.markets.get(auction.instrument)
+            if market is not None and market.halted:
+                continue  # ends once its market resumes
             del engine.keeper_auctions[auction.auction_id]
             del engine._auction_of[auction.account, auction.instrument]
             self._settle(auction)

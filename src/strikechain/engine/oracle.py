@@ -556,6 +556,26 @@ class OracleState:
             params.settlement_window_ns + params.history_margin_ns, params.max_history
         )
 
+    def reconfigure(self, params: OracleParams) -> None:
+        """New rules from the next report and aggregation on (a parameter change): kept reports
+        of reporters no longer registered are forgotten; a new surface grid forgets every kept
+        report and vol node, which are on the old grid. The index, the breaker and the index
+        history (under its new bounds) stay."""
+        grid_changed = params.log_moneyness_ppm != self.params.log_moneyness_ppm
+        self.params = params
+        self._position = {reporter: i for i, reporter in enumerate(params.reporters)}
+        if grid_changed:
+            self._latest = {}
+            self._vol_nodes = {}
+        else:
+            self._latest = {
+                reporter: report
+                for reporter, report in self._latest.items()
+                if reporter in self._position
+            }
+        self.history.keep_ns = params.settlement_window_ns + params.history_margin_ns
+        self.history.max_samples = params.max_history
+
     # -- reports -------------------------------------------------------------------------------
 
     def get_report(self, reporter: str) -> OracleReport | None:

@@ -5,12 +5,13 @@ replaying the block log applies them in the same order and a sequencer gains not
 reshuffling within a block.
 
 - :attr:`OrderingPolicy.LANES` (the default): state updates (listings, oracle reports,
-  deposits, withdrawals and transfers) first; then what the engine does on its own from block
-  time (order and market expiries, the oracle's aggregate and the marks, settlement, funding);
-  then cancels; then liquidations (keepers' bids, then the engine's lane); then
-  post-only orders; then every other order. Stable by position inside each lane. Makers'
-  cancels therefore beat takers in the same block, liquidations beat new intake, and makers
-  beat takers: the protections that continuous matching on a slow chain lacks.
+  deposits, withdrawals and transfers, the operator's halts and parameter changes) first; then
+  what the engine does on its own from block time (order and market expiries, the oracle's
+  aggregate and the marks, settlement, funding); then cancels; then liquidations (keepers'
+  bids, then the engine's lane); then post-only orders; then every other order. Stable by
+  position inside each lane. Makers' cancels therefore beat takers in the same block,
+  liquidations beat new intake, and makers beat takers: the protections that continuous
+  matching on a slow chain lacks.
 - :attr:`OrderingPolicy.ARRIVAL`: the order of the block, after the engine's own work. The
   lab's baseline for a sequencer that does nothing clever.
 - :attr:`OrderingPolicy.FEE_PRIORITY`: highest declared ``priority_fee`` first, stable, after
@@ -27,13 +28,16 @@ from strikechain.engine.txs import (
     Amend,
     Cancel,
     CancelAll,
+    CancelParameterChange,
     DelistInstrument,
     Deposit,
     ForcedWithdrawal,
     LiquidationBid,
     ListInstrument,
     PlaceOrder,
+    ScheduleParameterChange,
     SetMarginMode,
+    SetMarketStatus,
     Transaction,
     Transfer,
     Withdraw,
@@ -69,6 +73,9 @@ _FIXED_LANES: dict[type, Lane] = {
     ForcedWithdrawal: Lane.STATE,
     Transfer: Lane.STATE,
     SetMarginMode: Lane.STATE,
+    SetMarketStatus: Lane.STATE,
+    ScheduleParameterChange: Lane.STATE,
+    CancelParameterChange: Lane.STATE,
     Cancel: Lane.CANCELS,
     CancelAll: Lane.CANCELS,
     LiquidationBid: Lane.LIQUIDATIONS,

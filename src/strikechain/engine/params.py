@@ -4,7 +4,10 @@ A venue's economics are data, like its instruments: one :class:`UnderlyingParams
 underlying (BTC, ETH, ...) holds what every market on it charges and requires, and the
 :class:`VenueConfig` maps underlyings to them. An instrument can be listed only on a configured
 underlying when the engine runs with margin checks (a market without fees, margin and an oracle
-is not a market). Parameter updates by transaction come with a later part.
+is not a market). The operator changes an underlying's parameters by a timelocked transaction
+(:mod:`strikechain.engine.governance`): announced at least ``VenueConfig.parameter_timelock_ns``
+ahead, in force from the first block at or after its time; the config stays the genesis value
+and the parameters in force are engine state.
 
 Units: rates are integers in parts per million (``_ppm``) or per billion (``_ppb``, for funding,
 whose hourly rates are small); times are integer nanoseconds; money is USDC minor units.
@@ -33,7 +36,7 @@ from strikechain.engine.liquidation import DEFAULT_LIQUIDATION_PARAMS, Liquidati
 from strikechain.engine.oracle import OracleParams
 from strikechain.engine.portfolio import DEFAULT_PORTFOLIO_PARAMS, PortfolioParams
 from strikechain.engine.signing import DEFAULT_DOMAIN, SigningDomain
-from strikechain.engine.units import NANOS_PER_HOUR, NANOS_PER_SECOND
+from strikechain.engine.units import INT64_MAX, NANOS_PER_DAY, NANOS_PER_HOUR, NANOS_PER_SECOND
 
 PPM: Final = 1_000_000
 PPB: Final = 1_000_000_000
@@ -232,7 +235,13 @@ class VenueConfig(msgspec.Struct, frozen=True, kw_only=True):
     liquidation, at a penalty, as far as its own margin allows."""
     signing: SigningDomain = DEFAULT_DOMAIN
     """The EIP-712 domain of signed reports (the settlement chain and contract)."""
+    parameter_timelock_ns: int = NANOS_PER_DAY
+    """A parameter change takes effect no sooner than this after the block that schedules it
+    (block time; ``TIMELOCK_TOO_SHORT``): the notice users get to adjust their positions."""
 
     def __post_init__(self) -> None:
         names = (self.fee_pool, self.insurance_fund, self.dust, self.backstop)
         invariant(len(set(names)) == len(names), "system accounts have distinct names")
+        invariant(
+            0 <= self.parameter_timelock_ns <= INT64_MAX, "the parameter timelock is an int64 >= 0"
+        )

@@ -13,7 +13,9 @@ Three sections, so the state commitment can hash them apart:
 - ``system``: the venue's own balances (fee pool, insurance fund, dust);
 - ``rest``: everything else: the venue config, counters, books with every resting order in
   priority order, oracles, marks and funding accumulators, the open-order aggregates and
-  bookkeeping totals of the sub-ledgers, the liquidation queue and the heaps of timed work.
+  bookkeeping totals of the sub-ledgers, the liquidation queue and the heaps of timed work,
+  halted markets, scheduled parameter changes and the parameters in force where a change
+  replaced the config's.
   :func:`rest_bytes` is its canonical encoding.
 
 Invariants
@@ -55,6 +57,7 @@ from strikechain.engine.codec import CodecError, Kind, decode_body, frame, unfra
 from strikechain.engine.codes import RejectCode, Rejection
 from strikechain.engine.dynamic import DynamicState
 from strikechain.engine.engine import Engine
+from strikechain.engine.governance import ParameterChange
 from strikechain.engine.instruments import Instrument
 from strikechain.engine.invariant import invariant
 from strikechain.engine.limits import DEFAULT_LIMITS, Limits
@@ -67,7 +70,7 @@ from strikechain.engine.oracle import (
     VolSlice,
 )
 from strikechain.engine.ordering import OrderingPolicy
-from strikechain.engine.params import VenueConfig
+from strikechain.engine.params import UnderlyingParams, VenueConfig
 
 # --- attribute coverage -------------------------------------------------------------------------
 
@@ -100,6 +103,8 @@ CAPTURED: Final[dict[str, frozenset[str]]] = {
             "next_leaf_index",
             "keeper_auctions",
             "next_auction_id",
+            "pending_changes",
+            "next_change_id",
         }
     ),
     "UnderlyingState": frozenset(
@@ -118,6 +123,7 @@ CAPTURED: Final[dict[str, frozenset[str]]] = {
             "epoch_confidence",
             "margin_multiplier_ppm",
             "dynamic",
+            "params",
         }
     ),
     "Market": frozenset(
@@ -157,6 +163,8 @@ CAPTURED: Final[dict[str, frozenset[str]]] = {
             "last_trade_ns",
             "auction",
             "history",
+            "halted",
+            "halt_reason",
         }
     ),
     "AuctionState": frozenset({"mode", "reason", "ends_ns", "extended"}),
@@ -254,8 +262,10 @@ DERIVED: Final[dict[str, frozenset[str]]] = {
     # _auction_of indexes keeper_auctions; _monitored lists the markets with a trading mode.
     # _ledger_tree, _stale_leaves, _rest_hash: the state commitment's caches; a restored
     # engine has no tree yet, so its first state root is built from every leaf.
+    # _liquidating: whether any underlying's parameters in force liquidate.
     "Engine": frozenset(
         {
+            "_liquidating",
             "_auctions",
             "_touched",
             "_events",
@@ -279,8 +289,10 @@ DERIVED: Final[dict[str, frozenset[str]]] = {
     # epoch_confidence, the marks, vol nodes and multiplier), rebuilt on first use.
     # mark_path_ppm, path_index: how far the marks travelled, only to skip health checks of
     # sub-ledgers proven safe (which changes no outcome); restarts with nothing proven.
+    # mark_interval_ns: read from the parameters in force.
     "UnderlyingState": frozenset(
         {
+            "mark_interval_ns",
             "epoch",
             "checked_epoch",
             "committed_epoch",
@@ -321,7 +333,8 @@ DERIVED: Final[dict[str, frozenset[str]]] = {
     # in_auction mirrors the trading mode; the price band is recomputed at every block's start.
     "Market": frozenset({"in_auction", "band_low_ticks", "band_high_ticks"}),
     # _start: where the ring begins; samples are captured oldest first and recorded again.
-    "PriceHistory": frozenset({"_start"}),
+    # capacity: from the auction rules in force.
+    "PriceHistory": frozenset({"_start", "capacity"}),
     "Order": frozenset(),
     # The instrument, its market and its matching mode come from the listing.
     "Book": frozenset({"instrument", "market", "batch"}),
@@ -329,8 +342,10 @@ DERIVED: Final[dict[str, frozenset[str]]] = {
     # price drops them, so its layout depends on who looked at the book: only the live prices
     # are state, and a restore heapifies them. The order of matching never depends on it.
     "_Side": frozenset({"heap", "in_heap", "sign"}),
-    "OracleState": frozenset({"_position"}),
-    "IndexHistory": frozenset(),
+    # params (and _position, keep_ns and max_samples read from them): the underlying's oracle
+    # parameters in force (OracleState.reconfigure).
+    "OracleState": frozenset({"_position", "params"}),
+    "IndexHistory": frozenset({"keep_ns", "max_samples"}),
 }
 """State recomputed by :func:`restore` from what is captured, and why."""
 
@@ -350,14 +365,10 @@ CONFIGURATION: Final[dict[str, frozenset[str]]] = {
             "_max_levels",
             "_handlers",
             "_known_types",
-            "_liquidating",
             "_liquidator",
         }
     ),
-    "PriceHistory": frozenset({"capacity"}),
-    "UnderlyingState": frozenset({"params", "mark_interval_ns"}),
-    "OracleState": frozenset({"params", "domain", "verifier"}),
-    "IndexHistory": frozenset({"keep_ns", "max_samples"}),
+    "OracleState": frozenset({"domain", "verifier"}),
 }
 """Set by :func:`restore`'s arguments (the venue config, limits, policy, margin, verifier)."""
 
@@ -537,6 +548,9 @@ class MarketSnapshot(msgspec.Struct, frozen=True, kw_only=True, array_like=True,
     """None when the underlying's params have no auctions."""
     price_history: tuple[tuple[int, int], ...]
     """Price monitoring's samples (time, price), oldest first."""
+    halted: bool = False
+    halt_reason: str = ""
+    """Last with defaults, so snapshots written before halts existed still decode."""
 
 
 class ExposureRest(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=False):
@@ -642,6 +656,13 @@ class RestState(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=F
     next_auction_id: int
     next_forced_id: int = 1
     """Last so that snapshots written before forced withdrawals existed still decode."""
+    pending_changes: tuple[ParameterChange, ...] = ()
+    """Scheduled parameter changes, in the order scheduled (these three last, with defaults,
+    so that snapshots written before parameter changes existed still decode)."""
+    next_change_id: int = 1
+    underlying_params: tuple[tuple[str, UnderlyingParams], ...] = ()
+    """The parameters in force on each underlying where a change replaced the venue config's
+    (in the engine's order of underlyings)."""
 
 
 class Snapshot(msgspec.Struct, frozen=True, kw_only=True, array_like=True, gc=False):
@@ -741,6 +762,13 @@ def _capture_rest(engine: Engine) -> RestState:
             for auction in engine.keeper_auctions.values()
         ),
         next_auction_id=engine.next_auction_id,
+        pending_changes=tuple(engine.pending_changes.values()),
+        next_change_id=engine.next_change_id,
+        underlying_params=tuple(
+            (state.name, state.params)
+            for state in engine.underlyings.values()
+            if state.params is not None and state.params != engine.venue.underlyings.get(state.name)
+        ),
     )
 
 
@@ -846,6 +874,8 @@ def _market(market: Market) -> MarketSnapshot:
             extended=market.auction.extended,
         ),
         price_history=() if market.history is None else market.history.samples(),
+        halted=market.halted,
+        halt_reason=market.halt_reason,
     )
 
 
@@ -1015,6 +1045,17 @@ def _restore_into(engine: Engine, snapshot: Snapshot) -> None:
     _require(len(engine.keeper_auctions) == len(rest.keeper_auctions), "an auction id twice")
     engine._auction_of = {(a.account, a.instrument): i for i, a in engine.keeper_auctions.items()}
     engine.next_auction_id = rest.next_auction_id
+    engine.pending_changes = {change.change_id: change for change in rest.pending_changes}
+    engine.next_change_id = rest.next_change_id
+    _require(
+        len(engine.pending_changes) == len(rest.pending_changes)
+        and all(
+            0 < change.change_id < rest.next_change_id
+            and engine.underlyings[change.underlying].params is not None
+            for change in rest.pending_changes
+        ),
+        "the scheduled parameter changes are inconsistent",
+    )
 
 
 def _restore_underlyings(engine: Engine, rest: RestState) -> None:
@@ -1026,11 +1067,20 @@ def _restore_underlyings(engine: Engine, rest: RestState) -> None:
     )
     oracles = {o.underlying: o for o in rest.oracles}
     _require(list(oracles) == list(configured), "one oracle per configured underlying")
+    in_force = dict(rest.underlying_params)
+    _require(
+        len(in_force) == len(rest.underlying_params)
+        and list(in_force) == [name for name in configured if name in in_force],
+        "parameters in force for an underlying the venue does not configure",
+    )
     underlyings: dict[str, UnderlyingState] = {}
     for captured in rest.underlyings:
         state = configured.get(captured.name)
         if state is None:
             state = UnderlyingState(name=captured.name, params=None, oracle=None)
+        params = in_force.get(captured.name)
+        if params is not None:
+            Engine._configure_underlying(state, params)  # before the oracle's kept reports
         state.restricted = captured.restricted
         state.stressed = captured.stressed
         state.marked_ns = captured.marked_ns
@@ -1049,6 +1099,7 @@ def _restore_underlyings(engine: Engine, rest: RestState) -> None:
         underlyings[captured.name] = state
     _require(len(underlyings) == len(names), "an underlying is listed twice")
     engine.underlyings = underlyings
+    engine._update_liquidating()
 
 
 def _restore_oracle(oracle: OracleState, captured: OracleSnapshot) -> None:
@@ -1121,6 +1172,8 @@ def _market_from(m: MarketSnapshot, state: UnderlyingState) -> Market:
         next_funding_ns=m.next_funding_ns,
         last_trade_ticks=m.last_trade_ticks,
         last_trade_ns=m.last_trade_ns,
+        halted=m.halted,
+        halt_reason=m.halt_reason,
     )
 
 

@@ -24,6 +24,7 @@ import msgspec
 from strikechain.engine.codes import RejectCode, Rejection
 from strikechain.engine.instruments import Instrument
 from strikechain.engine.oracle import OracleReport
+from strikechain.engine.params import UnderlyingParams
 from strikechain.engine.signing import SIGNATURE_BYTES
 from strikechain.engine.units import INT64_MAX
 
@@ -487,6 +488,72 @@ class LiquidationBid(msgspec.Struct, frozen=True, kw_only=True, tag="liquidation
         _require_integer(self.priority_fee, "priority fee")
 
 
+class SetMarketStatus(msgspec.Struct, frozen=True, kw_only=True, tag="market_status", gc=False):
+    """Halt (``halted`` true) or resume a market; the operator's only. While halted, a market
+    takes cancels but no orders or amends (``MARKET_HALTED``) and does no matching; see
+    :mod:`strikechain.engine.governance`."""
+
+    account: str
+    instrument: str
+    halted: bool
+    reason: str = ""
+    """Why, for a person reading market data (at most ``Limits.max_reason_length``)."""
+    priority_fee: int = 0
+
+    def __post_init__(self) -> None:
+        _require_text(self.account, "account")
+        _require_text(self.instrument, "instrument")
+        _require_text(self.reason, "reason")
+        _require_integer(self.priority_fee, "priority fee")
+        if type(self.halted) is not bool:
+            raise _refuse(RejectCode.INVALID_ORDER, "halted must be true or false")
+
+
+class ScheduleParameterChange(
+    msgspec.Struct, frozen=True, kw_only=True, tag="schedule_parameters", gc=False
+):
+    """Replace every parameter of ``underlying`` with ``params`` from block time
+    ``effective_at_ns`` on, which must be at least the venue's ``parameter_timelock_ns`` after
+    the scheduling block; the operator's only. What a change means, section by section, is in
+    :mod:`strikechain.engine.governance`."""
+
+    account: str
+    underlying: str
+    params: UnderlyingParams
+    effective_at_ns: int
+    priority_fee: int = 0
+
+    def __post_init__(self) -> None:
+        _require_text(self.account, "account")
+        _require_text(self.underlying, "underlying")
+        _require_integer(self.effective_at_ns, "effective time")
+        _require_integer(self.priority_fee, "priority fee")
+        if not isinstance(self.params, UnderlyingParams):
+            raise _refuse(
+                RejectCode.INVALID_PARAMETER_CHANGE, "a parameter change carries UnderlyingParams"
+            )
+        if not 0 <= self.effective_at_ns <= INT64_MAX:
+            raise _refuse(
+                RejectCode.INVALID_PARAMETER_CHANGE,
+                f"the effective time is 0 .. {INT64_MAX} ns, not {self.effective_at_ns}",
+            )
+
+
+class CancelParameterChange(
+    msgspec.Struct, frozen=True, kw_only=True, tag="cancel_parameters", gc=False
+):
+    """Withdraw a scheduled parameter change before it applies; the operator's only."""
+
+    account: str
+    change_id: int
+    priority_fee: int = 0
+
+    def __post_init__(self) -> None:
+        _require_text(self.account, "account")
+        _require_integer(self.change_id, "change id")
+        _require_integer(self.priority_fee, "priority fee")
+
+
 Transaction = (
     PlaceOrder
     | Amend
@@ -501,6 +568,9 @@ Transaction = (
     | SetMarginMode
     | LiquidationBid
     | OracleReport
+    | SetMarketStatus
+    | ScheduleParameterChange
+    | CancelParameterChange
 )
 
 
