@@ -32,6 +32,7 @@ async def serve(
     import uvicorn
 
     from strikechain.node import dev as development
+    from strikechain.node.admin import admin_token
     from strikechain.node.http import build_app
     from strikechain.node.keys import KeyStore
     from strikechain.node.logging import configure
@@ -62,7 +63,13 @@ async def serve(
                 development.write_keys(accounts, dev_keys_out)
             tasks.append(asyncio.create_task(development.report_prices(node)))
         server = uvicorn.Server(
-            uvicorn.Config(build_app(node), host=host, port=port, log_config=None, lifespan="off")
+            uvicorn.Config(
+                build_app(node, admin_token(Path(config.node.data_dir))),
+                host=host,
+                port=port,
+                log_config=None,
+                lifespan="off",
+            )
         )
         # The node owns SIGINT and SIGTERM (it stops the server, then itself, in order).
         setattr(server, "capture_signals", contextlib.nullcontext)  # noqa: B010

@@ -1,4 +1,5 @@
-"""The node's HTTP edge (Starlette): ``/metrics`` (Prometheus), ``/status``, ``/health``.
+"""The node's HTTP edge (Starlette): ``/metrics`` (Prometheus), ``/status``, ``/health``, and
+the operator's ``/admin`` (:mod:`strikechain.node.admin`).
 
 The JSON-RPC API (a later issue) mounts on the same app. Handlers only read the node; nothing
 here changes state.
@@ -16,7 +17,9 @@ from starlette.routing import Route
 from strikechain.node.service import Node
 
 
-def build_app(node: Node) -> Starlette:
+def build_app(node: Node, admin_token: str | None = None) -> Starlette:
+    """The node's app; with ``admin_token`` the ``/admin`` routes too."""
+
     async def metrics(request: Request) -> Response:
         return Response(node.metrics.render(), media_type=node.metrics.content_type)
 
@@ -28,10 +31,13 @@ def build_app(node: Node) -> Starlette:
         body: dict[str, Any] = {"ok": healthy, "halted": node.halted}
         return JSONResponse(body, status_code=200 if healthy else 503)
 
-    return Starlette(
-        routes=[
-            Route("/metrics", metrics),
-            Route("/status", status),
-            Route("/health", health),
-        ]
-    )
+    routes = [
+        Route("/metrics", metrics),
+        Route("/status", status),
+        Route("/health", health),
+    ]
+    if admin_token is not None:
+        from strikechain.node.admin import admin_routes
+
+        routes.extend(admin_routes(node, admin_token))
+    return Starlette(routes=routes)
