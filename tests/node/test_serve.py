@@ -1,4 +1,5 @@
-"""``strikechain serve --dev``: a funded development venue over HTTP, restartable."""
+"""``strikechain serve --dev --with-market-makers``: a funded development venue over HTTP with
+the lab's market makers quoting both perpetuals, restartable."""
 
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+
+from strikechain.engine import codec
+from strikechain.engine.txs import PlaceOrder
+from strikechain.runtime.sqlite_log import SqliteLog
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,23 +32,13 @@ def get(url: str) -> bytes:
         return body
 
 
-def serve(data: Path, keys: Path, port: int, seconds: float) -> subprocess.Popen[bytes]:
+def serve(
+    data: Path, keys: Path, port: int, seconds: float, *extra: str
+) -> subprocess.Popen[bytes]:
+    command = ["serve", "--dev", "--data-dir", str(data), "--port", str(port)]
+    command += ["--dev-keys-out", str(keys), "--stop-after", str(seconds), *extra]
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "strikechain",
-            "serve",
-            "--dev",
-            "--data-dir",
-            str(data),
-            "--port",
-            str(port),
-            "--dev-keys-out",
-            str(keys),
-            "--stop-after",
-            str(seconds),
-        ],
+        [sys.executable, "-m", "strikechain", *command],
         cwd=ROOT,
         env={**os.environ, "STRIKECHAIN_NATIVE": "0"},
         stdout=subprocess.PIPE,
@@ -66,7 +61,7 @@ def wait_status(port: int, predicate: object, seconds: float = 60.0) -> dict[str
 
 def test_dev_node_funds_ten_accounts_serves_metrics_and_restarts(tmp_path: Path) -> None:
     data, keys, port = tmp_path / "data", tmp_path / "keys.json", free_port()
-    node = serve(data, keys, port, 8.0)
+    node = serve(data, keys, port, 8.0, "--with-market-makers")
     try:
         status = wait_status(port, lambda s: s["height"] > 5 and s["acks"] >= 20)
         assert status["halted"] is None
@@ -80,6 +75,16 @@ def test_dev_node_funds_ten_accounts_serves_metrics_and_restarts(tmp_path: Path)
     assert len(accounts) == 10
     assert set(accounts[0]) == {"api_key", "api_secret", "address", "private_key"}
     assert oct(keys.stat().st_mode & 0o777) == "0o600"
+    makers = {accounts[0]["address"], accounts[1]["address"]}
+    with SqliteLog(data / "blocks.sqlite") as log:
+        quotes = [
+            tx
+            for record in log.records(1)
+            for tx in codec.decode_block(record.block).transactions
+            if isinstance(tx, PlaceOrder) and tx.account in makers
+        ]
+    assert {tx.instrument for tx in quotes} == {"BTC_USDC-PERPETUAL", "ETH_USDC-PERPETUAL"}
+    assert {tx.side for tx in quotes} == {1, -1}
     # Restarted: the same accounts, nothing funded twice, the chain and the log recovered.
     port = free_port()
     again = serve(data, keys, port, 4.0)

@@ -175,6 +175,11 @@ def _replay(log: Path, *, from_snapshot: bool, as_json: bool) -> None:
     help="With --dev: write the accounts' keys as JSON (api_key, api_secret, address, "
     "private_key).",
 )
+@click.option(
+    "--with-market-makers",
+    is_flag=True,
+    help="With --dev: the lab's market makers quote every perpetual (two dev accounts).",
+)
 @click.option("--stop-after", "stop_after_s", type=float, default=None, hidden=True)
 def serve(
     host: str,
@@ -183,6 +188,7 @@ def serve(
     data_dir: str | None,
     dev: bool,
     dev_keys_out: Path | None,
+    with_market_makers: bool,
     stop_after_s: float | None,
 ) -> None:
     """Run the node: the live venue, its block log and settlement, /metrics over HTTP."""
@@ -193,8 +199,8 @@ def serve(
     from strikechain.cli.serve import serve as run_serve
     from strikechain.node.config import ConfigError
 
-    if dev_keys_out is not None and not dev:
-        _fail("USAGE", "--dev-keys-out needs --dev")
+    if (dev_keys_out is not None or with_market_makers) and not dev:
+        _fail("USAGE", "--dev-keys-out and --with-market-makers need --dev")
     try:
         asyncio.run(
             run_serve(
@@ -206,6 +212,7 @@ def serve(
                 dev=dev,
                 dev_keys_out=dev_keys_out,
                 stop_after_s=stop_after_s,
+                with_market_makers=with_market_makers,
             )
         )
     except ConfigError as error:

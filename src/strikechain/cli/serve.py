@@ -28,6 +28,7 @@ async def serve(
     dev: bool,
     dev_keys_out: Path | None,
     stop_after_s: float | None = None,
+    with_market_makers: bool = False,
 ) -> None:
     import uvicorn
 
@@ -61,7 +62,20 @@ async def serve(
             _print_accounts(console, accounts)
             if dev_keys_out is not None:
                 development.write_keys(accounts, dev_keys_out)
-            tasks.append(asyncio.create_task(development.report_prices(node)))
+            price_of = None
+            if with_market_makers:
+                from strikechain.cli.live_makers import reference_paths, start_makers
+
+                spots = {
+                    name: float(development.PRICES_USDC.get(name, 1_000))
+                    for name in config.venue().underlyings
+                }
+                paths = reference_paths(spots, node.clock())
+                price_of = paths.price
+            tasks.append(asyncio.create_task(development.report_prices(node, price_of=price_of)))
+            if with_market_makers:
+                await _first_index(node)
+                start_makers(node, accounts, paths)
         server = uvicorn.Server(
             uvicorn.Config(
                 build_app(node, admin_token(Path(config.node.data_dir))),
@@ -94,6 +108,16 @@ async def serve(
                 await task
         await node.stop()
         keys.close()
+
+
+async def _first_index(node: Any, seconds: float = 30.0) -> None:
+    """Wait until every underlying has an index and every dev deposit is credited."""
+    for _ in range(int(seconds / 0.1)):
+        engine = node.engine
+        states = engine.underlyings.values()
+        if all(s.oracle is not None and s.oracle.index for s in states) and engine.deposits_total:
+            return
+        await asyncio.sleep(0.1)
 
 
 def _print_accounts(console: Console, accounts: list[dict[str, str]]) -> None:

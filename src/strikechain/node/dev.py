@@ -18,7 +18,7 @@ import contextlib
 import json
 import os
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -130,15 +130,21 @@ def write_keys(accounts: Sequence[dict[str, str]], path: str | Path) -> None:
         json.dump(list(accounts), file, indent=2)
 
 
-async def report_prices(node: Any, seed: int = 1) -> None:
-    """Publish a signed index per underlying every second, on a seeded random walk."""
+async def report_prices(
+    node: Any, seed: int = 1, price_of: Callable[[str, int], float] | None = None
+) -> None:
+    """Publish a signed index per underlying every second: ``price_of(underlying, now_ns)``
+    (the reference path market makers quote around), or a seeded random walk."""
     rng = random.Random(seed)
     prices = {name: float(PRICES_USDC.get(name, 1_000)) for name in node.config.venue().underlyings}
     reporter = address_of(REPORTER_KEY)
     while True:
         now = node.clock()
         for name, previous in list(prices.items()):
-            price = previous * (1.0 + rng.gauss(0.0, 0.0005))
+            if price_of is not None:
+                price = price_of(name, now)
+            else:
+                price = previous * (1.0 + rng.gauss(0.0, 0.0005))
             prices[name] = price
             report = OracleReport(
                 account=reporter,
