@@ -109,3 +109,66 @@ def test_streams_depend_on_the_seed_and_the_component_name_alone() -> None:
     assert draws(1, "agent/a") == draws(1, "agent/a", ("agent/b", "network"))
     assert draws(1, "agent/a") != draws(2, "agent/a")
     assert draws(1, "agent/a") != draws(1, "agent/b")
+
+
+@given(
+    st.lists(st.integers(0, 200), max_size=40),
+    st.lists(st.lists(st.integers(0, 200), max_size=30), max_size=4),
+    st.lists(st.integers(0, 220), max_size=4),
+    st.integers(1, 50),
+)
+def test_a_batch_runs_as_its_events_scheduled_one_by_one(
+    singles: list[int], batches: list[list[int]], stops: list[int], chunk: int
+) -> None:
+    """Each batch takes its place in the (time, sequence) order as if each of its events were
+    scheduled alone, in list order; the same holds across ``until_ns`` and ``max_events``
+    stops, for events scheduled while a batch runs, and for ``pending``."""
+
+    def play(batched: bool) -> list[tuple[int, str, int]]:
+        kernel = Kernel(1)
+        ran: list[tuple[int, str, int]] = []
+
+        def spawn(name: tuple[str, int]) -> None:
+            ran.append((kernel.now, *name))
+            if name[1] % 3 == 0:  # scheduled while a batch runs: same time and later
+                kernel.schedule(kernel.now + name[1] % 5, note, ("spawned", name[1]))
+
+        def note(name: tuple[str, int]) -> None:
+            ran.append((kernel.now, *name))
+
+        for when in singles[: len(singles) // 2]:
+            kernel.schedule(when, note, ("single", when))
+        for number, times in enumerate(batches):
+            names = [(f"batch{number}", i) for i in range(len(times))]
+            if batched:
+                kernel.schedule_batch(times, spawn, names)
+            else:
+                for when, name in zip(times, names, strict=True):
+                    kernel.schedule(when, spawn, name)
+        for when in singles[len(singles) // 2 :]:
+            kernel.schedule(when, note, ("single", when))
+        for stop in sorted(stops):
+            if stop >= kernel.now:
+                kernel.run(until_ns=stop)
+                ran.append((kernel.now, "pending", kernel.pending))
+        while kernel.run(max_events=chunk):
+            ran.append((kernel.now, "pending", kernel.pending))
+        return ran
+
+    assert play(batched=True) == play(batched=False)
+
+
+def test_a_batch_is_bounded_and_refuses_the_past() -> None:
+    kernel = Kernel(1, start_ns=10, max_pending=4)
+    with pytest.raises(InvariantViolation):
+        kernel.schedule_batch([12, 9], lambda _: None, [None, None])
+    kernel.schedule_batch([], lambda _: None, [])
+    kernel.schedule_batch([11, 10, 12], lambda _: None, [None, None, None])
+    assert kernel.pending == 3
+    with pytest.raises(KernelOverflow):
+        kernel.schedule_batch([13, 14], lambda _: None, [None, None])
+    kernel.schedule(13, lambda _: None, None)
+    with pytest.raises(KernelOverflow):
+        kernel.schedule(14, lambda _: None, None)
+    assert kernel.run() == 4
+    assert kernel.pending == 0

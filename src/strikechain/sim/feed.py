@@ -67,9 +67,9 @@ class MarketDataFeed:
                 sending.append(mailbox)
             else:
                 mailbox.items.append(item)
-        kernel = self.kernel
-        for mailbox in sending:  # in the order of each agent's first notice
-            kernel.schedule(mailbox.stream.next_ns(), _deliver, mailbox.items)
+        # in the order of each agent's first notice; one batch of kernel events
+        times = [mailbox.stream.next_ns() for mailbox in sending]
+        self.kernel.schedule_batch(times, _deliver, [mailbox.items for mailbox in sending])
         self.messages += len(sending)
         self.notices += len(notices)
 

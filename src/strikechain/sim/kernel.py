@@ -26,6 +26,16 @@ Invariants and limits
 
 The hot path is :meth:`Kernel.schedule` (an integer push, no handle) and :meth:`Kernel.run` (pop,
 set the clock, call); handles cost one small object, for what agents may cancel.
+
+Batches (:meth:`Kernel.schedule_batch`): many events scheduled at once with one function (a
+block's market data to hundreds of agents) take consecutive sequence numbers, as if scheduled
+one by one in the order given, and wait sorted by key in a :class:`_Batch` that has one entry
+in the heap, its next key. When that entry comes up, the loop runs the batch's events in key
+order for as long as each is earlier than the heap's first key (and within ``until_ns`` and
+``max_events``), then pushes the batch back under its next key. Every event runs at the same
+virtual time and in the same place of the total ``(time, sequence)`` order as it would as a
+separate heap entry (keys are unique), so a batch changes no run; it saves a push, a pop and a
+dict entry per event (a block's deliveries were two thirds of a lab run's events).
 """
 
 from __future__ import annotations
@@ -42,6 +52,7 @@ from strikechain.sim.world import component_rng
 MAX_PENDING: Final = 10_000_000
 SEQUENCE_BITS: Final = 40
 _SEQUENCE_LIMIT: Final = 1 << SEQUENCE_BITS
+_SEQUENCE_MASK: Final = _SEQUENCE_LIMIT - 1
 _NEVER: Final = 1 << 126
 
 
@@ -72,10 +83,39 @@ class Timer:
             callback()
 
 
+class _Batch:
+    """Events of one :meth:`Kernel.schedule_batch` not yet run: keys ascending, from ``next``."""
+
+    __slots__ = ("arguments", "function", "keys", "next")
+
+    def __init__(
+        self, keys: list[int], function: Callable[[Any], None], arguments: list[Any]
+    ) -> None:
+        self.keys = keys
+        self.function = function
+        self.arguments = arguments
+        self.next = 0
+
+
+def _batch_marker(_: object) -> None:
+    """The function of a batch's heap entry (its argument is the :class:`_Batch`); never
+    called: the loop runs the batch itself."""
+    raise AssertionError("a batch's entry is run by Kernel.run")
+
+
 class Kernel:
     """A heap-based event loop in integer nanoseconds of virtual time (see the module)."""
 
-    __slots__ = ("_heap", "_sequence", "_waiting", "events_run", "max_pending", "now", "seed")
+    __slots__ = (
+        "_batched",
+        "_heap",
+        "_sequence",
+        "_waiting",
+        "events_run",
+        "max_pending",
+        "now",
+        "seed",
+    )
 
     def __init__(self, seed: int, *, start_ns: int = 0, max_pending: int = MAX_PENDING) -> None:
         invariant(seed >= 0, "the seed is a non-negative integer")
@@ -91,6 +131,8 @@ class Kernel:
         self._waiting: dict[int, tuple[Callable[[Any], None], Any]] = {}
         """Heap key -> (function, argument)."""
         self._sequence = 0
+        self._batched = 0
+        """Events waiting in batches beyond each batch's one heap entry."""
 
     # -- the Scheduler interface -----------------------------------------------------------
 
@@ -114,8 +156,8 @@ class Kernel:
         if when_ns < self.now:
             invariant(False, f"an event at {when_ns} ns is before now, {self.now} ns")
         heap = self._heap
-        if len(heap) >= self.max_pending:
-            raise KernelOverflow(f"{len(heap)} events waiting, the most allowed")
+        if len(heap) + self._batched >= self.max_pending:
+            raise KernelOverflow(f"{len(heap) + self._batched} events waiting, the most allowed")
         sequence = self._sequence
         if sequence == _SEQUENCE_LIMIT:
             raise KernelOverflow(f"{sequence} events scheduled, the most in one kernel's life")
@@ -123,6 +165,33 @@ class Kernel:
         key = when_ns << SEQUENCE_BITS | sequence
         heapq.heappush(heap, key)
         self._waiting[key] = (function, argument)
+
+    def schedule_batch(
+        self, times_ns: list[int], function: Callable[[Any], None], arguments: list[Any]
+    ) -> None:
+        """Run ``function(arguments[i])`` at ``times_ns[i]`` for every ``i``: the same as
+        :meth:`schedule` called for each in list order (see the module)."""
+        count = len(times_ns)
+        invariant(count == len(arguments), "one argument per time")
+        if count == 0:
+            return
+        heap = self._heap
+        if len(heap) + self._batched + count > self.max_pending:
+            raise KernelOverflow(f"{len(heap) + self._batched} events waiting, {count} more")
+        first = self._sequence
+        if first + count > _SEQUENCE_LIMIT:
+            raise KernelOverflow(f"{first} events scheduled, the most in one kernel's life")
+        keys = [when << SEQUENCE_BITS | first + i for i, when in enumerate(times_ns)]
+        keys.sort()
+        head = keys[0]
+        if head >> SEQUENCE_BITS < self.now:
+            invariant(False, f"an event at {head >> SEQUENCE_BITS} ns is before now, {self.now} ns")
+        self._sequence = first + count
+        # a key's sequence names its place in the list given
+        batch = _Batch(keys, function, [arguments[(key & _SEQUENCE_MASK) - first] for key in keys])
+        heapq.heappush(heap, head)
+        self._waiting[head] = (_batch_marker, batch)
+        self._batched += count - 1
 
     def run(self, until_ns: int | None = None, max_events: int | None = None) -> int:
         """Run events in time order up to and including ``until_ns`` (all, if None), or until
@@ -137,6 +206,9 @@ class Kernel:
         while heap and heap[0] < limit and ran != budget:
             key = pop(heap)
             function, argument = waiting.pop(key)
+            if function is _batch_marker:
+                ran += self._run_batch(argument, limit, budget - ran)
+                continue
             self.now = key >> SEQUENCE_BITS
             function(argument)
             ran += 1
@@ -144,6 +216,33 @@ class Kernel:
         if until_ns is not None and ran != budget and until_ns > self.now:
             self.now = until_ns
         return ran
+
+    def _run_batch(self, batch: _Batch, limit: int, budget: int) -> int:
+        """Run ``batch``'s events from its next one (due: its entry was first in the heap) while
+        each comes before the heap's first key and ``limit``, at most ``budget`` of them (-1:
+        no bound); then put the batch back under its next key. Returns how many ran."""
+        keys, function, arguments = batch.keys, batch.function, batch.arguments
+        heap = self._heap
+        index = batch.next
+        end = len(keys)
+        ran = 0
+        while True:
+            key = keys[index]
+            argument = arguments[index]
+            arguments[index] = None  # run: let it go
+            index += 1
+            self.now = key >> SEQUENCE_BITS
+            function(argument)
+            ran += 1
+            if index == end:
+                return ran
+            self._batched -= 1
+            following = keys[index]
+            if following >= limit or ran == budget or (heap and heap[0] < following):
+                batch.next = index
+                heapq.heappush(heap, following)
+                self._waiting[following] = (_batch_marker, batch)
+                return ran
 
     def step(self) -> bool:
         """Run the next event, if any."""
@@ -154,7 +253,7 @@ class Kernel:
     @property
     def pending(self) -> int:
         """Events waiting (cancelled timers included until their time)."""
-        return len(self._heap)
+        return len(self._heap) + self._batched
 
     def next_time_ns(self) -> int | None:
         """When the next event is due, or None."""

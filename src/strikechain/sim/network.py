@@ -113,6 +113,8 @@ class _Link:
         "_loss",
         "_lossy",
         "_rng",
+        "_uniform",
+        "_uniforms",
         "jitter",
         "jitter_ns",
         "params",
@@ -129,20 +131,33 @@ class _Link:
         """False: no message is ever lost (the loss draw is still used up, in step)."""
         self._loss: list[float] = []
         self._jitter: list[int] = []
+        self._uniform = params.jitter == "uniform"
+        """Uniform jitter: ``floor(U * jitter_ns)``, computed per message from ``_uniforms``
+        (the same doubles and the same rounding as one NumPy pass over the refill)."""
+        self._uniforms: list[float] = []
         self._index = DRAWS_PER_REFILL
 
     def _refill(self) -> None:
         draws = self._rng.random(2 * DRAWS_PER_REFILL)
-        self._loss = draws[:DRAWS_PER_REFILL].tolist()
+        if self._lossy:
+            self._loss = draws[:DRAWS_PER_REFILL].tolist()
         uniforms = draws[DRAWS_PER_REFILL:]
-        if self.jitter == "uniform":
-            jitter = np.floor(uniforms * self.jitter_ns)
-        elif self.jitter == "exponential":
+        if self._uniform:
+            self._uniforms = uniforms.tolist()
+            self._index = 0
+            return
+        if self.jitter == "exponential":
             jitter = np.floor(-detmath.log1p(-uniforms) * self.jitter_ns)
         else:
             jitter = np.zeros(DRAWS_PER_REFILL)
         self._jitter = np.minimum(jitter, MAX_ONE_WAY_NS).astype(np.int64).tolist()
         self._index = 0
+
+    def _jitter_at(self, index: int) -> int:
+        if self._uniform:
+            jitter = math.floor(self._uniforms[index] * self.jitter_ns)
+            return jitter if jitter < MAX_ONE_WAY_NS else MAX_ONE_WAY_NS
+        return self._jitter[index]
 
     def draw(self, now_ns: int) -> int:
         """The delay of the next message, sent at ``now_ns``; -1 if it is lost."""
@@ -152,7 +167,7 @@ class _Link:
         self._index = index + 1
         if self._lossy and self._loss[index] < self.params.loss_at(now_ns):
             return -1
-        delay = self.path_ns + self._jitter[index]
+        delay = self.path_ns + self._jitter_at(index)
         return delay if delay < MAX_ONE_WAY_NS else MAX_ONE_WAY_NS
 
     def delay(self) -> int:
@@ -161,7 +176,7 @@ class _Link:
             self._refill()
         index = self._index
         self._index = index + 1
-        delay = self.path_ns + self._jitter[index]
+        delay = self.path_ns + self._jitter_at(index)
         return delay if delay < MAX_ONE_WAY_NS else MAX_ONE_WAY_NS
 
 

@@ -6,10 +6,13 @@ from __future__ import annotations
 import math
 
 import msgspec
+import numpy as np
 import pytest
 
 from strikechain.engine.events import OrderAccepted, Rejected
+from strikechain.pricing import detmath
 from strikechain.sim.agents import MarketMaker, MarketMakerParams, NoiseParams, NoiseTrader
+from strikechain.sim.agents.grid import Draws, exponential_of_uniform
 from strikechain.sim.consensus import DemandSpike, MempoolParams
 from tests.sim.agents.world import MS, PERP, SECOND, START_NS, World, flat, start_reporters
 
@@ -57,3 +60,18 @@ def test_params_are_checked() -> None:
         NoiseParams(instruments=("X",), rate_per_s=0.0)
     with pytest.raises(msgspec.ValidationError, match=r"size_lots_max must be >= size_lots_min"):
         msgspec.convert({"instruments": ["X"], "size_lots_min": 3, "size_lots_max": 2}, NoiseParams)
+
+
+def test_arrival_gaps_are_the_pricing_librarys_exponentials_bit_for_bit() -> None:
+    """``Draws.exponential`` transforms one uniform at a time (no NumPy call per draw): the same
+    doubles as ``-detmath.log1p(-U)`` over the whole refill, edge cases included."""
+    uniforms = np.random.default_rng(11).random(200_000)
+    edges = [0.0, 2.0**-1074, 2.0**-11, 2.0**-10 * (1 - 2.0**-52), 2.0**-10, 0.5, 0.75]
+    uniforms = np.concatenate([uniforms, uniforms * 2.0**-10, np.array([*edges, 1 - 2.0**-53])])
+    expected = (-detmath.log1p(-uniforms)).view(np.int64).tolist()
+    got = np.array([exponential_of_uniform(u) for u in uniforms.tolist()]).view(np.int64)
+    assert got.tolist() == expected
+    draws, rng = Draws(np.random.default_rng(3)), np.random.default_rng(3)
+    assert [draws.exponential() for _ in range(600)] == (
+        -detmath.log1p(-np.concatenate([rng.random(512), rng.random(512)]))
+    ).tolist()[:600]
