@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import time
 from pathlib import Path
 
+import pytest
+
 from strikechain.settlement.client import Settlement, deploy
-from strikechain.settlement.embedded import BoaChain
+from strikechain.settlement.embedded import BoaChain, ChainProcess, ChainUnavailable
 from strikechain.settlement.records import genesis_record
 
 ALICE = "0x" + "a1" * 20
@@ -37,3 +41,36 @@ def test_a_journaled_chain_reopens_with_the_same_state(tmp_path: Path) -> None:
     third = BoaChain(journal=journal)
     assert [d.amount for d in Settlement(third, deployment).deposits()] == [200, 100]
     third.close()
+
+
+class SlowChain(BoaChain):
+    """A journaled chain whose clock reads hang while a flag file exists (a chain that stops
+    answering)."""
+
+    def __init__(self, journal: str, flag: str) -> None:
+        super().__init__(timestamp=1_800_000_000, journal=journal)
+        self.flag = Path(flag)
+
+    def timestamp(self) -> int:
+        while self.flag.exists():
+            time.sleep(0.05)
+        return super().timestamp()
+
+
+def test_a_chain_process_that_stops_answering_is_restarted_from_its_journal(
+    tmp_path: Path,
+) -> None:
+    journal, flag = tmp_path / "chain.journal", tmp_path / "hang"
+    factory = functools.partial(SlowChain, str(journal), str(flag))
+    chain = ChainProcess(factory, timeout_s=1.0)
+    try:
+        chain.advance(100, 3)
+        assert chain.timestamp() == 1_800_000_100
+        flag.touch()
+        with pytest.raises(ChainUnavailable, match="did not answer timestamp"):
+            chain.timestamp()
+        flag.unlink()
+        assert chain.timestamp() == 1_800_000_100  # a new child, the same chain
+        assert chain.block_number() == 3
+    finally:
+        chain.close()
