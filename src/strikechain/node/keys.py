@@ -80,6 +80,7 @@ from typing import Any, Final
 
 from strikechain.engine.invariant import invariant
 from strikechain.engine.limits import Limits
+from strikechain.runtime.sqlite_log import WriteTransaction
 
 SCHEMA_VERSION: Final = 1
 API_KEY_BYTES: Final = 15
@@ -351,7 +352,7 @@ class KeyStore:
             seal_nonce=seal_nonce,
             sealed_secret=self._seal(api_key, seal_nonce, secret.encode()),
         )
-        with _Transaction(self._db):
+        with WriteTransaction(self._db):
             self._check_room(account)
             self._db.execute(
                 f"INSERT INTO keys({_COLUMNS}, tag) VALUES ({', '.join('?' * 14)})",
@@ -419,7 +420,7 @@ class KeyStore:
 
     def disable(self, api_key: str) -> KeyRecord:
         """Disable the key for good (idempotent); its record as it now is."""
-        with _Transaction(self._db):
+        with WriteTransaction(self._db):
             row = self._read(api_key)
             if row is None:
                 raise KeyRejection(KeyCode.UNKNOWN_KEY, f"no key {api_key}")
@@ -732,16 +733,3 @@ def _write_master_key(path: Path) -> None:
             os.close(directory)
     finally:
         temporary.unlink(missing_ok=True)
-
-
-class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` if the body raises."""
-
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-
-    def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
-
-    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
-        self._db.execute("COMMIT" if kind is None else "ROLLBACK")

@@ -177,12 +177,13 @@ class SqliteLog:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
+    def _transaction(self) -> WriteTransaction:
+        return WriteTransaction(self._db)
 
 
-class _Transaction:
-    """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` if the body raises."""
+class WriteTransaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` if the body raises: one atomic write
+    (the node's other SQLite stores use it too)."""
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
