@@ -98,7 +98,13 @@ async def call(
 
 
 def _param_of(message: str) -> str:
-    """The parameter a msgspec validation message names (``... - at `$.price```)."""
+    """The parameter a msgspec validation message names (``... - at `$.price```, or
+    ``Object contains unknown field `stop_loss```)."""
+    unknown = "unknown field `"
+    start = message.find(unknown)
+    if start >= 0:
+        end = message.find("`", start + len(unknown))
+        return message[start + len(unknown) : end] if end > 0 else ""
     marker = "`$."
     start = message.find(marker)
     if start < 0:

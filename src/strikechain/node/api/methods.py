@@ -1,0 +1,8 @@
+"""Importing this module registers every API method (:mod:`.public`, :mod:`.private`) in
+:data:`strikechain.node.api.registry.METHODS`; the transport imports it once."""
+
+from __future__ import annotations
+
+from strikechain.node.api import private, public
+
+__all__ = ["private", "public"]
