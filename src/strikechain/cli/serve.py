@@ -17,6 +17,10 @@ from rich.table import Table
 
 from strikechain.node.config import NodeConfig, load_config
 
+WS_FRAME_BYTES_MAX = 1 << 20
+"""uvicorn closes a WebSocket whose frame is larger; the API refuses a message over its own,
+smaller limit with an error reply and keeps the connection."""
+
 
 async def serve(
     console: Console,
@@ -78,9 +82,10 @@ async def serve(
                 start_makers(node, accounts, paths)
         server = uvicorn.Server(
             uvicorn.Config(
-                build_app(node, admin_token(Path(config.node.data_dir))),
+                build_app(node, admin_token(Path(config.node.data_dir)), keys),
                 host=host,
                 port=port,
+                ws_max_size=WS_FRAME_BYTES_MAX,
                 log_config=None,
                 lifespan="off",
             )

@@ -1,8 +1,9 @@
 """The node's HTTP edge (Starlette): ``/metrics`` (Prometheus), ``/status``, ``/health``, and
 the operator's ``/admin`` (:mod:`strikechain.node.admin`).
 
-The JSON-RPC API (a later issue) mounts on the same app. Handlers only read the node; nothing
-here changes state.
+With a key store, the Deribit-compatible JSON-RPC API too (:mod:`strikechain.node.api.transport`:
+``/api/v2/...`` and the WebSocket ``/ws/api/v2``), its :class:`~strikechain.node.api.transport.Api`
+kept as ``app.state.api``. The handlers here only read the node.
 """
 
 from __future__ import annotations
@@ -12,13 +13,21 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
+from strikechain.node.api.limits import ApiLimits
+from strikechain.node.keys import KeyStore
 from strikechain.node.service import Node
 
 
-def build_app(node: Node, admin_token: str | None = None) -> Starlette:
-    """The node's app; with ``admin_token`` the ``/admin`` routes too."""
+def build_app(
+    node: Node,
+    admin_token: str | None = None,
+    keys: KeyStore | None = None,
+    api_limits: ApiLimits | None = None,
+) -> Starlette:
+    """The node's app (the node started); with ``admin_token`` the ``/admin`` routes too, with
+    ``keys`` the JSON-RPC API (one per node: it registers as a sink of the node's runtime)."""
 
     async def metrics(request: Request) -> Response:
         return Response(node.metrics.render(), media_type=node.metrics.content_type)
@@ -31,7 +40,7 @@ def build_app(node: Node, admin_token: str | None = None) -> Starlette:
         body: dict[str, Any] = {"ok": healthy, "halted": node.halted}
         return JSONResponse(body, status_code=200 if healthy else 503)
 
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/metrics", metrics),
         Route("/status", status),
         Route("/health", health),
@@ -40,4 +49,12 @@ def build_app(node: Node, admin_token: str | None = None) -> Starlette:
         from strikechain.node.admin import admin_routes
 
         routes.extend(admin_routes(node, admin_token))
-    return Starlette(routes=routes)
+    api = None
+    if keys is not None:
+        from strikechain.node.api.transport import Api
+
+        api = Api(node, keys, api_limits)
+        routes.extend(api.routes())
+    app = Starlette(routes=routes)
+    app.state.api = api
+    return app

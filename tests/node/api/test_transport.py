@@ -1,0 +1,598 @@
+"""The API's transport over real sockets: a node and its app under uvicorn on 127.0.0.1, called
+with aiohttp (HTTP, WebSocket) and websockets (a consumer that stops reading). Methods of the
+registry are stand-ins registered here (``public/test_echo``, ``private/test_whoami``,
+``private/test_buy``), so these tests do not depend on the venue's methods."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import secrets
+import socket
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import msgspec
+import pytest
+import uvicorn
+
+from strikechain.engine.events import OrderAccepted
+from strikechain.engine.oracle import OracleReport, sign_report
+from strikechain.engine.txs import Deposit, PlaceOrder
+from strikechain.node.api import errors
+from strikechain.node.api.limits import ApiLimits, RateLimiter
+from strikechain.node.api.registry import METHODS, Context, method
+from strikechain.node.api.transport import Api
+from strikechain.node.http import build_app
+from strikechain.node.keys import KeyStore, Scope, ScryptParams
+from strikechain.node.service import OPERATOR_ACCOUNT, Node
+from tests.node.test_service import KEY, PERP, REPORTER, USDC, config
+
+CHEAP = ScryptParams(n=16, r=1, p=1)
+ALICE = "0x" + "a1" * 20
+
+
+class EchoParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    count: int = 0
+    text: str = ""
+
+
+class NoParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class BuyParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    price_ticks: int
+    size_lots: int = 1
+
+
+async def _echo(context: Context, params: EchoParams) -> Any:
+    return {"count": params.count, "text": params.text}
+
+
+async def _whoami(context: Context, params: NoParams) -> Any:
+    assert context.key is not None
+    return {"account": context.require_account(), "scopes": list(context.key.scopes)}
+
+
+async def _buy(context: Context, params: BuyParams) -> Any:
+    order = PlaceOrder(
+        account=context.require_account(),
+        instrument=PERP,
+        side=1,
+        size_lots=params.size_lots,
+        price_ticks=params.price_ticks,
+    )
+    ack = await context.node.submit(order)
+    accepted = [e for e in ack.events if isinstance(e, OrderAccepted)]
+    return {"order_id": accepted[0].order_id if accepted else None}
+
+
+for _name, _params, _handler, _scope in (
+    ("public/test_echo", EchoParams, _echo, None),
+    ("private/test_whoami", NoParams, _whoami, Scope.READ),
+    ("private/test_buy", BuyParams, _buy, Scope.TRADE),
+):
+    if _name not in METHODS:
+        method(_name, _params, _scope)(_handler)  # type: ignore[arg-type]
+
+
+@dataclass
+class Served:
+    node: Node
+    keys: KeyStore
+    api: Api
+    base: str
+    ws: str
+    api_key: str
+    secret: str
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@contextlib.asynccontextmanager
+async def serving(tmp_path: Path, limits: ApiLimits | None = None) -> AsyncIterator[Served]:
+    cfg = config(tmp_path)
+    cfg = msgspec.structs.replace(
+        cfg, settlement=msgspec.structs.replace(cfg.settlement, enabled=False)
+    )
+    node = Node(cfg)
+    await node.start()
+    keys = KeyStore(tmp_path / "keys.sqlite", kdf=CHEAP)
+    api_key, secret = keys.create(ALICE, (Scope.READ, Scope.TRADE))
+    app = build_app(node, None, keys, limits)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off")
+    )
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        yield Served(
+            node, keys, app.state.api, base, f"ws://127.0.0.1:{port}/ws/api/v2", api_key, secret
+        )
+    finally:
+        server.should_exit = True
+        await task
+        await node.stop()
+        keys.close()
+
+
+def signed(api_key: str, secret: str, uri: str, method: str = "GET", body: str = "") -> str:
+    """The Authorization header Deribit (and ccxt) send for a private REST call."""
+    ts = time.time_ns() // 1_000_000
+    nonce = secrets.token_hex(8)
+    data = f"{method}\n{uri}\n{body}\n"
+    sig = hmac.new(secret.encode(), f"{ts}\n{nonce}\n{data}".encode(), hashlib.sha256).hexdigest()
+    return f"deri-hmac-sha256 id={api_key},ts={ts},sig={sig},nonce={nonce}"
+
+
+def client_signature(api_key: str, secret: str, data: str = "") -> dict[str, Any]:
+    ts = time.time_ns() // 1_000_000
+    nonce = secrets.token_hex(8)
+    message = f"{ts}\n{nonce}\n{data}".encode()
+    sig = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+    return {
+        "grant_type": "client_signature",
+        "client_id": api_key,
+        "timestamp": ts,
+        "nonce": nonce,
+        "data": data,
+        "signature": sig,
+    }
+
+
+async def get(http: aiohttp.ClientSession, url: str, **headers: str) -> Any:
+    async with http.get(url, headers=headers) as response:
+        assert response.status == 200
+        return json.loads(await response.text())
+
+
+async def post(http: aiohttp.ClientSession, url: str, body: bytes, **headers: str) -> Any:
+    async with http.post(url, data=body, headers=headers) as response:
+        assert response.status == 200
+        return json.loads(await response.text())
+
+
+class Ws:
+    """A JSON-RPC WebSocket client: requests by id, notifications kept apart."""
+
+    def __init__(self, socket: aiohttp.ClientWebSocketResponse) -> None:
+        self.socket = socket
+        self.ids = iter(range(1, 1_000_000))
+        self.notifications: list[dict[str, Any]] = []
+
+    async def call(self, name: str, params: dict[str, Any] | None = None) -> Any:
+        request_id = next(self.ids)
+        await self.socket.send_str(
+            json.dumps({"jsonrpc": "2.0", "id": request_id, "method": name, "params": params or {}})
+        )
+        return await self.reply(request_id)
+
+    async def reply(self, request_id: int | None) -> Any:
+        while True:
+            message = await self.next()
+            if message.get("method") == "subscription":
+                self.notifications.append(message["params"])
+            elif message.get("id") == request_id:
+                return message
+
+    async def next(self) -> Any:
+        received = await asyncio.wait_for(self.socket.receive(), 10)
+        assert received.type == aiohttp.WSMsgType.TEXT, received
+        return json.loads(received.data)
+
+    async def notification(self, channel: str, seconds: float = 10.0) -> Any:
+        deadline = time.monotonic() + seconds
+        while True:
+            for index, found in enumerate(self.notifications):
+                if found["channel"] == channel:
+                    return self.notifications.pop(index)["data"]
+            assert time.monotonic() < deadline, f"no notification on {channel}"
+            message = await self.next()
+            if message.get("method") == "subscription":
+                self.notifications.append(message["params"])
+
+
+async def fund(node: Node, account: str) -> None:
+    """Credit ``account`` and give BTC an index (orders need one)."""
+    report = OracleReport(
+        account=REPORTER,
+        underlying="BTC",
+        timestamp_ns=node.clock(),
+        price=100_000 * USDC,
+        confidence=USDC,
+    )
+    await node.submit(sign_report(report, KEY))
+    await node.submit(
+        Deposit(
+            account=OPERATOR_ACCOUNT,
+            deposit_id=node.engine.next_deposit_id,
+            beneficiary=account,
+            underlying="BTC",
+            amount=10_000 * USDC,
+        )
+    )
+
+
+# -- HTTP ------------------------------------------------------------------------------------------
+
+
+def test_http_get_and_post_answer_in_deribits_envelope(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with serving(tmp_path) as served, aiohttp.ClientSession() as http:
+            url = f"{served.base}/api/v2/public/test_echo"
+            reply = await get(http, f"{url}?count=5&text=hi")
+            assert reply["result"] == {"count": 5, "text": "hi"}
+            assert reply["jsonrpc"] == "2.0"
+            assert reply["testnet"] is True
+            assert reply["usOut"] - reply["usIn"] == reply["usDiff"] >= 0
+            body = {"jsonrpc": "2.0", "id": 7, "method": "public/test_echo", "params": {"count": 2}}
+            reply = await post(http, url, json.dumps(body).encode())
+            assert (reply["id"], reply["result"]["count"]) == (7, 2)
+            reply = await post(http, url, b'{"count": 3}')
+            assert reply["result"]["count"] == 3
+            reply = await post(http, url, b'{"count": "3"}')  # JSON bodies are typed
+            assert reply["error"]["code"] == errors.INVALID_PARAMS
+            wrong = {"jsonrpc": "2.0", "id": 1, "method": "public/other", "params": {}}
+            reply = await post(http, url, json.dumps(wrong).encode())
+            assert reply["error"]["code"] == errors.INVALID_REQUEST
+            reply = await get(http, f"{served.base}/api/v2/public/nope")
+            assert reply["error"]["code"] == errors.METHOD_NOT_FOUND
+            reply = await get(http, f"{served.base}/api/v2/private/test_whoami")
+            assert reply["error"]["code"] == errors.UNAUTHORIZED
+            reply = await get(http, f"{served.base}/api/v2/public/subscribe?channels=x")
+            assert reply["error"]["code"] == 10030  # must_be_websocket_request
+
+    asyncio.run(main())
+
+
+def test_http_refuses_malformed_oversized_nan_and_batch_requests(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with serving(tmp_path) as served, aiohttp.ClientSession() as http:
+            url = f"{served.base}/api/v2/public/test_echo"
+            cases = {
+                b"{": errors.PARSE_ERROR,
+                b'{"count": NaN}': errors.PARSE_ERROR,
+                b'{"count": Infinity}': errors.PARSE_ERROR,
+                b"[1, 2]": errors.INVALID_REQUEST,
+                b'[{"jsonrpc": "2.0", "id": 1, "method": "public/test_echo"}]': (
+                    errors.INVALID_REQUEST
+                ),
+                b'"text"': errors.INVALID_REQUEST,
+                b'{"text": "' + b"x" * 40_000 + b'"}': errors.MESSAGE_TOO_LARGE,
+            }
+            for body, code in cases.items():
+                reply = await post(http, url, body)
+                assert reply["error"]["code"] == code, (body[:40], reply)
+            reply = await get(http, f"{url}?text={'x' * 33_000}")
+            assert reply["error"]["code"] == errors.MESSAGE_TOO_LARGE
+
+    asyncio.run(main())
+
+
+def test_signed_private_get_is_accepted_and_a_wrong_secret_is_not(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with serving(tmp_path) as served, aiohttp.ClientSession() as http:
+            uri = "/api/v2/private/test_whoami"
+            header = signed(served.api_key, served.secret, uri)
+            reply = await get(http, served.base + uri, Authorization=header)
+            assert reply["result"] == {"account": ALICE, "scopes": ["read", "trade"]}
+            replayed = await get(http, served.base + uri, Authorization=header)
+            assert replayed["error"]["code"] == errors.UNAUTHORIZED
+            assert "NONCE_REPLAYED" in replayed["error"]["data"]["reason"]
+            wrong = signed(served.api_key, "not-the-secret", uri)
+            reply = await get(http, served.base + uri, Authorization=wrong)
+            assert reply["error"]["code"] == errors.UNAUTHORIZED
+            query = "/api/v2/private/test_whoami?x=1"
+            other = signed(served.api_key, served.secret, uri)  # signed without the query
+            reply = await get(http, served.base + query, Authorization=other)
+            assert reply["error"]["code"] == errors.UNAUTHORIZED
+            body = json.dumps({"jsonrpc": "2.0", "id": 3, "method": "private/test_whoami"})
+            posted = signed(served.api_key, served.secret, uri, "POST", body)
+            reply = await post(http, served.base + uri, body.encode(), Authorization=posted)
+            assert reply["result"]["account"] == ALICE
+
+    asyncio.run(main())
+
+
+def test_ccxt_signs_requests_the_node_accepts_and_raises_on_its_errors(tmp_path: Path) -> None:
+    ccxt = pytest.importorskip("ccxt")
+
+    async def main() -> None:
+        async with serving(tmp_path) as served, aiohttp.ClientSession() as http:
+            client = ccxt.deribit(
+                {
+                    "apiKey": served.api_key,
+                    "secret": served.secret,
+                    "urls": {"api": {"rest": served.base}},
+                }
+            )
+            request = client.sign("test_echo", ["private"], "GET", {"count": 4})
+            assert request["url"] == f"{served.base}/api/v2/private/test_echo?count=4"
+            METHODS.setdefault("private/test_echo", METHODS["public/test_echo"])
+            reply = await get(http, request["url"], **request["headers"])
+            assert reply["result"]["count"] == 4
+            client.secret = "wrong"
+            request = client.sign("test_whoami", ["private"], "GET", {})
+            text = json.dumps(await get(http, request["url"], **request["headers"]))
+            with pytest.raises(ccxt.AuthenticationError):
+                client.handle_errors(
+                    200, "", request["url"], "GET", {}, text, json.loads(text), {}, None
+                )
+            bad = {"client_id": served.api_key, "client_secret": "wrong"}
+            url = f"{served.base}/api/v2/public/auth?grant_type=client_credentials"
+            text = json.dumps(
+                await get(http, url + "&" + "&".join(f"{k}={v}" for k, v in bad.items()))
+            )
+            assert json.loads(text)["error"]["code"] == errors.INVALID_CREDENTIALS
+            with pytest.raises(ccxt.AuthenticationError):
+                client.handle_errors(200, "", url, "GET", {}, text, json.loads(text), {}, None)
+
+    asyncio.run(main())
+
+
+def test_public_auth_grants_tokens_that_authenticate_and_refresh(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with serving(tmp_path) as served, aiohttp.ClientSession() as http:
+            base = f"{served.base}/api/v2"
+            query = f"grant_type=client_credentials&client_id={served.api_key}"
+            granted = await get(http, f"{base}/public/auth?{query}&client_secret={served.secret}")
+            result = granted["result"]
+            assert result["token_type"] == "bearer"
+            assert result["expires_in"] == 900
+            assert result["scope"] == "account:read trade:read_write wallet:read"
+            bearer = {"Authorization": f"bearer {result['access_token']}"}
+            reply = await get(http, f"{base}/private/test_whoami", **bearer)
+            assert reply["result"]["account"] == ALICE
+            # A token asked for with less scope carries less.
+            narrow = await get(
+                http,
+                f"{base}/public/auth?{query}&client_secret={served.secret}&scope=trade:read",
+            )
+            token = narrow["result"]["access_token"]
+            reply = await get(http, f"{base}/private/test_whoami?access_token={token}")
+            assert reply["result"]["scopes"] == ["read"]
+            reply = await get(
+                http, f"{base}/private/test_buy?price_ticks=1", Authorization=f"bearer {token}"
+            )
+            assert reply["error"]["code"] == errors.FORBIDDEN
+            wrong = await get(http, f"{base}/public/auth?{query}&client_secret=nope")
+            assert wrong["error"]["code"] == errors.INVALID_CREDENTIALS
+            # client_signature, then refresh_token (used once).
+            signature = client_signature(served.api_key, served.secret, "some data")
+            body = json.dumps(
+                {"jsonrpc": "2.0", "id": 1, "method": "public/auth", "params": signature}
+            )
+            signed_in = await post(http, f"{base}/public/auth", body.encode())
+            refresh = signed_in["result"]["refresh_token"]
+            again = await get(
+                http, f"{base}/public/auth?grant_type=refresh_token&refresh_token={refresh}"
+            )
+            assert again["result"]["access_token"] != signed_in["result"]["access_token"]
+            bearer = {"Authorization": f"bearer {again['result']['access_token']}"}
+            assert (await get(http, f"{base}/private/test_whoami", **bearer))["result"]
+            reused = await get(
+                http, f"{base}/public/auth?grant_type=refresh_token&refresh_token={refresh}"
+            )
+            assert reused["error"]["code"] == errors.INVALID_CREDENTIALS
+            replay = await post(http, f"{base}/public/auth", body.encode())
+            assert replay["error"]["code"] == errors.INVALID_CREDENTIALS
+            bogus = await get(http, f"{base}/private/test_whoami", Authorization="bearer nope")
+            assert bogus["error"]["code"] == errors.UNAUTHORIZED
+
+    asyncio.run(main())
+
+
+def test_rate_limits_refuse_with_too_many_requests(tmp_path: Path) -> None:
+    limits = ApiLimits(ip_rate_per_s=1, ip_burst=3, key_rate_per_s=1, key_burst=2)
+
+    async def main() -> None:
+        async with serving(tmp_path, limits) as served, aiohttp.ClientSession() as http:
+            url = f"{served.base}/api/v2/public/test_echo"
+            codes = [(await get(http, url)).get("error", {}).get("code") for _ in range(5)]
+            assert codes[:3] == [None, None, None]
+            assert codes[3:] == [errors.TOO_MANY_REQUESTS] * 2
+            uri = "/api/v2/private/test_whoami"
+            for expected in (None, None, errors.TOO_MANY_REQUESTS):
+                header = signed(served.api_key, served.secret, uri)
+                reply = await get(http, served.base + uri, Authorization=header)
+                assert reply.get("error", {}).get("code") == expected
+            assert "strikechain_api_rate_limited_total 3.0" in (
+                await (await http.get(f"{served.base}/metrics")).text()
+            )
+
+    asyncio.run(main())
+
+
+def test_rate_limiter_refills_and_stays_bounded() -> None:
+    now = [0]
+    limiter = RateLimiter(rate_per_s=2, burst=2, buckets_max=2, clock_ns=lambda: now[0])
+    assert [limiter.allow("a") for _ in range(3)] == [True, True, False]
+    now[0] += 500_000_000
+    assert limiter.allow("a")
+    assert not limiter.allow("a")
+    assert limiter.allow("b")
+    assert not limiter.allow("c")  # no room: a and b both owe
+    now[0] += 2_000_000_000
+    assert limiter.allow("c")
+    assert len(limiter) <= 2
+
+
+# -- WebSocket -------------------------------------------------------------------------------------
+
+
+def test_websocket_auth_binds_the_session_and_refuses_bad_messages(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with (
+            serving(tmp_path) as served,
+            aiohttp.ClientSession() as http,
+            http.ws_connect(served.ws) as socket,
+        ):
+            ws = Ws(socket)
+            reply = await ws.call("private/test_whoami")
+            assert reply["error"]["code"] == errors.UNAUTHORIZED
+            wrong = client_signature(served.api_key, "wrong")
+            assert (await ws.call("public/auth", wrong))["error"][
+                "code"
+            ] == errors.INVALID_CREDENTIALS
+            reply = await ws.call("public/auth", client_signature(served.api_key, served.secret))
+            assert reply["result"]["scope"].startswith("connection ")
+            assert reply["testnet"] is True
+            assert "usDiff" in reply
+            reply = await ws.call("private/test_whoami")
+            assert reply["result"]["account"] == ALICE
+            for raw, code in (
+                ("{", errors.PARSE_ERROR),
+                (
+                    '{"jsonrpc": "2.0", "id": 1, "method": "public/test_echo", '
+                    '"params": {"count": NaN}}',
+                    errors.PARSE_ERROR,
+                ),
+                (
+                    '[{"jsonrpc": "2.0", "id": 1, "method": "public/test_echo"}]',
+                    errors.INVALID_REQUEST,
+                ),
+                ("42", errors.INVALID_REQUEST),
+                ('{"jsonrpc": "2.0", "id": 1, "method": "public/nope"}', errors.METHOD_NOT_FOUND),
+                (
+                    '{"jsonrpc": "2.0", "id": 1, "params": {"text": "' + "x" * 40_000 + '"}}',
+                    errors.MESSAGE_TOO_LARGE,
+                ),
+            ):
+                await socket.send_str(raw)
+                message = await ws.next()
+                assert message["error"]["code"] == code, (raw[:60], message)
+            assert (await ws.call("public/test_echo", {"count": 1}))["result"]["count"] == 1
+
+    asyncio.run(main())
+
+
+def test_subscriptions_deliver_book_ticker_trades_and_user_orders_after_blocks(
+    tmp_path: Path,
+) -> None:
+    async def main() -> None:
+        async with (
+            serving(tmp_path) as served,
+            aiohttp.ClientSession() as http,
+            http.ws_connect(served.ws) as socket,
+        ):
+            await fund(served.node, ALICE)
+            ws = Ws(socket)
+            channels = [f"book.{PERP}.100ms", f"ticker.{PERP}.100ms", f"trades.{PERP}.100ms"]
+            reply = await ws.call("public/subscribe", {"channels": channels})
+            assert reply["result"] == channels
+            snapshot = await ws.notification(channels[0])
+            assert (snapshot["type"], snapshot["bids"], snapshot["asks"]) == ("snapshot", [], [])
+            await ws.notification(channels[1])
+            private = await ws.call("private/subscribe", {"channels": [f"user.orders.{PERP}.raw"]})
+            assert private["error"]["code"] == errors.UNAUTHORIZED
+            await ws.call("public/auth", client_signature(served.api_key, served.secret))
+            mine = f"user.orders.{PERP}.raw"
+            assert (await ws.call("private/subscribe", {"channels": [mine]}))["result"] == [mine]
+            reply = await ws.call("private/test_buy", {"price_ticks": 100_000, "size_lots": 2})
+            order_id = reply["result"]["order_id"]
+            change = await ws.notification(channels[0])
+            assert change["type"] == "change"
+            assert change["prev_change_id"] == snapshot["change_id"]
+            assert change["bids"] == [["new", 50_000, 0.002]]
+            assert change["asks"] == []
+            ticker = await ws.notification(channels[1])
+            while ticker["best_bid_price"] is None:  # marks move on their own: wait for the bid
+                ticker = await ws.notification(channels[1])
+            assert (ticker["best_bid_price"], ticker["best_bid_amount"]) == (50_000, 0.002)
+            order = await ws.notification(mine)
+            assert (order["order_id"], order["order_state"]) == (str(order_id), "open")
+            assert (order["direction"], order["price"], order["amount"]) == ("buy", 50_000, 0.002)
+            unsubscribed = await ws.call("public/unsubscribe", {"channels": channels[:2]})
+            assert unsubscribed["result"] == [channels[2], mine]
+            bad = await ws.call("public/subscribe", {"channels": ["book.NOPE-PERPETUAL.100ms"]})
+            assert bad["error"]["code"] == errors.INVALID_PARAMS
+
+    asyncio.run(main())
+
+
+def test_cancel_on_disconnect_cancels_the_accounts_resting_orders(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with serving(tmp_path) as served, aiohttp.ClientSession() as http:
+            await fund(served.node, ALICE)
+            async with http.ws_connect(served.ws) as socket:
+                ws = Ws(socket)
+                await ws.call("public/auth", client_signature(served.api_key, served.secret))
+                assert (await ws.call("private/enable_cancel_on_disconnect"))["result"] == "ok"
+                got = await ws.call("private/get_cancel_on_disconnect")
+                assert got["result"] == {"scope": "connection", "enabled": True}
+                reply = await ws.call("private/test_buy", {"price_ticks": 90_000})
+                order_id = reply["result"]["order_id"]
+                assert order_id in served.node.engine.orders
+            for _ in range(500):
+                if order_id not in served.node.engine.orders:
+                    break
+                await asyncio.sleep(0.01)
+            assert order_id not in served.node.engine.orders
+            assert not served.api.hub.sessions
+
+    asyncio.run(main())
+
+
+def test_a_consumer_that_stops_reading_is_disconnected(tmp_path: Path) -> None:
+    from websockets.asyncio.client import connect
+
+    limits = ApiLimits(
+        send_queue_max=8, channels_per_request_max=4, ip_rate_per_s=10_000, ip_burst=10_000
+    )
+
+    async def main() -> None:
+        async with serving(tmp_path, limits) as served:
+            await fund(served.node, ALICE)
+            orders = [
+                served.node.submit_nowait(
+                    PlaceOrder(
+                        account=ALICE, instrument=PERP, side=1, size_lots=1, price_ticks=1_000 + i
+                    )
+                )
+                for i in range(100)
+            ]
+            await asyncio.gather(*orders)
+            probe = socket.socket()
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            probe.connect(("127.0.0.1", int(served.base.rsplit(":", 1)[1])))
+            async with connect(served.ws, sock=probe, max_queue=1) as client:
+                book = f"book.{PERP}.100ms"
+                for request_id in range(2_000):
+                    name = "public/subscribe" if request_id % 2 == 0 else "public/unsubscribe"
+                    request = {
+                        "jsonrpc": "2.0",
+                        "id": request_id,
+                        "method": name,
+                        "params": {"channels": [book]},
+                    }
+                    try:
+                        await asyncio.wait_for(client.send(json.dumps(request)), 1)
+                    except Exception:
+                        break
+                    if not served.api.hub.sessions:
+                        break
+                for _ in range(500):
+                    if not served.api.hub.sessions:
+                        break
+                    await asyncio.sleep(0.01)
+                assert not served.api.hub.sessions
+                metrics = served.node.metrics.render().decode()
+                assert "strikechain_ws_slow_consumers_total 1.0" in metrics
+
+    asyncio.run(main())
