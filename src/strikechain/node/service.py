@@ -246,6 +246,9 @@ class Node:
         assert runtime is not None
         interval_s = self.config.node.block_interval_ns / NANOS_PER_SECOND
         while True:
+            if self.halted is not None:  # nothing more is cut: wait for the operator
+                await asyncio.sleep(interval_s)
+                continue
             due = runtime.next_due_ns()
             now = self.clock()
             if due is not None and due > now:
