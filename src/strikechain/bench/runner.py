@@ -21,6 +21,7 @@ BENCHMARKS = {
     "lab": "strikechain.bench.lab",
     "liquidation": "strikechain.bench.liquidation",
     "margin": "strikechain.bench.margin",
+    "node": "strikechain.bench.node",
     "node-core": "strikechain.bench.node_core",
     "pricing": "strikechain.bench.pricing",
     "settlement": "strikechain.bench.settlement",

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 
@@ -414,6 +415,152 @@ def bench(name: str, out: str) -> None:
         status = run_in_subprocess(each, out)
         if status != 0:
             _fail("BENCHMARK_FAILED", f"{each} exited with status {status}")
+
+
+# --- the client: orders and accounts on a running node ---------------------------------------
+
+
+def _connection_options(function: Any) -> Any:
+    """``--url``, ``--key``/``--secret`` (API key), ``--private-key`` (account key), ``--json``;
+    the keys may come from the environment."""
+    options = (
+        click.option(
+            "--url", envvar="STRIKECHAIN_URL", default="http://127.0.0.1:8545", show_default=True,
+            help="The node's HTTP address (or STRIKECHAIN_URL).",
+        ),
+        click.option("--key", envvar="STRIKECHAIN_API_KEY", default=None,
+                     help="API key (or STRIKECHAIN_API_KEY)."),
+        click.option("--secret", envvar="STRIKECHAIN_API_SECRET", default=None,
+                     help="API secret (or STRIKECHAIN_API_SECRET)."),
+        click.option("--private-key", envvar="STRIKECHAIN_PRIVATE_KEY", default=None,
+                     help="The account's hex private key, for --signed (or "
+                     "STRIKECHAIN_PRIVATE_KEY)."),
+        click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON."),
+    )  # fmt: skip
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _client_command(kind: str, as_json: bool, call: Callable[[], Any]) -> None:
+    from strikechain.cli.client_cmds import render
+    from strikechain.client import ClientError
+
+    try:
+        result = call()
+    except ClientError as error:
+        reason = error.data.get("reason") if isinstance(error.data, dict) else None
+        _fail(str(error.code), error.message + (f": {reason}" if reason else ""))
+    for line in render(kind, result, as_json=as_json):
+        click.echo(line)
+
+
+def _credentials(url: str, key: str | None, secret: str | None, private_key: str | None) -> Any:
+    from strikechain.cli.client_cmds import Credentials
+
+    return Credentials(url, key, secret, private_key)
+
+
+@cli.group()
+def order() -> None:
+    """Place, cancel and list orders on a running node (API key, or --signed with the
+    account's private key)."""
+
+
+def _place_command(side: str) -> Any:
+    @order.command(name=side)
+    @click.argument("instrument")
+    @click.argument("amount")
+    @click.option("--price", default=None, help="Limit price (none: a market order).")
+    @click.option("--post-only", is_flag=True, help="Rest only; never take.")
+    @click.option("--ioc", is_flag=True, help="Immediate or cancel.")
+    @click.option("--signed", is_flag=True, help="Sign with --private-key (EIP-712), no API key.")
+    @click.option("--label", default="", help="Client order id.")
+    @_connection_options
+    def place(
+        instrument: str, amount: str, price: str | None, post_only: bool, ioc: bool,
+        signed: bool, label: str, url: str, key: str | None, secret: str | None,
+        private_key: str | None, as_json: bool,
+    ) -> None:  # fmt: skip
+        from strikechain.cli import client_cmds
+
+        credentials = _credentials(url, key, secret, private_key)
+        _client_command(
+            "placed",
+            as_json,
+            lambda: client_cmds.place(
+                credentials, side, instrument, amount, price, post_only=post_only, ioc=ioc,
+                signed=signed, label=label,
+            ),
+        )  # fmt: skip
+
+    place.__doc__ = f"{side.capitalize()} AMOUNT (units of the underlying) of INSTRUMENT."
+    return place
+
+
+_buy = _place_command("buy")
+_sell = _place_command("sell")
+
+
+@order.command(name="cancel")
+@click.argument("order_id")
+@_connection_options
+def order_cancel(
+    order_id: str, url: str, key: str | None, secret: str | None, private_key: str | None,
+    as_json: bool,
+) -> None:  # fmt: skip
+    """Cancel ORDER_ID."""
+    from strikechain.cli import client_cmds
+
+    credentials = _credentials(url, key, secret, private_key)
+    _client_command("order", as_json, lambda: client_cmds.cancel(credentials, order_id))
+
+
+@order.command(name="list")
+@click.option("--instrument", default=None, help="Only this instrument's orders.")
+@_connection_options
+def order_list(
+    instrument: str | None, url: str, key: str | None, secret: str | None,
+    private_key: str | None, as_json: bool,
+) -> None:  # fmt: skip
+    """List the account's open orders."""
+    from strikechain.cli import client_cmds
+
+    credentials = _credentials(url, key, secret, private_key)
+    _client_command("orders", as_json, lambda: client_cmds.open_orders(credentials, instrument))
+
+
+@cli.group()
+def account() -> None:
+    """The account's summary and positions on a running node (API key)."""
+
+
+@account.command(name="summary")
+@click.option("--currency", default="USDC", show_default=True, help="USDC or an underlying.")
+@_connection_options
+def account_summary(
+    currency: str, url: str, key: str | None, secret: str | None, private_key: str | None,
+    as_json: bool,
+) -> None:  # fmt: skip
+    """The account's equity, balance and margins."""
+    from strikechain.cli import client_cmds
+
+    credentials = _credentials(url, key, secret, private_key)
+    _client_command("summary", as_json, lambda: client_cmds.summary(credentials, currency))
+
+
+@account.command(name="positions")
+@click.option("--currency", default=None, help="Only this underlying's positions.")
+@_connection_options
+def account_positions(
+    currency: str | None, url: str, key: str | None, secret: str | None,
+    private_key: str | None, as_json: bool,
+) -> None:  # fmt: skip
+    """The account's open positions."""
+    from strikechain.cli import client_cmds
+
+    credentials = _credentials(url, key, secret, private_key)
+    _client_command("positions", as_json, lambda: client_cmds.positions(credentials, currency))
 
 
 def main() -> None:

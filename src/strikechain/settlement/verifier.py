@@ -221,7 +221,11 @@ def _genesis_engine(replay: _Replay, number: int, raw: bytes, genesis: BatchReco
     if number != 1 or not raw:
         _fail(number, "data.genesis", message="batch 1 must post the genesis record")
     try:
-        engine = decode_genesis(raw).build_engine(replay.reports)
+        venue_genesis = decode_genesis(raw)
+        signing = venue_genesis.venue.signing  # the venue's EIP-712 domain, for both kinds
+        replay.reports = ReportVerifier(signing)
+        replay.orders = OrderVerifier(signing)
+        engine = venue_genesis.build_engine(replay.reports)
     except (Rejection, CodecError) as error:
         _fail(number, "data.genesis", message=str(error))
     root = engine.state_root()

@@ -37,6 +37,7 @@ from tests.node.test_service import KEY, PERP, REPORTER, USDC, config
 
 CHEAP = ScryptParams(n=16, r=1, p=1)
 ALICE = "0x" + "a1" * 20
+BOB = "0x" + "b0" * 20
 
 
 class EchoParams(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -522,6 +523,57 @@ def test_subscriptions_deliver_book_ticker_trades_and_user_orders_after_blocks(
             assert unsubscribed["result"] == [channels[2], mine]
             bad = await ws.call("public/subscribe", {"channels": ["book.NOPE-PERPETUAL.100ms"]})
             assert bad["error"]["code"] == errors.INVALID_PARAMS
+
+    asyncio.run(main())
+
+
+def test_notifications_carry_what_the_methods_answer(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with (
+            serving(tmp_path) as served,
+            aiohttp.ClientSession() as http,
+            http.ws_connect(served.ws) as socket,
+        ):
+            await fund(served.node, ALICE)
+            await fund(served.node, BOB)
+            ws = Ws(socket)
+            await ws.call("public/auth", client_signature(served.api_key, served.secret))
+            ticker, trades, orders, fills, portfolio = channels = [
+                f"ticker.{PERP}.100ms",
+                f"trades.{PERP}.raw",
+                f"user.orders.{PERP}.raw",
+                "user.trades.future.BTC.raw",
+                "user.portfolio.BTC",
+            ]
+            assert (await ws.call("private/subscribe", {"channels": channels}))[
+                "result"
+            ] == channels
+            shown = await ws.notification(ticker)
+            answered = (await ws.call("public/ticker", {"instrument_name": PERP}))["result"]
+            assert shown.keys() == answered.keys()
+            assert shown["stats"].keys() == answered["stats"].keys()
+            summary = await ws.call("private/get_account_summary", {"currency": "BTC"})
+            assert await ws.notification(portfolio) == summary["result"]
+            ask = PlaceOrder(
+                account=BOB, instrument=PERP, side=-1, size_lots=2, price_ticks=200_000
+            )
+            await served.node.submit(ask)
+            bought = await ws.call(
+                "private/buy", {"instrument_name": PERP, "amount": 0.002, "price": 100_000}
+            )
+            order_id = bought["result"]["order"]["order_id"]
+            order = await ws.notification(orders)
+            state = await ws.call("private/get_order_state", {"order_id": order_id})
+            assert order == state["result"]
+            assert order["order_state"] == "filled"
+            mine = await ws.notification(fills)
+            by_order = await ws.call("private/get_user_trades_by_order", {"order_id": order_id})
+            assert mine == by_order["result"] == bought["result"]["trades"]
+            public = await ws.notification(trades)
+            assert [t["trade_id"] for t in public] == [t["trade_id"] for t in mine]
+            assert (public[0]["trade_seq"], public[0]["direction"]) == (1, "buy")
+            moved = await ws.notification(portfolio)
+            assert moved.keys() == summary["result"].keys()
 
     asyncio.run(main())
 

@@ -1,5 +1,6 @@
-"""Deribit's subscription channels: their names (:func:`parse_channel`) and the data their
-notifications carry, built from the engine after a block.
+"""Deribit's subscription channels: their names (:func:`parse_channel`) and what their
+notifications carry (built by :class:`~strikechain.node.api.sessions.Hub` after each block, in the
+shapes of :mod:`.shapes`, the same as the corresponding method's result).
 
 Channels (``INTERVAL`` is ``raw``, ``100ms`` or ``agg2``; all are published once per block,
 which is at least as often as Deribit's 100 ms):
@@ -9,16 +10,19 @@ which is at least as often as Deribit's 100 ms):
   (``change_id`` is the block height of the change, ``prev_change_id`` the one before);
   ``book.{instrument}.{group}.{depth}.{interval}``: the top ``depth`` levels whole,
   ``[price, amount]``, when they change.
-- ``ticker.{instrument}.{interval}``: on subscribing, then whenever a field but the time changes.
+- ``ticker.{instrument}.{interval}``: ``public/ticker``'s result, on subscribing, then whenever
+  a field but the time changes.
 - ``trades.{instrument}.{interval}`` and ``trades.{kind}.{currency}.{interval}``: the block's
-  trades.
+  trades (:func:`~strikechain.node.api.shapes.public_trade_shape`, Deribit's public trade).
 - ``user.orders.{instrument}.{interval}``, ``user.orders.{kind}.{currency}.{interval}``, the same
-  for ``user.trades``: the account's orders that changed (``raw``: one notification per order)
-  and its trades; ``user.portfolio.{currency}``: the account's sub-ledger when the block moved it.
+  for ``user.trades``: the account's orders that changed, as ``private/get_order_state`` shows
+  them (``raw``: one notification per order), and its trades, as
+  ``private/get_user_trades_by_*``; ``user.portfolio.{currency}``: ``private/get_account_summary``
+  of the currency (an underlying or ``USDC``; another is accepted and never sent) on subscribing
+  and whenever a block touched the account.
 
 ``kind`` is ``future`` (perpetuals), ``option`` or ``any``; ``currency`` an underlying, the quote
-(``USDC``) or ``any``, in any case. Prices and amounts leave as JSON numbers, as Deribit's do:
-the one place a decimal becomes a float is :func:`number`.
+(``USDC``) or ``any``, in any case.
 """
 
 from __future__ import annotations
@@ -26,22 +30,15 @@ from __future__ import annotations
 import dataclasses
 import enum
 from collections.abc import Mapping
-from decimal import Decimal
-from typing import Any, Final
+from typing import Final
 
-from strikechain.engine.book import Order
-from strikechain.engine.engine import Engine
-from strikechain.engine.events import Fill
 from strikechain.engine.instruments import Instrument
-from strikechain.engine.txs import Side
-from strikechain.engine.units import lots_to_size, minor_to_quote, ticks_to_price
 from strikechain.node.api.errors import invalid_params
 from strikechain.node.api.limits import ApiLimits
 
 INTERVALS: Final = frozenset({"raw", "100ms", "agg2"})
 KINDS: Final = frozenset({"future", "option", "any"})
 BOOK_DEPTHS: Final = frozenset({1, 10, 20})
-NANOS_PER_MILLISECOND: Final = 1_000_000
 
 
 class ChannelKind(enum.StrEnum):
@@ -153,143 +150,3 @@ def _instrument(name: str, instrument: str, instruments: Mapping[str, Instrument
 
 def _kind_of(instrument: Instrument) -> str:
     return "option" if instrument.is_option else "future"
-
-
-# -- data (local shapes, Deribit's field names) ---------------------------------------------------
-
-
-def number(value: Decimal) -> float | int:
-    """A decimal as a JSON number: an integer when whole, else the nearest float."""
-    return int(value) if value == value.to_integral_value() else float(value)
-
-
-def price(instrument: Instrument, price_ticks: int) -> float | int:
-    return number(ticks_to_price(price_ticks, instrument.tick_size))
-
-
-def amount(instrument: Instrument, size_lots: int) -> float | int:
-    return number(lots_to_size(size_lots, instrument.lot_size))
-
-
-def levels(engine: Engine, instrument: str, depth: int) -> tuple[list[tuple[int, int]], ...]:
-    """The best ``depth`` (price ticks, lots) of each side: ``(bids, asks)``."""
-    book = engine.books.get(instrument)
-    if book is None:
-        return [], []
-    return book.depth(int(Side.BUY), depth), book.depth(int(Side.SELL), depth)
-
-
-def ticker(engine: Engine, name: str, timestamp_ms: int) -> dict[str, Any]:
-    instrument = engine.instruments[name]
-    bids, asks = levels(engine, name, 1)
-    market = engine.markets.get(name)
-    mark_minor = market.mark_minor if market is not None else 0
-    last_ticks = market.last_trade_ticks if market is not None else 0
-    oracle = engine.underlyings[instrument.underlying].oracle
-    index = oracle.index if oracle is not None else None
-    halted = market is not None and market.halted
-    return {
-        "timestamp": timestamp_ms,
-        "instrument_name": name,
-        "state": "closed" if halted else "open",
-        "best_bid_price": price(instrument, bids[0][0]) if bids else None,
-        "best_bid_amount": amount(instrument, bids[0][1]) if bids else 0,
-        "best_ask_price": price(instrument, asks[0][0]) if asks else None,
-        "best_ask_amount": amount(instrument, asks[0][1]) if asks else 0,
-        "last_price": price(instrument, last_ticks) if last_ticks else None,
-        "mark_price": number(minor_to_quote(mark_minor)) if mark_minor else None,
-        "index_price": number(minor_to_quote(index)) if index else None,
-        "stats": {},
-    }
-
-
-def trade(engine: Engine, fill: Fill, trade_id: str, timestamp_ms: int) -> dict[str, Any]:
-    instrument = (
-        engine.instruments.get(fill.instrument) or engine.expired_instruments[fill.instrument]
-    )
-    return {
-        "trade_id": trade_id,
-        "trade_seq": 0,
-        "timestamp": timestamp_ms,
-        "instrument_name": fill.instrument,
-        "price": price(instrument, fill.price_ticks),
-        "amount": amount(instrument, fill.size_lots),
-        "direction": "buy" if fill.taker_side == Side.BUY else "sell",
-        "tick_direction": 0,
-    }
-
-
-def user_trade(
-    engine: Engine, fill: Fill, account: str, trade_id: str, timestamp_ms: int
-) -> dict[str, Any]:
-    maker = fill.maker_account == account
-    side = -fill.taker_side if maker else fill.taker_side
-    shaped = trade(engine, fill, trade_id, timestamp_ms)
-    shaped["direction"] = "buy" if side == Side.BUY else "sell"
-    shaped["order_id"] = str(fill.maker_order_id if maker else fill.taker_order_id)
-    shaped["liquidity"] = "M" if maker else "T"
-    shaped["fee"] = number(minor_to_quote(fill.maker_fee if maker else fill.taker_fee))
-    shaped["fee_currency"] = "USDC"
-    return shaped
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class OrderFacts:
-    """What an order was created with: kept for orders that may leave the book."""
-
-    order_id: int
-    account: str
-    instrument: str
-    side: int
-    price_ticks: int
-    size_lots: int
-    client_order_id: str
-
-    @classmethod
-    def of(cls, order: Order) -> OrderFacts:
-        return cls(
-            order.order_id,
-            order.account,
-            order.instrument,
-            order.side,
-            order.price,
-            order.size,
-            order.client_order_id,
-        )
-
-
-def order(
-    engine: Engine, facts: OrderFacts, remaining_lots: int, state: str, timestamp_ms: int
-) -> dict[str, Any]:
-    instrument = (
-        engine.instruments.get(facts.instrument) or engine.expired_instruments[facts.instrument]
-    )
-    return {
-        "order_id": str(facts.order_id),
-        "instrument_name": facts.instrument,
-        "direction": "buy" if facts.side == Side.BUY else "sell",
-        "price": price(instrument, facts.price_ticks),
-        "amount": amount(instrument, facts.size_lots),
-        "filled_amount": amount(instrument, facts.size_lots - remaining_lots),
-        "order_state": state,
-        "order_type": "limit",
-        "time_in_force": "good_til_cancelled",
-        "label": facts.client_order_id,
-        "last_update_timestamp": timestamp_ms,
-    }
-
-
-def portfolio(engine: Engine, account: str, currency: str) -> dict[str, Any] | None:
-    """The account's sub-ledger of underlying ``currency`` (None if it has none)."""
-    ledger = engine.get_ledger(account, currency)
-    if ledger is None:
-        return None
-    equity = ledger.cash + ledger.value
-    return {
-        "currency": currency,
-        "balance": number(minor_to_quote(ledger.cash)),
-        "equity": number(minor_to_quote(equity)),
-        "initial_margin": number(minor_to_quote(ledger.initial)),
-        "maintenance_margin": number(minor_to_quote(ledger.maintenance)),
-        "available_funds": number(minor_to_quote(equity - ledger.initial - ledger.reserve)),
-    }

@@ -15,9 +15,10 @@ them, and keeps
 Limits (:class:`HistoryLimits`): every collection is bounded; past its bound the oldest entries
 go (closed orders first: an open order is never forgotten while the engine holds it).
 
-The history lives in memory and starts empty when the node starts: it knows what happened since
-:func:`attach`. Ids are stable across restarts (a trade's id is ``<height>-<n>``, the n-th fill
-of its block); sequence numbers (``trade_seq``) count from the attach.
+The history lives in memory and starts when the node starts: it knows what happened since
+:func:`attach`, and the orders the engine held then (their fills before it are unknown). Ids are
+stable across restarts (a trade's id is ``<height>-<n>``, the n-th fill of its block); sequence
+numbers (``trade_seq``) count from the attach.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any, Final
 
 import msgspec
 
+from strikechain.engine.book import Order
 from strikechain.engine.events import (
     Deposited,
     Fill,
@@ -408,5 +410,28 @@ def attach(node: Any) -> TradeHistory:
         if isinstance(sink, TradeHistory):
             return sink
     history = TradeHistory(engine=runtime.engine)
+    for order in runtime.engine.orders.values():
+        history.orders[order.order_id] = record_of_engine_order(order, 0)
     runtime.add_sink(history)
     return history
+
+
+def record_of_engine_order(order: Order, created_ns: int) -> OrderRecord:
+    """An open order the history did not see accepted (it predates the history's attach)."""
+    return OrderRecord(
+        order_id=order.order_id,
+        account=order.account,
+        instrument=order.instrument,
+        side=order.side,
+        price_ticks=order.price,
+        size_lots=order.size,
+        label=order.client_order_id,
+        order_type="limit",
+        time_in_force="good_til_day" if order.expire_at_ns else "good_til_cancelled",
+        post_only=bool(order.post_only),
+        reduce_only=order.reduce_only,
+        created_ns=created_ns,
+        updated_ns=created_ns,
+        filled_lots=order.size - order.remaining,
+        filled_value_ticks=0,
+    )

@@ -1,8 +1,9 @@
-"""Importing this module registers every API method (:mod:`.public`, :mod:`.private`) in
+"""Importing this module registers every API method (:mod:`.public`, :mod:`.private`,
+:mod:`.signed`) in
 :data:`strikechain.node.api.registry.METHODS`; the transport imports it once."""
 
 from __future__ import annotations
 
-from strikechain.node.api import private, public
+from strikechain.node.api import private, public, signed
 
-__all__ = ["private", "public"]
+__all__ = ["private", "public", "signed"]

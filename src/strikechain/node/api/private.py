@@ -20,7 +20,7 @@ orders, iceberg ``max_show``, market-maker protection, ``good_til_day``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from decimal import Decimal
 from typing import Any, Final, Literal
 
@@ -79,6 +79,7 @@ from strikechain.node.api.history import (
     OrderRecord,
     TradeHistory,
     TradeRecord,
+    record_of_engine_order,
 )
 from strikechain.node.api.public import (
     Kind,
@@ -400,7 +401,7 @@ def _place_order(
             client_order_id=params.label,
         )
     except Rejection as rejection:
-        raise _error(rejection.code, rejection.message) from None
+        raise error_of(rejection.code, rejection.message) from None
 
 
 def _order_id(text: str) -> int:
@@ -414,7 +415,8 @@ def _not_found(order_id: object) -> ApiError:
     return ApiError(ORDER_NOT_FOUND, "order_not_found", {"param": "order_id"})
 
 
-def _error(code: str, message: str) -> ApiError:
+def error_of(code: str, message: str) -> ApiError:
+    """The Deribit error of an engine refusal (:data:`REJECT_ERRORS`)."""
     number, name = REJECT_ERRORS.get(code, _OTHER_REJECT)
     return ApiError(number, name, {"reason": message, "code": str(code)})
 
@@ -424,15 +426,29 @@ def _error(code: str, message: str) -> ApiError:
 
 async def _submit(node: Any, tx: Transaction) -> Ack:
     """Submit ``tx``, wait for its block; a refusal (inbox, node, engine) as an ApiError."""
+    return await submit_checked(node, tx)
+
+
+def submit_checked(node: Any, tx: Transaction) -> Awaitable[Ack]:
+    """Queue ``tx`` now (a full inbox or a halted node refuses at once, as an ApiError); the
+    awaitable answers its :class:`Ack`, or the engine's refusal as an ApiError."""
     try:
-        ack: Ack = await node.submit(tx)
+        future: asyncio.Future[Ack] = node.submit_nowait(tx)
     except RuntimeRejection as rejection:
         raise ApiError(TOO_MANY_REQUESTS, "too_many_requests", {"reason": str(rejection)}) from None
     except NodeHalted as halted:
         raise ApiError(NODE_UNAVAILABLE, "node_unavailable", {"reason": str(halted)}) from None
+    return _checked(future)
+
+
+async def _checked(future: Awaitable[Ack]) -> Ack:
+    try:
+        ack = await future
+    except NodeHalted as halted:
+        raise ApiError(NODE_UNAVAILABLE, "node_unavailable", {"reason": str(halted)}) from None
     for event in ack.events:
         if isinstance(event, Rejected):
-            raise _error(event.code, event.message)
+            raise error_of(event.code, event.message)
     return ack
 
 
@@ -512,7 +528,7 @@ def _current_record(context: Context, account: str, order_id: int) -> OrderRecor
     order = context.node.engine.orders.get(order_id)
     if order is None or order.account != account:
         return None
-    return shapes.record_of_engine_order(order, 0)
+    return record_of_engine_order(order, 0)
 
 
 # --- orders -----------------------------------------------------------------------------------
@@ -523,13 +539,21 @@ async def _trade(context: Context, side: Side, params: OrderParams) -> dict[str,
     engine = context.node.engine
     instrument = require_instrument(engine, params.instrument_name)
     place = _place_order(account, int(side), params, instrument, engine)
-    ack = await _submit(context.node, place)
+    return await order_result(context, place, instrument, _submit(context.node, place))
+
+
+async def order_result(
+    context: Context, place: PlaceOrder, instrument: Instrument, submitted: Awaitable[Ack]
+) -> dict[str, Any]:
+    """``buy``/``sell``'s answer (``{order, trades}``) for ``place`` once ``submitted`` (its
+    submission, see :func:`submit_checked`) is acknowledged."""
+    ack = await submitted
     record = record_from_ack(place, ack)
     history = require_history(context.node)
-    trades = _block_trades(history, account, record.order_id, ack)
+    trades = _block_trades(history, place.account, record.order_id, ack)
     return {
         "order": shapes.order_shape(record, instrument),
-        "trades": _trades_json(engine, trades),
+        "trades": _trades_json(context.node.engine, trades),
     }
 
 
@@ -578,7 +602,7 @@ def _edited_record(engine: Any, order_id: int, ack: Ack) -> OrderRecord:
     amended = next(e for e in ack.events if isinstance(e, OrderAmended))
     order = engine.orders.get(order_id)
     if order is not None:
-        return shapes.record_of_engine_order(order, 0)
+        return record_of_engine_order(order, 0)
     raise ApiError(ALREADY_CLOSED, "already_closed", {"reason": f"filled at {amended.price_ticks}"})
 
 
@@ -590,7 +614,7 @@ async def cancel(context: Context, params: OrderIdParams) -> Any:
     order = engine.orders.get(order_id)
     if order is None or order.account != account:
         raise _not_found(order_id)
-    before = shapes.record_of_engine_order(order, 0)
+    before = record_of_engine_order(order, 0)
     ack = await _submit(context.node, Cancel(account=account, order_id=order_id))
     record = require_history(context.node).get_order(account, order_id)
     if record is None:
@@ -620,7 +644,7 @@ async def _cancel_on(context: Context, account: str, instruments: list[str]) -> 
     for ack in acks:
         for event in ack.events:
             if isinstance(event, Rejected):
-                raise _error(event.code, event.message)
+                raise error_of(event.code, event.message)
     return _cancelled(acks, account)
 
 
@@ -838,7 +862,9 @@ async def get_position(context: Context, params: PositionParams) -> Any:
     return shapes.position_shape(engine, exposure, instrument)
 
 
-def _summary(engine: Any, account: str, currency: str, *, extended: bool) -> dict[str, Any]:
+def account_summary(engine: Any, account: str, currency: str, *, extended: bool) -> dict[str, Any]:
+    """The account's summary in ``currency`` (an underlying: its sub-ledger; USDC: all of them),
+    as ``private/get_account_summary`` and the ``user.portfolio`` channel show it."""
     underlying = check_currency(engine, currency)
     if currency == "any":
         raise invalid_params("currency", "name USDC or an underlying")
@@ -850,7 +876,7 @@ def _summary(engine: Any, account: str, currency: str, *, extended: bool) -> dic
 async def get_account_summary(context: Context, params: AccountSummaryParams) -> Any:
     account = context.require_account()
     _no_subaccounts(params.subaccount_id)
-    return _summary(context.node.engine, account, params.currency, extended=params.extended)
+    return account_summary(context.node.engine, account, params.currency, extended=params.extended)
 
 
 @method("private/get_account_summaries", AccountSummariesParams, Scope.READ)
@@ -859,7 +885,7 @@ async def get_account_summaries(context: Context, params: AccountSummariesParams
     ``private/get_account_summary`` with that underlying as the currency)."""
     account = context.require_account()
     _no_subaccounts(params.subaccount_id)
-    summary = _summary(context.node.engine, account, shapes.QUOTE, extended=params.extended)
+    summary = account_summary(context.node.engine, account, shapes.QUOTE, extended=params.extended)
     return {**shapes.account_identity(account), "summaries": [summary]}
 
 
@@ -886,7 +912,7 @@ async def get_margins(context: Context, params: MarginsParams) -> Any:
         try:
             answer = engine.what_if(order)
         except Rejection as rejection:
-            raise _error(rejection.code, rejection.message) from None
+            raise error_of(rejection.code, rejection.message) from None
         before = answer.initial + answer.reserve
         added[key] = shapes.usdc(max(0, answer.resting_initial + answer.resting_reserve - before))
     market = engine.markets[instrument.name]

@@ -1,11 +1,14 @@
 """WebSocket sessions: who a connection is (``public/auth`` binds it to a key), what it has
 subscribed to, what it is still to be sent, and what happens when it goes.
 
-:class:`Hub` holds every open :class:`Session` and is a sink of the node's runtime: after each
-block it builds each subscribed channel's data once (:mod:`.channels`) and queues the encoded
-notification on every subscriber. Sinks run in the event loop right after a block is applied
-and logged, so between two blocks the engine is the state the last notifications described: a
-book snapshot sent on subscribing and the changes sent after later blocks fit together.
+:class:`Hub` holds every open :class:`Session` and is a sink of the node's runtime, after the
+API's :class:`~strikechain.node.api.history.TradeHistory`: after each block it builds each
+subscribed channel's data once, from the engine and what the history recorded of the block
+(``last_block``), in the methods' shapes (:mod:`.shapes`: a notification carries what the
+corresponding method would answer), and queues the encoded notification on every subscriber.
+Sinks run in the event loop right after a block is applied and logged, so between two blocks the
+engine is the state the last notifications described: a book snapshot sent on subscribing and
+the changes sent after later blocks fit together.
 
 Bounds. A session's send queue holds ``send_queue_max`` messages (replies and notifications);
 the one that would overflow it closes the connection with code 1008 (policy violation), counted
@@ -31,32 +34,24 @@ import msgspec
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from strikechain.engine.engine import Engine
-from strikechain.engine.events import (
-    Event,
-    Fill,
-    OrderAccepted,
-    OrderAmended,
-    OrderCancelled,
-    OrderExpired,
-    OrderRepriced,
-)
-from strikechain.engine.txs import CancelAll
-from strikechain.node.api import channels as shapes
-from strikechain.node.api.channels import Channel, ChannelKind, OrderFacts, parse_channel
+from strikechain.engine.events import Event, Fill
+from strikechain.engine.instruments import Instrument
+from strikechain.engine.invariant import invariant
+from strikechain.engine.txs import CancelAll, Side
+from strikechain.node.api import shapes
+from strikechain.node.api.channels import Channel, ChannelKind, parse_channel
 from strikechain.node.api.errors import TOO_MANY_REQUESTS, ApiError, invalid_params
+from strikechain.node.api.history import BlockChanges, TradeHistory
 from strikechain.node.api.limits import ApiLimits
+from strikechain.node.api.private import account_summary
 from strikechain.node.keys import KeyRecord
 from strikechain.node.service import Node, NodeHalted
 from strikechain.runtime.errors import RuntimeRejection
 from strikechain.runtime.runtime import Committed
 
 log = logging.getLogger("strikechain.node.api")
-NANOS_PER_MILLISECOND: Final = 1_000_000
 POLICY_VIOLATION: Final = 1008
 ENCODER: Final = msgspec.json.Encoder(decimal_format="number")
-
-OrderEvent = OrderAccepted | Fill | OrderCancelled | OrderExpired | OrderAmended | OrderRepriced
-_ORDER_EVENTS: Final = (OrderAccepted, OrderCancelled, OrderExpired, OrderAmended, OrderRepriced)
 SubscriptionKey = tuple[str, str]
 """(channel name, account): the account is empty for public channels."""
 
@@ -140,8 +135,12 @@ class Session:
 class Hub:
     """Every open session, their subscriptions, and the notifications after each block."""
 
-    def __init__(self, node: Node, limits: ApiLimits, metrics: ApiMetrics) -> None:
+    def __init__(
+        self, node: Node, history: TradeHistory, limits: ApiLimits, metrics: ApiMetrics
+    ) -> None:
         self.node = node
+        self.history = history
+        """Runs before the hub after each block: its ``last_block`` is the block's changes."""
         self.limits = limits
         self.metrics = metrics
         self.sessions: dict[int, Session] = {}
@@ -153,9 +152,6 @@ class Hub:
         self._book_watchers: dict[str, int] = {}
         self._last: dict[SubscriptionKey, bytes] = {}
         """Ticker and depth channels: the data last published (without its time)."""
-        self._orders: dict[int, OrderFacts] = {}
-        """Orders of accounts with a user.orders subscription, from their acceptance on."""
-        self._order_watchers: dict[str, int] = {}
         self.cancel_tasks: set[asyncio.Future[Any]] = set()
 
     # -- sessions -----------------------------------------------------------------------------
@@ -237,12 +233,11 @@ class Hub:
     def send_snapshots(self, session: Session, names: list[str]) -> None:
         """Queue the current data of ``names`` (Deribit sends a book snapshot first)."""
         engine = self.node.engine
-        now_ms = engine.timestamp_ns // NANOS_PER_MILLISECOND
         for name in names:
             channel = session.subscriptions.get(name)
             if channel is None:
                 continue
-            data = self._snapshot(engine, channel, session.account, now_ms)
+            data = self._snapshot(engine, channel, session.account)
             if data is not None and not session.push(_notification(name, data)):
                 return
 
@@ -251,7 +246,7 @@ class Hub:
         subscribers = self._subscribers.setdefault(key, {})
         if not subscribers:
             self._channels[key] = channel
-            self._watch(channel, session.account, +1)
+            self._watch(channel, +1)
         subscribers[session.id] = session
         session.subscriptions[channel.name] = channel
 
@@ -264,65 +259,67 @@ class Hub:
             del self._subscribers[key]
             del self._channels[key]
             self._last.pop(key, None)
-            self._watch(channel, session.account, -1)
+            self._watch(channel, -1)
 
-    def _watch(self, channel: Channel, account: str, step: int) -> None:
-        if channel.kind in (ChannelKind.BOOK, ChannelKind.BOOK_DEPTH):
-            count = self._book_watchers.get(channel.instrument, 0) + step
-            if count:
-                self._book_watchers[channel.instrument] = count
-                if channel.instrument not in self._books:
-                    self._books[channel.instrument] = self._book_state(channel.instrument)
-            else:
-                del self._book_watchers[channel.instrument]
-                del self._books[channel.instrument]
-        elif channel.kind == ChannelKind.USER_ORDERS:
-            count = self._order_watchers.get(account, 0) + step
-            if count:
-                self._order_watchers[account] = count
-                for order in self.node.engine.open_orders(account):
-                    self._orders.setdefault(order.order_id, OrderFacts.of(order))
-            else:
-                del self._order_watchers[account]
-                for order_id in [i for i, f in self._orders.items() if f.account == account]:
-                    del self._orders[order_id]
+    def _watch(self, channel: Channel, step: int) -> None:
+        if channel.kind not in (ChannelKind.BOOK, ChannelKind.BOOK_DEPTH):
+            return
+        count = self._book_watchers.get(channel.instrument, 0) + step
+        if count:
+            self._book_watchers[channel.instrument] = count
+            if channel.instrument not in self._books:
+                self._books[channel.instrument] = self._book_state(channel.instrument)
+        else:
+            del self._book_watchers[channel.instrument]
+            del self._books[channel.instrument]
 
     def _book_state(self, instrument: str) -> tuple[dict[int, int], dict[int, int], int]:
         engine = self.node.engine
-        bids, asks = shapes.levels(engine, instrument, self.limits.book_levels_max)
+        bids, asks = _levels(engine, instrument, self.limits.book_levels_max)
         return dict(bids), dict(asks), engine.height
 
-    def _snapshot(self, engine: Engine, channel: Channel, account: str, now_ms: int) -> Any | None:
+    def _snapshot(self, engine: Engine, channel: Channel, account: str) -> Any | None:
         kind = channel.kind
         if kind == ChannelKind.BOOK:
+            instrument = engine.instruments.get(channel.instrument)
+            if instrument is None:
+                return None
             bids, asks, change_id = self._books[channel.instrument]
-            instrument = engine.instruments[channel.instrument]
             return {
                 "type": "snapshot",
-                "timestamp": now_ms,
+                "timestamp": shapes.ms(engine.timestamp_ns),
                 "instrument_name": channel.instrument,
                 "change_id": change_id,
                 "bids": _entries(instrument, "new", bids.items()),
                 "asks": _entries(instrument, "new", asks.items()),
             }
         if kind == ChannelKind.BOOK_DEPTH:
-            return self._depth(engine, channel, now_ms)
+            return self._depth(engine, channel)
         if kind == ChannelKind.TICKER:
-            return shapes.ticker(engine, channel.instrument, now_ms)
+            return self._ticker(engine, channel)
         if kind == ChannelKind.USER_PORTFOLIO:
-            return shapes.portfolio(engine, account, channel.currency)
+            return _portfolio(engine, account, channel.currency)
         return None
 
-    def _depth(self, engine: Engine, channel: Channel, now_ms: int) -> dict[str, Any]:
-        instrument = engine.instruments[channel.instrument]
-        bids, asks = shapes.levels(engine, channel.instrument, channel.depth)
+    def _depth(self, engine: Engine, channel: Channel) -> dict[str, Any] | None:
+        instrument = engine.instruments.get(channel.instrument)
+        if instrument is None:
+            return None
+        bids, asks = _levels(engine, channel.instrument, channel.depth)
         return {
-            "timestamp": now_ms,
+            "timestamp": shapes.ms(engine.timestamp_ns),
             "instrument_name": channel.instrument,
             "change_id": self._books[channel.instrument][2],
-            "bids": [[shapes.price(instrument, p), shapes.amount(instrument, s)] for p, s in bids],
-            "asks": [[shapes.price(instrument, p), shapes.amount(instrument, s)] for p, s in asks],
+            "bids": [_level(instrument, p, s) for p, s in bids],
+            "asks": [_level(instrument, p, s) for p, s in asks],
         }
+
+    def _ticker(self, engine: Engine, channel: Channel) -> dict[str, Any] | None:
+        """``public/ticker``'s result (None once the instrument is no longer listed)."""
+        instrument = engine.instruments.get(channel.instrument)
+        if instrument is None:
+            return None
+        return shapes.ticker_shape(engine, instrument, self.history)
 
     # -- the runtime's sink -------------------------------------------------------------------
 
@@ -331,20 +328,16 @@ class Hub:
         if not self._subscribers:
             return
         engine = self.node.engine
-        result = committed.result
-        events: list[Event] = [] if result.rejected else list(result.events)
-        now_ms = result.timestamp_ns // NANOS_PER_MILLISECOND
-        block = _BlockView(
-            engine, result.height, now_ms, events, self._orders, self._order_watchers
-        )
-        changes = {name: self._book_change(engine, name, result.height) for name in self._books}
+        changes = self.history.last_block
+        invariant(changes.height == committed.result.height, "the history is a sink before the hub")
+        block = _BlockView(engine, changes, committed.result.events)
+        books = {name: self._book_change(engine, name, changes.height) for name in self._books}
         for key, subscribers in list(self._subscribers.items()):
             channel = self._channels[key]
-            for data in self._publish(engine, key, channel, block, changes):
+            for data in self._publish(engine, key, channel, block, books):
                 message = _notification(channel.name, data)
                 for session in list(subscribers.values()):
                     session.push(message)
-        block.forget_closed(self._orders)
 
     def _publish(
         self,
@@ -352,19 +345,21 @@ class Hub:
         key: SubscriptionKey,
         channel: Channel,
         block: _BlockView,
-        changes: dict[str, dict[str, Any] | None],
+        books: dict[str, dict[str, Any] | None],
     ) -> Iterator[Any]:
         kind, account = channel.kind, key[1]
         if kind == ChannelKind.BOOK:
-            change = changes[channel.instrument]
+            change = books[channel.instrument]
             if change is not None:
                 yield change
         elif kind in (ChannelKind.BOOK_DEPTH, ChannelKind.TICKER):
             data = (
-                self._depth(engine, channel, block.now_ms)
+                self._depth(engine, channel)
                 if kind == ChannelKind.BOOK_DEPTH
-                else shapes.ticker(engine, channel.instrument, block.now_ms)
+                else self._ticker(engine, channel)
             )
+            if data is None:
+                return
             seen = ENCODER.encode({k: v for k, v in data.items() if k != "timestamp"})
             if self._last.get(key) != seen:
                 self._last[key] = seen
@@ -384,7 +379,7 @@ class Hub:
             elif orders:
                 yield orders
         elif kind == ChannelKind.USER_PORTFOLIO and account in block.touched_accounts():
-            summary = shapes.portfolio(engine, account, channel.currency)
+            summary = _portfolio(engine, account, channel.currency)
             if summary is not None:
                 yield summary
 
@@ -392,7 +387,7 @@ class Hub:
         old_bids, old_asks, previous = self._books[instrument]
         if instrument not in engine.instruments:
             return None
-        bids, asks = shapes.levels(engine, instrument, self.limits.book_levels_max)
+        bids, asks = _levels(engine, instrument, self.limits.book_levels_max)
         listed = engine.instruments[instrument]
         bid_changes = _diff(listed, old_bids, bids)
         ask_changes = _diff(listed, old_asks, asks)
@@ -401,7 +396,7 @@ class Hub:
         self._books[instrument] = (dict(bids), dict(asks), height)
         return {
             "type": "change",
-            "timestamp": engine.timestamp_ns // NANOS_PER_MILLISECOND,
+            "timestamp": shapes.ms(engine.timestamp_ns),
             "instrument_name": instrument,
             "change_id": height,
             "prev_change_id": previous,
@@ -411,71 +406,37 @@ class Hub:
 
 
 class _BlockView:
-    """One block's events, sorted once for the channels that read them."""
+    """One block's changes (:class:`~strikechain.node.api.history.BlockChanges`), in the
+    methods' shapes, for the channels that read them."""
 
-    def __init__(
-        self,
-        engine: Engine,
-        height: int,
-        now_ms: int,
-        events: list[Event],
-        orders: dict[int, OrderFacts],
-        watched: dict[str, int],
-    ) -> None:
+    def __init__(self, engine: Engine, changes: BlockChanges, events: list[Event]) -> None:
         self.engine = engine
-        self.height = height
-        self.now_ms = now_ms
+        self.changes = changes
         self.events = events
-        self._fills = [(i, e) for i, e in enumerate(events) if isinstance(e, Fill)]
         self._touched: set[str] | None = None
-        self._order_events: dict[int, OrderEvent] = {}
-        """Order id -> its last event in the block (orders of watched accounts)."""
-        for event in events:
-            if isinstance(event, OrderAccepted) and event.account in watched:
-                orders[event.order_id] = OrderFacts(
-                    event.order_id,
-                    event.account,
-                    event.instrument,
-                    event.side,
-                    event.price_ticks,
-                    event.size_lots,
-                    event.client_order_id,
-                )
-            if isinstance(event, Fill):
-                ids: tuple[int, ...] = (event.maker_order_id, event.taker_order_id)
-            elif isinstance(event, _ORDER_EVENTS):
-                ids = (event.order_id,)
-            else:
-                continue
-            for order_id in ids:
-                if order_id in orders:
-                    self._order_events[order_id] = event
-        self._facts = orders
 
     def trades(self, channel: Channel) -> list[dict[str, Any]]:
         return [
-            shapes.trade(self.engine, fill, f"{self.height}.{i}", self.now_ms)
-            for i, fill in self._fills
-            if channel.matches(self._instrument(fill.instrument))
+            shapes.public_trade_shape(trade, instrument)
+            for trade in self.changes.public_trades
+            if (instrument := self._instrument(trade.instrument, channel)) is not None
         ]
 
     def user_trades(self, channel: Channel, account: str) -> list[dict[str, Any]]:
         return [
-            shapes.user_trade(self.engine, fill, account, f"{self.height}.{i}", self.now_ms)
-            for i, fill in self._fills
-            if account in (fill.maker_account, fill.taker_account)
-            and channel.matches(self._instrument(fill.instrument))
+            shapes.trade_shape(trade, instrument)
+            for trade in self.changes.trades
+            if trade.account == account
+            and (instrument := self._instrument(trade.instrument, channel)) is not None
         ]
 
     def user_orders(self, channel: Channel, account: str) -> list[dict[str, Any]]:
-        out = []
-        for order_id, event in self._order_events.items():
-            facts = self._facts[order_id]
-            if facts.account != account or not channel.matches(self._instrument(facts.instrument)):
-                continue
-            remaining, state = self._state(order_id, facts, event)
-            out.append(shapes.order(self.engine, facts, remaining, state, self.now_ms))
-        return out
+        return [
+            shapes.order_shape(record, instrument)
+            for record in self.changes.orders
+            if record.account == account
+            and (instrument := self._instrument(record.instrument, channel)) is not None
+        ]
 
     def touched_accounts(self) -> set[str]:
         if self._touched is None:
@@ -490,46 +451,53 @@ class _BlockView:
             self._touched = touched
         return self._touched
 
-    def forget_closed(self, orders: dict[int, OrderFacts]) -> None:
-        for order_id in self._order_events:
-            if order_id not in self.engine.orders:
-                orders.pop(order_id, None)
-
-    def _state(self, order_id: int, facts: OrderFacts, event: OrderEvent) -> tuple[int, str]:
-        resting = self.engine.orders.get(order_id)
-        if resting is not None:
-            return resting.remaining, "open"
-        if isinstance(event, OrderCancelled | OrderExpired):
-            return event.remaining_lots, "cancelled"
-        if isinstance(event, Fill):
-            maker = event.maker_order_id == order_id
-            remaining = event.maker_remaining_lots if maker else event.taker_remaining_lots
-            return remaining, "filled" if remaining == 0 else "cancelled"
-        return 0, "filled"
-
-    def _instrument(self, name: str) -> Any:
+    def _instrument(self, name: str, channel: Channel) -> Instrument | None:
+        """The instrument ``name`` (listed or expired) if its data belongs on ``channel``."""
         engine = self.engine
-        return engine.instruments.get(name) or engine.expired_instruments[name]
+        instrument: Instrument | None = engine.instruments.get(name)
+        if instrument is None:
+            instrument = engine.expired_instruments.get(name)
+        return instrument if instrument is not None and channel.matches(instrument) else None
 
 
-def _diff(instrument: Any, old: dict[int, int], new: list[tuple[int, int]]) -> list[list[Any]]:
+def _levels(engine: Engine, instrument: str, depth: int) -> tuple[list[tuple[int, int]], ...]:
+    """The best ``depth`` (price ticks, lots) of each side: ``(bids, asks)``."""
+    book = engine.books.get(instrument)
+    if book is None:
+        return [], []
+    return book.depth(int(Side.BUY), depth), book.depth(int(Side.SELL), depth)
+
+
+def _level(instrument: Instrument, price_ticks: int, lots: int) -> list[Any]:
+    return [shapes.price_of(price_ticks, instrument), shapes.amount_of(lots, instrument)]
+
+
+def _portfolio(engine: Engine, account: str, currency: str) -> dict[str, Any] | None:
+    """``private/get_account_summary`` of ``currency`` (None: not one the venue has)."""
+    if currency != shapes.QUOTE and currency not in engine.underlyings:
+        return None
+    return account_summary(engine, account, currency, extended=False)
+
+
+def _diff(
+    instrument: Instrument, old: dict[int, int], new: list[tuple[int, int]]
+) -> list[list[Any]]:
     """Deribit's book changes from ``old`` to ``new`` levels: deletions, then new and changed."""
     current = dict(new)
     changes: list[list[Any]] = [
-        ["delete", shapes.price(instrument, p), 0] for p in old if p not in current
+        ["delete", shapes.price_of(p, instrument), 0] for p in old if p not in current
     ]
     for price_ticks, lots in new:
         before = old.get(price_ticks)
         if before != lots:
-            action = "new" if before is None else "change"
             changes.append(
-                [action, shapes.price(instrument, price_ticks), shapes.amount(instrument, lots)]
+                ["new" if before is None else "change", *_level(instrument, price_ticks, lots)]
             )
     return changes
 
 
-def _entries(instrument: Any, action: str, levels: Any) -> list[list[Any]]:
-    return [[action, shapes.price(instrument, p), shapes.amount(instrument, s)] for p, s in levels]
+def _entries(instrument: Instrument, action: str, levels: Any) -> list[list[Any]]:
+    return [[action, *_level(instrument, p, s)] for p, s in levels]
 
 
 def _notification(channel: str, data: Any) -> str:

@@ -16,12 +16,12 @@ underlying, gamma per USDC, vega per 1% of vol, theta per day, rho per 1% of rat
 oracle's vol surface (:func:`strikechain.engine.oracle.option_vols`, the vol the engine marks
 at) and Black-76 on the index, in the pricing library's fast mode: for display, never state.
 
-Notification data (the transport's channels): ``book.{instrument}.{interval}`` ->
-:func:`book_shape`; ``ticker.{instrument}.{interval}`` -> :func:`ticker_shape`;
-``trades.{instrument}.{interval}`` -> [:func:`public_trade_shape`];
+Notification data (the transport's channels, :mod:`.sessions`): ``ticker.{instrument}.{interval}``
+-> :func:`ticker_shape`; ``trades.{instrument}.{interval}`` -> [:func:`public_trade_shape`];
 ``user.orders.{instrument}.{interval}`` -> :func:`order_shape`;
 ``user.trades.{instrument}.{interval}`` -> [:func:`trade_shape`];
-``user.portfolio.{currency}`` -> :func:`account_summary_shape`. What changed in a block is
+``user.portfolio.{currency}`` -> :func:`account_summary_shape`; the book channels' levels in
+:func:`price_of` and :func:`amount_of`. What changed in a block is
 :attr:`strikechain.node.api.history.TradeHistory.last_block`.
 """
 
@@ -35,7 +35,7 @@ from typing import Any, Final
 
 from strikechain import pricing
 from strikechain.engine.accounts import Exposure, Market, SubLedger
-from strikechain.engine.book import Book, Order
+from strikechain.engine.book import Book
 from strikechain.engine.calendar import Weekday, civil_from_ns, days_in_month, weekday_from_ns
 from strikechain.engine.instruments import Instrument, InstrumentKind, OptionType
 from strikechain.engine.oracle import NANOS_PER_YEAR, option_vols
@@ -446,27 +446,6 @@ def order_shape(record: OrderRecord, instrument: Instrument) -> dict[str, Any]:
             record.cancel_reason, record.cancel_reason.lower()
         )
     return shape
-
-
-def record_of_engine_order(order: Order, created_ns: int) -> OrderRecord:
-    """An open order the history did not see accepted (it predates the history's attach)."""
-    return OrderRecord(
-        order_id=order.order_id,
-        account=order.account,
-        instrument=order.instrument,
-        side=order.side,
-        price_ticks=order.price,
-        size_lots=order.size,
-        label=order.client_order_id,
-        order_type="limit",
-        time_in_force="good_til_day" if order.expire_at_ns else "good_til_cancelled",
-        post_only=bool(order.post_only),
-        reduce_only=order.reduce_only,
-        created_ns=created_ns,
-        updated_ns=created_ns,
-        filled_lots=order.size - order.remaining,
-        filled_value_ticks=0,
-    )
 
 
 def trade_shape(trade: TradeRecord, instrument: Instrument) -> dict[str, Any]:

@@ -42,7 +42,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from strikechain.node.api import registry
+import strikechain.node.api.methods  # noqa: F401  (registers the venue's methods)
+from strikechain.node.api import history, registry
 from strikechain.node.api.auth import Authenticator, AuthParams
 from strikechain.node.api.errors import (
     FORBIDDEN,
@@ -135,7 +136,6 @@ class Api:
         self.limits = limits = limits if limits is not None else ApiLimits()
         self.metrics = ApiMetrics(node.metrics.registry)
         self.auth = Authenticator(keys, limits, clock_ns)
-        self.hub = Hub(node, limits, self.metrics)
         self.key_rate = RateLimiter(
             limits.key_rate_per_s, limits.key_burst, limits.rate_buckets_max, clock_ns
         )
@@ -144,6 +144,9 @@ class Api:
         )
         runtime = node.runtime
         assert runtime is not None, "start the node before its API"
+        # The history is a sink before the hub: a block's notifications read what it recorded.
+        self.history = history.attach(node)
+        self.hub = Hub(node, self.history, limits, self.metrics)
         runtime.add_sink(self.hub)
 
     def routes(self) -> list[BaseRoute]:

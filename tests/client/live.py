@@ -1,0 +1,122 @@
+"""A live node for client tests: node + uvicorn on 127.0.0.1 in a thread with its own event
+loop (so a test may drive it with ``asyncio.run`` or a CLI runner), settlement off, two funded
+accounts (TRADER: an API key and its Ethereum key; OTHER: its Ethereum key only), an index."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import uvicorn
+
+from strikechain.engine.oracle import OracleReport, sign_report
+from strikechain.engine.signing import address_of, keccak256
+from strikechain.engine.txs import Deposit
+from strikechain.node.http import build_app
+from strikechain.node.keys import KeyStore, Scope, ScryptParams
+from strikechain.node.service import OPERATOR_ACCOUNT, Node
+from tests.node.api.test_transport import free_port
+from tests.node.test_service import KEY, REPORTER, USDC, config
+
+TRADER_KEY = keccak256(b"client-test-trader")
+TRADER = address_of(TRADER_KEY)
+OTHER_KEY = keccak256(b"client-test-other")
+OTHER = address_of(OTHER_KEY)
+PERP = "BTC_USDC-PERPETUAL"
+
+
+@dataclasses.dataclass
+class Live:
+    node: Node
+    base: str
+    api_key: str
+    secret: str
+    private_key: str
+    account: str
+    loop: asyncio.AbstractEventLoop
+
+    def run(self, coroutine: Any) -> Any:
+        """Run ``coroutine`` on the node's loop and wait for it."""
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(30)
+
+
+async def _fund(node: Node, accounts: tuple[str, ...]) -> None:
+    report = OracleReport(
+        account=REPORTER,
+        underlying="BTC",
+        timestamp_ns=node.clock(),
+        price=100_000 * USDC,
+        confidence=USDC,
+    )
+    await node.submit(sign_report(report, KEY))
+    for account in accounts:
+        await node.submit(
+            Deposit(
+                account=OPERATOR_ACCOUNT,
+                deposit_id=node.engine.next_deposit_id,
+                beneficiary=account,
+                underlying="BTC",
+                amount=100_000 * USDC,
+            )
+        )
+
+
+@contextlib.contextmanager
+def live_node(tmp_path: Path) -> Iterator[Live]:
+    cfg = config(tmp_path)
+    cfg = msgspec.structs.replace(
+        cfg, settlement=msgspec.structs.replace(cfg.settlement, enabled=False)
+    )
+    loop = asyncio.new_event_loop()
+    ready: Future[Live] = Future()
+    stop = threading.Event()
+
+    async def main() -> None:
+        node = Node(cfg)
+        await node.start()
+        keys = KeyStore(tmp_path / "keys.sqlite", kdf=ScryptParams(n=16, r=1, p=1))
+        api_key, secret = keys.create(TRADER, (Scope.READ, Scope.TRADE))
+        port = free_port()
+        server = uvicorn.Server(
+            uvicorn.Config(
+                build_app(node, None, keys), host="127.0.0.1", port=port, log_config=None,
+                lifespan="off",
+            )
+        )  # fmt: skip
+        task = asyncio.create_task(server.serve())
+        try:
+            while not server.started:
+                await asyncio.sleep(0.01)
+            await _fund(node, (TRADER, OTHER))
+            live = Live(
+                node, f"http://127.0.0.1:{port}", api_key, secret, "0x" + TRADER_KEY.hex(),
+                TRADER, loop,
+            )  # fmt: skip
+            ready.set_result(live)
+            while not stop.is_set():
+                await asyncio.sleep(0.02)
+        except BaseException as error:
+            if not ready.done():
+                ready.set_exception(error)
+            raise
+        finally:
+            server.should_exit = True
+            await task
+            await node.stop()
+            keys.close()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
+    thread.start()
+    try:
+        yield ready.result(60)
+    finally:
+        stop.set()
+        thread.join(30)
+        loop.close()
