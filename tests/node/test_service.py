@@ -173,12 +173,16 @@ def test_a_full_inbox_refuses_and_changes_nothing(tmp_path: Path) -> None:
             clock,
             BoaChain,
         )
-        # the listing waits in the inbox (one of two places); one more fits, then it is full
+        # The first submission finds the genesis block due and cuts it (the listing); then two
+        # fit in the inbox until the next block, a minute away, and the third is refused.
         node.submit_nowait(report(clock))
+        node.submit_nowait(report(clock))
+        height, waiting = node.engine.height, dict(node._waiting)
         with pytest.raises(RuntimeRejection) as refused:
             node.submit_nowait(report(clock))
         assert refused.value.code == "INBOX_FULL"
         assert len(node.runtime.inbox) == 2  # type: ignore[union-attr]
+        assert (node.engine.height, node._waiting) == (height, waiting)
         await node.stop()
 
     run(main())

@@ -83,6 +83,9 @@ class ApiMetrics:
             ["outcome"],
             registry=registry,
         )
+        # The per-request children, bound once (a labels() lookup costs more than the count).
+        self.http_requests = self.requests.labels("http")
+        self.websocket_requests = self.requests.labels("websocket")
 
 
 class Session:

@@ -27,6 +27,7 @@ Notification data (the transport's channels, :mod:`.sessions`): ``ticker.{instru
 
 from __future__ import annotations
 
+import functools
 import math
 import zlib
 from collections.abc import Iterable
@@ -43,8 +44,8 @@ from strikechain.engine.units import (
     NANOS_PER_DAY,
     NANOS_PER_HOUR,
     NANOS_PER_MILLISECOND,
+    QUOTE_DECIMALS,
     QUOTE_SCALE,
-    minor_to_quote,
     scale_decimal,
     ticks_to_price,
 )
@@ -82,16 +83,36 @@ def unit_per_lot(instrument: Instrument) -> Decimal:
     return instrument.lot_size * instrument.contract_size
 
 
+@functools.lru_cache(maxsize=256)
+def _ratio(step: Decimal) -> tuple[int, int]:
+    """``step`` as an exact fraction (a grid step: tick, lot, a minor unit)."""
+    return step.as_integer_ratio()
+
+
+def _scaled(count: int, step: Decimal) -> float | int:
+    """``count * step`` as :func:`number` gives it, without building a Decimal: an int when
+    whole, else the correctly rounded float of the exact value (int / int true division rounds
+    correctly, as ``float(Decimal)`` does). Every order and trade the API sends goes through
+    here several times."""
+    numerator, denominator = _ratio(step)
+    product = count * numerator
+    whole, remainder = divmod(product, denominator)
+    return whole if not remainder else product / denominator
+
+
+_MINOR_UNIT: Final = Decimal(1).scaleb(-QUOTE_DECIMALS)
+
+
 def price_of(ticks: int, instrument: Instrument) -> float | int:
-    return number(ticks_to_price(ticks, instrument.tick_size))
+    return _scaled(ticks, instrument.tick_size)
 
 
 def amount_of(lots: int, instrument: Instrument) -> float | int:
-    return number(scale_decimal(lots, unit_per_lot(instrument)) if lots else Decimal(0))
+    return _scaled(lots, unit_per_lot(instrument)) if lots else 0
 
 
 def usdc(minor: int) -> float | int:
-    return number(minor_to_quote(minor))
+    return _scaled(minor, _MINOR_UNIT)
 
 
 def ms(timestamp_ns: int) -> int:

@@ -159,7 +159,7 @@ class Api:
 
     async def http(self, request: Request) -> Response:
         received_us = time.time_ns() // 1_000
-        self.metrics.requests.labels("http").inc()
+        self.metrics.http_requests.inc()
         access = request.path_params["access"]
         name = f"{access}/{request.path_params['name']}"
         request_id: Any = None
@@ -219,7 +219,7 @@ class Api:
     ) -> Coroutine[Any, Any, None] | None:
         """Handle one WebSocket message: its reply queued now, or the coroutine that will."""
         request_id: Any = None
-        self.metrics.requests.labels("websocket").inc()
+        self.metrics.websocket_requests.inc()
         try:
             request = _parse(raw, self.limits)
             request_id = request.id
