@@ -187,6 +187,18 @@ class _Refused(Exception):
         self.message = message
 
 
+def _require_next(
+    given: int, expected: int, names: tuple[str, str], codes: tuple[RejectCode, RejectCode]
+) -> None:
+    """A settlement-layer index (a deposit, a forced withdrawal) must be the next one: a
+    repeated one is harmless and refused, a skipped one refused (nothing may be skipped)."""
+    what, done = names
+    if given < expected:
+        raise _Refused(codes[0], f"{what} {given} was already {done}; nothing changed")
+    if given > expected:
+        raise _Refused(codes[1], f"{what} {given} arrived before {what} {expected}")
+
+
 class Engine:
     """The venue's state and the only way to change it."""
 
@@ -1541,16 +1553,12 @@ class Engine:
         self._check_account(tx.beneficiary)
         state = self._require_underlying(tx.underlying)
         self._check_amount(tx.amount)
-        if tx.deposit_id < self.next_deposit_id:
-            raise _Refused(
-                RejectCode.DUPLICATE_DEPOSIT,
-                f"deposit {tx.deposit_id} was already credited; nothing changed",
-            )
-        if tx.deposit_id > self.next_deposit_id:
-            raise _Refused(
-                RejectCode.DEPOSIT_OUT_OF_ORDER,
-                f"deposit {tx.deposit_id} arrived before deposit {self.next_deposit_id}",
-            )
+        _require_next(
+            tx.deposit_id,
+            self.next_deposit_id,
+            ("deposit", "credited"),
+            (RejectCode.DUPLICATE_DEPOSIT, RejectCode.DEPOSIT_OUT_OF_ORDER),
+        )
         self.deposits_total += tx.amount
         self.next_deposit_id += 1
         if tx.beneficiary == self.venue.insurance_fund:
@@ -1591,16 +1599,12 @@ class Engine:
         self._check_account(tx.owner)
         state = self._require_underlying(tx.underlying)
         self._check_amount(tx.amount)
-        if tx.request_id < self.next_forced_id:
-            raise _Refused(
-                RejectCode.DUPLICATE_FORCED_WITHDRAWAL,
-                f"forced withdrawal {tx.request_id} was already served; nothing changed",
-            )
-        if tx.request_id > self.next_forced_id:
-            raise _Refused(
-                RejectCode.FORCED_WITHDRAWAL_OUT_OF_ORDER,
-                f"forced withdrawal {tx.request_id} arrived before {self.next_forced_id}",
-            )
+        _require_next(
+            tx.request_id,
+            self.next_forced_id,
+            ("forced withdrawal", "served"),
+            (RejectCode.DUPLICATE_FORCED_WITHDRAWAL, RejectCode.FORCED_WITHDRAWAL_OUT_OF_ORDER),
+        )
         self.next_forced_id += 1
         amount, withdrawal_id = 0, 0
         mine = self.accounts.get(tx.owner)

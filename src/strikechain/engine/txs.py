@@ -330,6 +330,17 @@ def _require_amount(amount: object) -> None:
         raise _refuse(RejectCode.INVALID_AMOUNT, f"amount must be positive, not {amount!r}")
 
 
+def _require_relayed(
+    tx: Deposit | ForcedWithdrawal, party: tuple[str, object], index: tuple[str, object]
+) -> None:
+    """The checks of a transaction the operator relays from the settlement contract."""
+    for what, value in (("account", tx.account), party, ("underlying", tx.underlying)):
+        _require_text(value, what)
+    _require_integer(index[1], index[0])
+    _require_integer(tx.priority_fee, "priority fee")
+    _require_amount(tx.amount)
+
+
 class Deposit(msgspec.Struct, frozen=True, kw_only=True, tag="deposit", gc=False):
     """Credit collateral from a settlement-layer deposit event, relayed by the operator.
 
@@ -349,15 +360,7 @@ class Deposit(msgspec.Struct, frozen=True, kw_only=True, tag="deposit", gc=False
     priority_fee: int = 0
 
     def __post_init__(self) -> None:
-        for value, what in (
-            (self.account, "account"),
-            (self.beneficiary, "beneficiary"),
-            (self.underlying, "underlying"),
-        ):
-            _require_text(value, what)
-        _require_integer(self.deposit_id, "deposit id")
-        _require_integer(self.priority_fee, "priority fee")
-        _require_amount(self.amount)
+        _require_relayed(self, ("beneficiary", self.beneficiary), ("deposit id", self.deposit_id))
 
 
 class Withdraw(msgspec.Struct, frozen=True, kw_only=True, tag="withdraw", gc=False):
@@ -403,15 +406,7 @@ class ForcedWithdrawal(
     priority_fee: int = 0
 
     def __post_init__(self) -> None:
-        for value, what in (
-            (self.account, "account"),
-            (self.owner, "owner"),
-            (self.underlying, "underlying"),
-        ):
-            _require_text(value, what)
-        _require_integer(self.request_id, "request id")
-        _require_integer(self.priority_fee, "priority fee")
-        _require_amount(self.amount)
+        _require_relayed(self, ("owner", self.owner), ("request id", self.request_id))
 
 
 class Transfer(msgspec.Struct, frozen=True, kw_only=True, tag="transfer", gc=False):

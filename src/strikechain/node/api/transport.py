@@ -406,24 +406,26 @@ async def _unsubscribe_all(api: Api, caller: Caller, params: NoParams) -> Reply:
     return "ok", None
 
 
-async def _enable_cancel_on_disconnect(
-    api: Api, caller: Caller, params: CancelOnDisconnectParams
+def _set_cancel_on_disconnect(
+    caller: Caller, params: CancelOnDisconnectParams, enabled: bool
 ) -> Reply:
     assert caller.session is not None
     if params.scope != "connection":
         raise invalid_params("scope", "only scope=connection is supported")
-    caller.session.cancel_on_disconnect = True
+    caller.session.cancel_on_disconnect = enabled
     return "ok", None
+
+
+async def _enable_cancel_on_disconnect(
+    api: Api, caller: Caller, params: CancelOnDisconnectParams
+) -> Reply:
+    return _set_cancel_on_disconnect(caller, params, True)
 
 
 async def _disable_cancel_on_disconnect(
     api: Api, caller: Caller, params: CancelOnDisconnectParams
 ) -> Reply:
-    assert caller.session is not None
-    if params.scope != "connection":
-        raise invalid_params("scope", "only scope=connection is supported")
-    caller.session.cancel_on_disconnect = False
-    return "ok", None
+    return _set_cancel_on_disconnect(caller, params, False)
 
 
 async def _get_cancel_on_disconnect(
