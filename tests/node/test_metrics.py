@@ -55,6 +55,8 @@ def test_fresh_metrics_render() -> None:
         "strikechain_batches_committed": "counter",
         "strikechain_gas_spent": "counter",
         "strikechain_chain_errors": "counter",
+        "strikechain_gc_pause_seconds": "histogram",
+        "strikechain_gc_frozen_objects": "gauge",
     }
     assert value(metrics, "strikechain_blocks_total") == 0
 

@@ -5,6 +5,7 @@
 data_dir = "strikechain-data"   # the block log, snapshots, the chain journal, the key store
 block_interval_ms = 100.0
 sync = "full"                   # "full": fsync per block; "normal": survive a process crash only
+gc_interval_s = 60.0            # the node's own cyclic-garbage collections, between blocks
 
 [settlement]
 chain = "embedded"              # or an Ethereum JSON-RPC URL
@@ -64,10 +65,19 @@ class NodeSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     root_every: int = 100
     """Record the state root every N blocks (recovery checks each one it replays)."""
     sync: Literal["full", "normal"] = "full"
+    gc_interval_s: float = 60.0
+    """How often the node collects cyclic garbage itself, between blocks
+    (:mod:`strikechain.node.heap`); CPython's own full collections are off while it runs."""
+    gc_full_interval_s: float = 3_600.0
+    """How often that collection walks the whole heap, frozen objects included."""
 
     def __post_init__(self) -> None:
         if not 1.0 <= self.block_interval_ms <= 60_000.0:
             raise InvariantViolation("node.block_interval_ms: between 1 and 60,000")
+        if not 0.0 < self.gc_interval_s <= self.gc_full_interval_s:
+            raise InvariantViolation(
+                "node.gc_interval_s: positive and at most node.gc_full_interval_s"
+            )
         for name in (
             "inbox_capacity",
             "max_transactions_per_block",

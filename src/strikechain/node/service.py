@@ -45,6 +45,7 @@ from strikechain.engine.engine import Engine
 from strikechain.engine.events import Event
 from strikechain.engine.txs import ListInstrument, Transaction
 from strikechain.node.config import NodeConfig
+from strikechain.node.heap import HeapPolicy
 from strikechain.node.metrics import NodeMetrics
 from strikechain.runtime.cutting import ByInterval, CutReason
 from strikechain.runtime.errors import RuntimeRejection, RuntimeStopped
@@ -116,6 +117,7 @@ class Node:
         self._chain_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chain")
         """Every chain call runs here, one at a time: a chain (and its process pipe) serves one
         caller, and the event loop never waits on it."""
+        self.heap = HeapPolicy(config.node.gc_interval_s, config.node.gc_full_interval_s)
         self.acks = 0
         self.chain_errors = 0
         self._last_transactions = 0
@@ -163,6 +165,7 @@ class Node:
                 self.runtime.submit(
                     ListInstrument(account=OPERATOR_ACCOUNT, instrument=instrument), self.clock()
                 )
+        self.heap.start()
         self._tasks.append(asyncio.create_task(self._blocks(), name="blocks"))
         if self.settlement is not None:
             self._tasks.append(asyncio.create_task(self._settle(), name="settle"))
@@ -179,6 +182,7 @@ class Node:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        self.heap.stop()
         if self.chain is not None:
             await self.on_chain(self.chain.close)
             self.chain = None
@@ -231,11 +235,11 @@ class Node:
             events.setdefault(event.tx, []).append(event)
         block = committed.block
         now = self.clock()
-        metrics = self.metrics
+        latencies: list[float] = []
         for index, sequence in enumerate(committed.sequences):
             entry = self._waiting.pop(sequence, None)
             if entry is not None and not entry[0].done():
-                metrics.on_ack(max(0, now - entry[1]) / NANOS_PER_SECOND)
+                latencies.append(max(0, now - entry[1]) / NANOS_PER_SECOND)
                 entry[0].set_result(
                     Ack(
                         height=block.height,
@@ -246,6 +250,7 @@ class Node:
                     )
                 )
                 self.acks += 1
+        self.metrics.on_acks(latencies)
 
     # -- the block timer ---------------------------------------------------------------------
 
@@ -264,6 +269,12 @@ class Node:
                 continue
             self.cut_block()
             await asyncio.sleep(0)
+            if self.heap.due():
+                # A third of an interval on, the block's acknowledgements are out and the
+                # next block is far: collect now (see strikechain.node.heap).
+                await asyncio.sleep(interval_s / 3)
+                collection = self.heap.collect()
+                self.metrics.on_collection(collection.pause_s, collection.frozen)
 
     def cut_block(self) -> None:
         """Cut, apply, log and acknowledge a block now (the timer calls this)."""

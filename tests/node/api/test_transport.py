@@ -578,6 +578,50 @@ def test_notifications_carry_what_the_methods_answer(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
+def test_a_blocks_answers_leave_in_the_blocks_order_with_notifications_first(
+    tmp_path: Path,
+) -> None:
+    """Replies are sent as each is built (not queued behind the whole block's): they must still
+    leave in the block's order, and after the block's notifications already queued."""
+
+    async def main() -> None:
+        async with (
+            serving(tmp_path) as served,
+            aiohttp.ClientSession() as http,
+            http.ws_connect(served.ws) as socket,
+        ):
+            await fund(served.node, ALICE)
+            ws = Ws(socket)
+            await ws.call("public/auth", client_signature(served.api_key, served.secret))
+            for subscribed in (False, True):
+                if subscribed:
+                    channel = f"user.orders.{PERP}.raw"
+                    await ws.call("private/subscribe", {"channels": [channel]})
+                ids = list(range(1_000 * (1 + subscribed), 1_000 * (1 + subscribed) + 40))
+                for number, request_id in enumerate(ids):
+                    params = {"price_ticks": 90_000 + number}
+                    request = {"jsonrpc": "2.0", "id": request_id, "method": "private/test_buy"}
+                    await socket.send_str(json.dumps({**request, "params": params}))
+                replies: list[dict[str, Any]] = []
+                notified: set[int] = set()
+                while len(replies) < len(ids):
+                    message = await ws.next()
+                    if message.get("method") == "subscription":
+                        data = message["params"]["data"]  # raw: one order a notification
+                        notified.add(int(data["order_id"]))
+                        continue
+                    replies.append(message)
+                    if subscribed:  # the block's notification was queued before its replies
+                        assert message["result"]["order_id"] in notified
+                order_ids = [reply["result"]["order_id"] for reply in replies]
+                assert order_ids == sorted(order_ids)
+                by_id = {reply["id"]: reply["result"]["order_id"] for reply in replies}
+                assert [by_id[request_id] for request_id in ids] == order_ids
+                assert [reply["id"] for reply in replies] == ids
+
+    asyncio.run(main())
+
+
 def test_cancel_on_disconnect_cancels_the_accounts_resting_orders(tmp_path: Path) -> None:
     async def main() -> None:
         async with serving(tmp_path) as served, aiohttp.ClientSession() as http:

@@ -216,8 +216,9 @@ class Api:
 
     async def on_message(
         self, session: Session, raw: bytes, received_us: int
-    ) -> Coroutine[Any, Any, None] | None:
-        """Handle one WebSocket message: its reply queued now, or the coroutine that will."""
+    ) -> Coroutine[Any, Any, str] | None:
+        """Handle one WebSocket message: its reply queued now (None), or the coroutine that
+        answers it (its reply, encoded: the connection sends it)."""
         request_id: Any = None
         self.metrics.websocket_requests.inc()
         try:
@@ -247,7 +248,7 @@ class Api:
         caller: Caller,
         request_id: Any,
         received_us: int,
-    ) -> None:
+    ) -> str:
         try:
             context = registry.Context(self.node, caller.key, session)
             result = await registry.call(name, params, context)
@@ -258,7 +259,7 @@ class Api:
             log.exception("method failed", extra={"method": name})
             internal = ApiError(INTERNAL_ERROR, "Internal error")
             envelope = self._error_envelope(request_id, received_us, internal)
-        session.push(_encode(envelope))
+        return _encode(envelope)
 
     # -- both ---------------------------------------------------------------------------------
 
@@ -307,7 +308,15 @@ class Api:
 
 
 class _Connection:
-    """One WebSocket's reader and writer, until either ends or the send queue overflows."""
+    """One WebSocket's reader and writer, until either ends or the send queue overflows.
+
+    Replies to the registry's methods are sent at once by the request's own task when nothing
+    waits in the session's queue and no send is under way (``sending``): so the answers to a
+    block's orders leave one by one as each is built, in the block's order, instead of all
+    after the last is built (the writer task only wakes after every task the block resolved
+    has run). That bounds the acknowledgement latency by the block interval plus the time
+    to the order's own answer. Otherwise (a send under way, messages queued: a slow reader)
+    the reply joins the queue, which stays bounded, and the writer sends it in order."""
 
     def __init__(self, api: Api, websocket: WebSocket, session: Session) -> None:
         self.api = api
@@ -315,6 +324,7 @@ class _Connection:
         self.session = session
         self.in_flight: set[asyncio.Task[None]] = set()
         self.slots = asyncio.Semaphore(REQUESTS_IN_FLIGHT)
+        self.sending = asyncio.Lock()
 
     async def run(self) -> None:
         reader = asyncio.create_task(self.read())
@@ -344,7 +354,7 @@ class _Connection:
             if pending is None:
                 self.slots.release()
                 continue
-            task = asyncio.create_task(pending)
+            task = asyncio.create_task(self.answer(pending))
             self.in_flight.add(task)
             task.add_done_callback(self._finished)
 
@@ -352,13 +362,25 @@ class _Connection:
         self.in_flight.discard(task)
         self.slots.release()
 
+    async def answer(self, pending: Coroutine[Any, Any, str]) -> None:
+        message = await pending
+        session = self.session
+        if len(session) or self.sending.locked() or session.overflowed:
+            session.push(message)
+            return
+        async with self.sending:
+            # A failed send means the peer is gone: the reader sees the disconnect.
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+                await self.websocket.send_text(message)
+
     async def write(self) -> None:
         session = self.session
         while (message := await session.next_message()) is not None:
-            try:
-                await self.websocket.send_text(message)
-            except (WebSocketDisconnect, RuntimeError, OSError):
-                return
+            async with self.sending:
+                try:
+                    await self.websocket.send_text(message)
+                except (WebSocketDisconnect, RuntimeError, OSError):
+                    return
 
 
 # -- the transport's own methods -------------------------------------------------------------
