@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import zlib
 from typing import NamedTuple
 
@@ -201,6 +202,23 @@ def test_batches_chain_and_cover_every_block(session_run: Run) -> None:
     assert previous.withdrawn_total == engine.withdrawals_total
     assert sum(len(b.withdrawals) for b in batches) == engine.next_withdrawal_id - 1 > 0
     assert sum(batch.transactions for batch in batches) > 7_000
+
+
+def test_a_closed_batch_compresses_its_data_once_on_first_read_in_any_thread() -> None:
+    run = run_session(blocks=200)
+    batch = run.batches[0]
+    assert batch._data is None, "the close compressed the data (on the node's event loop)"
+    content = batch._content
+    assert content is not None
+    results: list[bytes] = []
+    threads = [threading.Thread(target=lambda: results.append(batch.data)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results[0] == batch_data.encode(content)
+    assert all(result is results[0] for result in results)  # encoded once
+    assert batch_data.decode(batch.data).blocks == content.blocks
 
 
 def test_a_batch_closes_on_block_time_too() -> None:

@@ -17,10 +17,16 @@ Invariants: batches are numbered 1, 2, ... in order; batch ``n``'s ``prev_root``
 ``n - 1``'s ``state_root`` (the genesis root for batch 1) and its first block follows ``n - 1``'s
 last; a closed batch's record has ``number`` set (what the contract will assign) and
 ``committed_at`` 0 (the contract's clock fills it).
+
+A closed batch's posted data (compressed) is encoded when first read, not at the close: a node
+closes batches on its event loop, where compressing a minute of blocks (tens of MB at thousands
+of orders a second) would stall every acknowledgement for a second; it reads the data on its
+chain thread instead, where zlib runs without the interpreter lock.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Final, Protocol
 
@@ -78,16 +84,39 @@ class BatchPolicy(msgspec.Struct, frozen=True, kw_only=True):
         invariant(self.max_interval_ns >= 0, "a batch's span is not negative")
 
 
-class ClosedBatch(msgspec.Struct, frozen=True, kw_only=True):
-    """A batch ready to post and commit."""
+class ClosedBatch:
+    """A batch ready to post and commit: ``record`` (with ``number`` set and ``data_hash``
+    still 0: the posting method decides it), its withdrawals, counts, and :attr:`data`."""
 
-    record: BatchRecord
-    """With ``number`` set and ``data_hash`` still 0: the posting method decides it."""
-    data: bytes
-    """:func:`strikechain.settlement.data.encode` of the batch's blocks."""
-    withdrawals: list[Withdrawal]
-    transactions: int
-    fills: int
+    __slots__ = ("_content", "_data", "_lock", "fills", "record", "transactions", "withdrawals")
+
+    def __init__(
+        self,
+        *,
+        record: BatchRecord,
+        content: batch_data.BatchData,
+        withdrawals: list[Withdrawal],
+        transactions: int,
+        fills: int,
+    ) -> None:
+        self.record = record
+        self.withdrawals = withdrawals
+        self.transactions = transactions
+        self.fills = fills
+        self._content: batch_data.BatchData | None = content
+        self._data: bytes | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def data(self) -> bytes:
+        """:func:`strikechain.settlement.data.encode` of the batch's blocks, encoded on first
+        read (in whichever thread reads it first; once)."""
+        with self._lock:
+            if self._data is None:
+                assert self._content is not None
+                self._data = batch_data.encode(self._content)
+                self._content = None
+            return self._data
 
     def tree(self) -> WithdrawalTree:
         return WithdrawalTree(self.withdrawals)
@@ -188,12 +217,9 @@ class Batcher:
             exit_total=exit_total(engine.accounts.values()),
         )
         invariant(first.height == previous.last_block + 1, "batches cover consecutive blocks")
-        posted = batch_data.encode(
-            batch_data.BatchData(number=number, genesis=self.genesis, blocks=self._blocks)
-        )
         closed = ClosedBatch(
             record=record,
-            data=posted,
+            content=batch_data.BatchData(number=number, genesis=self.genesis, blocks=self._blocks),
             withdrawals=tree.withdrawals,
             transactions=self._transactions,
             fills=self._fills,
