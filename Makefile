@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test test-long lint bench native native-clean lock clean help
+.PHONY: demo test test-long lint bench native native-clean lock clean help browser
 .DEFAULT_GOAL := help
 
 help:
@@ -62,7 +62,12 @@ lint: $(VENV)/.dev
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 
-test: lint native
+# The dashboard's browser tests drive Debian's chromium: installed here if missing (they skip,
+# saying why, only when it cannot be).
+browser:
+	bash tools/install_browser.sh
+
+test: lint native browser
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --durations=15 -m "not long"
 
 test-long: $(VENV)/.dev native

@@ -8,10 +8,10 @@ import asyncio
 import contextlib
 import dataclasses
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import uvicorn
@@ -19,6 +19,7 @@ import uvicorn
 from strikechain.engine.oracle import OracleReport, sign_report
 from strikechain.engine.signing import address_of, keccak256
 from strikechain.engine.txs import Deposit
+from strikechain.node.config import NodeConfig
 from strikechain.node.http import build_app
 from strikechain.node.keys import KeyStore, Scope, ScryptParams
 from strikechain.node.service import OPERATOR_ACCOUNT, Node
@@ -68,21 +69,26 @@ async def _fund(node: Node, accounts: tuple[str, ...]) -> None:
         )
 
 
+T = TypeVar("T")
+
+
 @contextlib.contextmanager
-def live_node(tmp_path: Path) -> Iterator[Live]:
-    cfg = config(tmp_path)
-    cfg = msgspec.structs.replace(
-        cfg, settlement=msgspec.structs.replace(cfg.settlement, enabled=False)
-    )
+def node_in_thread(
+    cfg: NodeConfig,
+    tmp_path: Path,
+    prepare: Callable[[Node, KeyStore], Awaitable[T]],
+) -> Iterator[tuple[Node, str, asyncio.AbstractEventLoop, T]]:
+    """A node on ``cfg`` and its API on a free port, served in a thread with its own loop until
+    the block ends; ``prepare(node, keys)`` (funding, API keys) runs once it serves, and its
+    result comes with the node, its base URL and its loop."""
     loop = asyncio.new_event_loop()
-    ready: Future[Live] = Future()
+    ready: Future[tuple[Node, str, asyncio.AbstractEventLoop, T]] = Future()
     stop = threading.Event()
 
     async def main() -> None:
         node = Node(cfg)
         await node.start()
         keys = KeyStore(tmp_path / "keys.sqlite", kdf=ScryptParams(n=16, r=1, p=1))
-        api_key, secret = keys.create(TRADER, (Scope.READ, Scope.TRADE))
         port = free_port()
         server = uvicorn.Server(
             uvicorn.Config(
@@ -94,12 +100,8 @@ def live_node(tmp_path: Path) -> Iterator[Live]:
         try:
             while not server.started:
                 await asyncio.sleep(0.01)
-            await _fund(node, (TRADER, OTHER))
-            live = Live(
-                node, f"http://127.0.0.1:{port}", api_key, secret, "0x" + TRADER_KEY.hex(),
-                TRADER, loop,
-            )  # fmt: skip
-            ready.set_result(live)
+            prepared = await prepare(node, keys)
+            ready.set_result((node, f"http://127.0.0.1:{port}", loop, prepared))
             while not stop.is_set():
                 await asyncio.sleep(0.02)
         except BaseException as error:
@@ -120,3 +122,19 @@ def live_node(tmp_path: Path) -> Iterator[Live]:
         stop.set()
         thread.join(30)
         loop.close()
+
+
+@contextlib.contextmanager
+def live_node(tmp_path: Path) -> Iterator[Live]:
+    cfg = config(tmp_path)
+    cfg = msgspec.structs.replace(
+        cfg, settlement=msgspec.structs.replace(cfg.settlement, enabled=False)
+    )
+
+    async def prepare(node: Node, keys: KeyStore) -> tuple[str, str]:
+        credentials = keys.create(TRADER, (Scope.READ, Scope.TRADE))
+        await _fund(node, (TRADER, OTHER))
+        return credentials
+
+    with node_in_thread(cfg, tmp_path, prepare) as (node, base, loop, (api_key, secret)):
+        yield Live(node, base, api_key, secret, "0x" + TRADER_KEY.hex(), TRADER, loop)

@@ -1,5 +1,5 @@
 """``strikechain serve --dev --with-market-makers``: a funded development venue over HTTP with
-the lab's market makers quoting both perpetuals, restartable."""
+the lab's market makers quoting both perpetuals and the BTC options, restartable."""
 
 from __future__ import annotations
 
@@ -83,7 +83,9 @@ def test_dev_node_funds_ten_accounts_serves_metrics_and_restarts(tmp_path: Path)
             for tx in codec.decode_block(record.block).transactions
             if isinstance(tx, PlaceOrder) and tx.account in makers
         ]
-    assert {tx.instrument for tx in quotes} == {"BTC_USDC-PERPETUAL", "ETH_USDC-PERPETUAL"}
+    quoted = {tx.instrument for tx in quotes}
+    assert {"BTC_USDC-PERPETUAL", "ETH_USDC-PERPETUAL"} <= quoted
+    assert any(name.startswith("BTC_USDC-") and name.endswith(("-C", "-P")) for name in quoted)
     assert {tx.side for tx in quotes} == {1, -1}
     # Restarted: the same accounts, nothing funded twice, the chain and the log recovered.
     port = free_port()

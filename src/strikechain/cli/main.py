@@ -417,6 +417,67 @@ def bench(name: str, out: str) -> None:
             _fail("BENCHMARK_FAILED", f"{each} exited with status {status}")
 
 
+@cli.command()
+@click.option(
+    "--url", envvar="STRIKECHAIN_URL", default="http://127.0.0.1:8545", show_default=True,
+    help="The node's HTTP address (or STRIKECHAIN_URL).",
+)  # fmt: skip
+@click.option(
+    "--keys",
+    "keys_path",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    required=True,
+    help="The accounts' keys, as `serve --dev --dev-keys-out` writes them.",
+)
+@click.option("--market-makers", type=click.IntRange(0, 100), default=2, show_default=True)
+@click.option("--noise", type=click.IntRange(0, 100), default=2, show_default=True)
+@click.option("--arbitrageurs", type=click.IntRange(0, 100), default=0, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True, help="The agents' master seed.")
+@click.option(
+    "--duration-s", type=click.FloatRange(min=0.0), default=None,
+    help="Stop after this many seconds (default: until Ctrl-C).",
+)  # fmt: skip
+def agents(
+    url: str,
+    keys_path: Path,
+    market_makers: int,
+    noise: int,
+    arbitrageurs: int,
+    seed: int,
+    duration_s: float | None,
+) -> None:
+    """Run the lab's agents on a running node through the client (one account each).
+
+    Accounts come from --keys in order: market makers, noise traders, then arbitrageurs. Each
+    trades every perpetual over its own WebSocket (signed orders; the engine's events back).
+    """
+    import asyncio
+
+    from rich.console import Console
+
+    from strikechain.cli.remote_agents import AgentsInputError, read_keys, run_agents, summary_lines
+    from strikechain.client import ClientError
+
+    console = Console()
+    try:
+        accounts = read_keys(keys_path, market_makers + noise + arbitrageurs)
+        started = asyncio.run(
+            run_agents(
+                console, url=url, accounts=accounts, makers=market_makers, noise=noise,
+                arbitrageurs=arbitrageurs, seed=seed, duration_s=duration_s,
+            )
+        )  # fmt: skip
+    except AgentsInputError as error:
+        _fail(error.code, str(error))
+    except ClientError as error:
+        reason = error.data.get("reason") if isinstance(error.data, dict) else None
+        _fail(str(error.code), error.message + (f": {reason}" if reason else ""))
+    except KeyboardInterrupt:
+        return
+    for line in summary_lines(started):
+        click.echo(line)
+
+
 # --- the client: orders and accounts on a running node ---------------------------------------
 
 

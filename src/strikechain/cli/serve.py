@@ -1,7 +1,8 @@
 """``strikechain serve``: the node, with its HTTP edge, until Ctrl-C (or SIGTERM).
 
 Composition only: the configuration (a file, or the development venue with ``--dev``), the
-node, the HTTP app on uvicorn, and in development mode the funded accounts and the price feed.
+node, the HTTP app on uvicorn, and in development mode the funded accounts and the price feed
+(index and vols).
 """
 
 from __future__ import annotations

@@ -22,7 +22,23 @@ underlying = "BTC"
 kind = "perpetual"
 tick = "0.5"
 lot = "0.001"
+
+[[instruments]]                 # BTC calls and puts
+underlying = "BTC"
+kind = "option"
+tick = "5"
+lot = "0.01"
+expiries = ["2026-12-25"]       # fixed dates (listed for 08:00 UTC), or a rolling rule:
+# dailies = 2, weeklies = 1, monthlies = 0, quarterlies = 0 (Deribit's calendar, from now on)
+strikes = ["90000", "100000", "110000"]   # fixed strikes, or around the index:
+# strikes_per_side = 2, std_devs = "1", reference_vol = "0.6" (spacing: engine/chain.py)
+min_expiry_hours = 24           # an expiry sooner than this is not listed (default 1)
 ```
+
+Options are listed by the node as time goes by (:mod:`strikechain.node.listing`), not
+at genesis: an expiry of the rule is listed, with all its strikes, once it is at least
+``min_expiry_hours`` away and (for strikes around the index) the underlying has an index; an
+expiry that has options of the underlying listed already is left alone.
 
 Every field has a default except the markets; :func:`load_config` refuses unknown fields at any
 depth (a typo never silently becomes a default), wrong types and out-of-range values with a
@@ -31,14 +47,35 @@ depth (a typo never silently becomes a default), wrong types and out-of-range va
 
 from __future__ import annotations
 
+import re
 import tomllib
+from decimal import Decimal
 from pathlib import Path
 from typing import Final, Literal
 
 import msgspec
 
+from strikechain.engine.calendar import days_in_month, expiry_ns
+from strikechain.engine.chain import (
+    MAX_CHAIN_PARAMETER,
+    MAX_EXPIRIES,
+    MAX_STRIKES_PER_SIDE,
+    ChainPolicy,
+    listed_expiries,
+    strike_step_ticks,
+    strikes_around,
+)
+from strikechain.engine.codes import Rejection
 from strikechain.engine.genesis import Genesis
-from strikechain.engine.instruments import Instrument, make_perpetual
+from strikechain.engine.instruments import (
+    MAX_EXPIRY_YEAR,
+    MIN_EXPIRY_YEAR,
+    Instrument,
+    OptionType,
+    grid_size,
+    make_option,
+    make_perpetual,
+)
 from strikechain.engine.invariant import InvariantViolation
 from strikechain.engine.oracle import OracleParams
 from strikechain.engine.params import UnderlyingParams, VenueConfig
@@ -121,14 +158,200 @@ class UnderlyingSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknow
     quorum: int = 1
 
 
+NANOS_PER_HOUR: Final = 3_600 * 1_000_000_000
+DEFAULT_MIN_EXPIRY_HOURS: Final = 1
+MAX_MIN_EXPIRY_HOURS: Final = 24 * 366
+MAX_FIXED_STRIKES: Final = 2 * MAX_STRIKES_PER_SIDE + 1
+_DATE: Final = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
+_ROLLING: Final = ("dailies", "weeklies", "monthlies", "quarterlies")
+_OPTION_ONLY: Final = (
+    "expiries",
+    *_ROLLING,
+    "strikes",
+    "strikes_per_side",
+    "std_devs",
+    "reference_vol",
+    "min_expiry_hours",
+)
+
+
 class InstrumentSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One ``[[instruments]]`` table: a perpetual, or an underlying's calls and puts (the option
+    fields are refused on a perpetual; see the module for the option syntax)."""
+
     underlying: str
-    kind: Literal["perpetual"] = "perpetual"
+    kind: Literal["perpetual", "option"] = "perpetual"
     tick: str = "0.5"
     lot: str = "0.001"
+    expiries: tuple[str, ...] | None = None
+    """Options: fixed expiry dates ``YYYY-MM-DD`` (08:00 UTC), or None for the rolling rule."""
+    dailies: int | None = None
+    weeklies: int | None = None
+    monthlies: int | None = None
+    quarterlies: int | None = None
+    strikes: tuple[str, ...] | None = None
+    """Options: fixed strikes (USDC, on the tick), or None for strikes around the index."""
+    strikes_per_side: int | None = None
+    std_devs: str | None = None
+    reference_vol: str | None = None
+    min_expiry_hours: int | None = None
 
     def instrument(self) -> Instrument:
         return make_perpetual(self.underlying, self.tick, self.lot)
+
+    def option_expiries(self, now_ns: int) -> list[int]:
+        """The expiries (ns, ascending) this option section lists at ``now_ns``: those at
+        least ``min_expiry_hours`` away."""
+        hours = DEFAULT_MIN_EXPIRY_HOURS if self.min_expiry_hours is None else self.min_expiry_hours
+        earliest_ns = now_ns + hours * NANOS_PER_HOUR
+        if self.expiries is not None:
+            fixed = sorted({_expiry_of(text) for text in self.expiries})
+            return [expiry for expiry in fixed if expiry > earliest_ns]
+        return listed_expiries(earliest_ns, self._policy())
+
+    def options(self, expiry: int, now_ns: int, index: Decimal | None) -> list[Instrument]:
+        """Calls and puts of one expiry, strike ascending, call before put; none while the
+        strikes follow an index that ``index`` (USDC) says is not there yet."""
+        tick = grid_size(self.tick, "tick")
+        if self.strikes is not None:
+            strikes = sorted({Decimal(text) for text in self.strikes})
+        elif index is None or index <= 0:
+            return []
+        else:
+            policy = self._policy()
+            step = strike_step_ticks(index, expiry - now_ns, tick, policy)
+            ticks = strikes_around(index, step, tick, policy.strikes_per_side)
+            strikes = [tick * count for count in ticks]
+        return [
+            make_option(self.underlying, expiry, strike, option_type, tick, self.lot)
+            for strike in strikes
+            for option_type in (OptionType.CALL, OptionType.PUT)
+        ]
+
+    def _policy(self) -> ChainPolicy:
+        return ChainPolicy(
+            dailies=self.dailies or 0,
+            weeklies=self.weeklies or 0,
+            monthlies=self.monthlies or 0,
+            quarterlies=self.quarterlies or 0,
+            strikes_per_side=self.strikes_per_side or 1,
+            std_devs=Decimal(self.std_devs or 2),
+            reference_vol=Decimal(self.reference_vol or "0.6"),
+        )
+
+    def check(self, path: str) -> None:
+        """:class:`ConfigError` naming the field (``path`` is this table's) unless the option
+        fields are consistent: only on an option, one source of expiries and one of strikes,
+        every value in range and every strike on the tick."""
+        if self.kind == "perpetual":
+            for name in _OPTION_ONLY:
+                if getattr(self, name) is not None:
+                    raise ConfigError(f'{path}.{name}: only an option (kind = "option") has it')
+            return
+        for name, value in (("tick", self.tick), ("lot", self.lot)):
+            try:
+                grid_size(value, name)
+            except Rejection as rejection:
+                raise ConfigError(f"{path}.{name}: {rejection.message}") from None
+        self._check_expiries(path)
+        self._check_strikes(path)
+        hours = self.min_expiry_hours
+        if hours is not None and not 0 <= hours <= MAX_MIN_EXPIRY_HOURS:
+            raise ConfigError(f"{path}.min_expiry_hours: between 0 and {MAX_MIN_EXPIRY_HOURS}")
+
+    def _check_expiries(self, path: str) -> None:
+        counts = {name: getattr(self, name) for name in _ROLLING}
+        rolling = {name: count for name, count in counts.items() if count is not None}
+        if self.expiries is not None:
+            if rolling:
+                name = next(iter(rolling))
+                raise ConfigError(f"{path}.{name}: give fixed expiries or a rolling rule, not both")
+            if not 1 <= len(self.expiries) <= MAX_EXPIRIES:
+                raise ConfigError(f"{path}.expiries: 1 to {MAX_EXPIRIES} dates")
+            for number, text in enumerate(self.expiries):
+                if _get_expiry(text) is None:
+                    raise ConfigError(
+                        f"{path}.expiries[{number}]: {text!r} is not a date YYYY-MM-DD in "
+                        f"{MIN_EXPIRY_YEAR}..{MAX_EXPIRY_YEAR}"
+                    )
+            return
+        if not rolling:
+            raise ConfigError(
+                f"{path}.expiries: an option needs expiries = [...] or a rolling rule "
+                "(dailies, weeklies, monthlies, quarterlies)"
+            )
+        for name, count in rolling.items():
+            if count < 0:
+                raise ConfigError(f"{path}.{name}: must be at least 0")
+        if not 1 <= sum(rolling.values()) <= MAX_EXPIRIES:
+            raise ConfigError(
+                f"{path}.{next(iter(rolling))}: the rule's counts sum to 1..{MAX_EXPIRIES}"
+            )
+
+    def _check_strikes(self, path: str) -> None:
+        around = {
+            name: getattr(self, name)
+            for name in ("strikes_per_side", "std_devs", "reference_vol")
+            if getattr(self, name) is not None
+        }
+        if self.strikes is not None:
+            if around:
+                name = next(iter(around))
+                raise ConfigError(f"{path}.{name}: give fixed strikes or strikes around the index")
+            self._check_fixed_strikes(path)
+            return
+        if self.strikes_per_side is None:
+            raise ConfigError(
+                f"{path}.strikes: an option needs strikes = [...] or strikes_per_side"
+            )
+        if not 1 <= self.strikes_per_side <= MAX_STRIKES_PER_SIDE:
+            raise ConfigError(f"{path}.strikes_per_side: between 1 and {MAX_STRIKES_PER_SIDE}")
+        for name in ("std_devs", "reference_vol"):
+            text = getattr(self, name)
+            if text is not None and not _in_range(text, MAX_CHAIN_PARAMETER):
+                raise ConfigError(
+                    f"{path}.{name}: {text!r} is not a number above 0 and at most "
+                    f"{MAX_CHAIN_PARAMETER}"
+                )
+
+    def _check_fixed_strikes(self, path: str) -> None:
+        strikes = self.strikes or ()
+        if not 1 <= len(strikes) <= MAX_FIXED_STRIKES:
+            raise ConfigError(f"{path}.strikes: 1 to {MAX_FIXED_STRIKES} strikes")
+        probe = expiry_ns(MAX_EXPIRY_YEAR, 1, 1)
+        for number, text in enumerate(strikes):
+            try:
+                make_option(self.underlying, probe, text, OptionType.CALL, self.tick, self.lot)
+            except Rejection as rejection:
+                raise ConfigError(f"{path}.strikes[{number}]: {rejection.message}") from None
+
+
+def _get_expiry(text: str) -> int | None:
+    """08:00 UTC of a ``YYYY-MM-DD`` date in the years an option name can say, or None."""
+    match = _DATE.fullmatch(text)
+    if match is None:
+        return None
+    year, month, day = (int(part) for part in match.groups())
+    if not MIN_EXPIRY_YEAR <= year <= MAX_EXPIRY_YEAR or not 1 <= month <= 12:
+        return None
+    if not 1 <= day <= days_in_month(year, month):
+        return None
+    return expiry_ns(year, month, day)
+
+
+def _expiry_of(text: str) -> int:
+    expiry = _get_expiry(text)
+    if expiry is None:
+        raise ConfigError(f"{text!r} is not a date YYYY-MM-DD")
+    return expiry
+
+
+def _in_range(text: str, maximum: Decimal) -> bool:
+    try:
+        value = Decimal(text)
+    except ArithmeticError:
+        return False
+    return value.is_finite() and 0 < value <= maximum
 
 
 class NodeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -158,7 +381,11 @@ class NodeConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
         return Genesis(venue=self.venue())
 
     def listings(self) -> list[Instrument]:
-        return [section.instrument() for section in self.instruments]
+        """The perpetuals, listed at genesis (options are listed as time goes by)."""
+        return [s.instrument() for s in self.instruments if s.kind == "perpetual"]
+
+    def option_sections(self) -> list[InstrumentSection]:
+        return [s for s in self.instruments if s.kind == "option"]
 
 
 def parse_config(text: str) -> NodeConfig:
@@ -179,6 +406,7 @@ def parse_config(text: str) -> NodeConfig:
             raise ConfigError(
                 f"$.instruments[{index}].underlying: {section.underlying!r} is not an underlying"
             )
+        section.check(f"$.instruments[{index}]")
     return config
 
 

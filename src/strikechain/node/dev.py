@@ -7,6 +7,13 @@ contract's events, as any deposit), and an API key with the read, trade and with
 development reporter (its key is public too) publishes a BTC and an ETH index every second,
 following a seeded random walk, so that margin, marks and funding work.
 
+Options: the venue lists BTC calls and puts on a rolling rule (the next two dailies and the next
+Friday at least a day away, five strikes around the index when an expiry is listed; the node
+lists each expiry as it comes into range: :mod:`strikechain.node.listing`), and the reporter
+publishes a vol surface for every listed expiry: the smile
+``atm * (1 + skew k + curvature k^2)`` at the oracle's log-moneyness nodes ``k`` (:data:`SMILE`,
+the same shape the lab's market makers quote), so option marks and Greeks work.
+
 The accounts are made once per data directory; their API secrets are shown when made and kept
 in ``dev-accounts.json`` (mode 0600) in the data directory, which later starts read back.
 """
@@ -20,9 +27,9 @@ import os
 import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
-from strikechain.engine.oracle import OracleReport, sign_report
+from strikechain.engine.oracle import MAX_VOL_SLICES, OracleReport, VolSlice, sign_report
 from strikechain.engine.signing import address_of, keccak256
 from strikechain.node.config import NodeConfig, parse_config
 from strikechain.node.keys import KeyStore, Scope
@@ -36,6 +43,29 @@ REPORTER_KEY: Final = keccak256(b"strikechain-dev-reporter")
 DEV_FILE: Final = "dev-accounts.json"
 PRICES_USDC: Final = {"BTC": 100_000, "ETH": 4_000}
 REPORT_INTERVAL_S: Final = 1.0
+VOL_MARGIN_NS: Final = 60 * 1_000_000_000
+"""No vols for an expiry this close: a report whose slice expires before its block is refused."""
+PPM: Final = 1_000_000
+
+
+class Smile(NamedTuple):
+    """``vol(k) = atm * (1 + skew k + curvature k^2)`` at log-moneyness ``k = ln(K/F)``."""
+
+    atm: float
+    skew: float
+    curvature: float
+
+    def vols_ppm(self, log_moneyness_ppm: Sequence[int]) -> tuple[int, ...]:
+        vols = []
+        for node in log_moneyness_ppm:
+            k = node / PPM
+            vols.append(
+                max(1, round(self.atm * (1.0 + self.skew * k + self.curvature * k * k) * PPM))
+            )
+        return tuple(vols)
+
+
+SMILE: Final = Smile(atm=0.6, skew=-0.2, curvature=0.5)
 
 
 def dev_key(number: int) -> bytes:
@@ -43,8 +73,8 @@ def dev_key(number: int) -> bytes:
 
 
 def dev_config(data_dir: str, base: NodeConfig | None = None) -> NodeConfig:
-    """The development venue: BTC and ETH perpetuals indexed by the development reporter (a
-    given configuration keeps its node and settlement sections)."""
+    """The development venue: BTC and ETH perpetuals and rolling BTC options, indexed by the
+    development reporter (a given configuration keeps its node and settlement sections)."""
     reporter = address_of(REPORTER_KEY)
     config = parse_config(
         f"""
@@ -70,6 +100,17 @@ lot = "0.001"
 underlying = "ETH"
 tick = "0.05"
 lot = "0.01"
+
+[[instruments]]
+underlying = "BTC"
+kind = "option"
+tick = "5"
+lot = "0.01"
+dailies = 2
+weeklies = 1
+strikes_per_side = 2
+std_devs = "1"
+min_expiry_hours = 24
 """
     )
     if base is None:
@@ -136,7 +177,12 @@ async def report_prices(
     """Publish a signed index per underlying every second: ``price_of(underlying, now_ns)``
     (the reference path market makers quote around), or a seeded random walk."""
     rng = random.Random(seed)
-    prices = {name: float(PRICES_USDC.get(name, 1_000)) for name in node.config.venue().underlyings}
+    venue = node.config.venue()
+    prices = {name: float(PRICES_USDC.get(name, 1_000)) for name in venue.underlyings}
+    smiles = {
+        name: SMILE.vols_ppm(params.oracle.log_moneyness_ppm)
+        for name, params in venue.underlyings.items()
+    }
     reporter = address_of(REPORTER_KEY)
     while True:
         now = node.clock()
@@ -152,8 +198,26 @@ async def report_prices(
                 timestamp_ns=now,
                 price=round(price * USDC),
                 confidence=round(price * USDC) // 10_000 or 1,
+                vols=vol_slices(node.engine.instruments.values(), name, now, smiles[name]),
             )
             # A full inbox or a halted node refuses: the next second tries again.
             with contextlib.suppress(RuntimeRejection, NodeHalted):
                 node.submit_nowait(sign_report(report, REPORTER_KEY, node.config.venue().signing))
         await asyncio.sleep(REPORT_INTERVAL_S)
+
+
+def vol_slices(
+    instruments: Any, underlying: str, now_ns: int, vols_ppm: tuple[int, ...]
+) -> tuple[VolSlice, ...]:
+    """One slice per listed expiry of ``underlying``'s options (the nearest
+    :data:`MAX_VOL_SLICES`, at least :data:`VOL_MARGIN_NS` away), each the same smile."""
+    expiries = sorted(
+        {
+            instrument.expiry_ns
+            for instrument in instruments
+            if instrument.is_option
+            and instrument.underlying == underlying
+            and instrument.expiry_ns > now_ns + VOL_MARGIN_NS
+        }
+    )
+    return tuple(VolSlice(expiry, vols_ppm) for expiry in expiries[:MAX_VOL_SLICES])

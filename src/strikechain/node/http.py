@@ -3,7 +3,8 @@ the operator's ``/admin`` (:mod:`strikechain.node.admin`).
 
 With a key store, the Deribit-compatible JSON-RPC API too (:mod:`strikechain.node.api.transport`:
 ``/api/v2/...`` and the WebSocket ``/ws/api/v2``), its :class:`~strikechain.node.api.transport.Api`
-kept as ``app.state.api``. The handlers here only read the node.
+kept as ``app.state.api``, and the dashboard (:mod:`strikechain.node.dashboard`) at ``/``. The
+handlers here only read the node.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ def build_app(
     api_limits: ApiLimits | None = None,
 ) -> Starlette:
     """The node's app (the node started); with ``admin_token`` the ``/admin`` routes too, with
-    ``keys`` the JSON-RPC API (one per node: it registers as a sink of the node's runtime)."""
+    ``keys`` the JSON-RPC API (one per node: it registers as a sink of the node's runtime) and the
+    dashboard that uses it."""
 
     async def metrics(request: Request) -> Response:
         return Response(node.metrics.render(), media_type=node.metrics.content_type)
@@ -55,6 +57,9 @@ def build_app(
 
         api = Api(node, keys, api_limits)
         routes.extend(api.routes())
+        from strikechain.node.dashboard import dashboard_routes
+
+        routes.extend(dashboard_routes())
     app = Starlette(routes=routes)
     app.state.api = api
     return app

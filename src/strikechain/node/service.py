@@ -46,6 +46,7 @@ from strikechain.engine.events import Event
 from strikechain.engine.txs import ListInstrument, Transaction
 from strikechain.node.config import NodeConfig
 from strikechain.node.heap import HeapPolicy
+from strikechain.node.listing import LISTING_INTERVAL_S, due_options
 from strikechain.node.metrics import NodeMetrics
 from strikechain.runtime.cutting import ByInterval, CutReason
 from strikechain.runtime.errors import RuntimeRejection, RuntimeStopped
@@ -167,6 +168,8 @@ class Node:
                 )
         self.heap.start()
         self._tasks.append(asyncio.create_task(self._blocks(), name="blocks"))
+        if config.option_sections():
+            self._tasks.append(asyncio.create_task(self._list_options(), name="options"))
         if self.settlement is not None:
             self._tasks.append(asyncio.create_task(self._settle(), name="settle"))
             self._tasks.append(asyncio.create_task(self._relay(), name="relay"))
@@ -251,6 +254,18 @@ class Node:
                 )
                 self.acks += 1
         self.metrics.on_acks(latencies)
+
+    async def _list_options(self) -> None:
+        """Keep the configuration's option expiries listed as time goes by
+        (:mod:`strikechain.node.listing`)."""
+        while True:
+            for instrument in due_options(self.config, self.engine, self.clock()):
+                # A full inbox or a halted node refuses: the next pass tries again.
+                with contextlib.suppress(RuntimeRejection, NodeHalted):
+                    self.submit_nowait(
+                        ListInstrument(account=OPERATOR_ACCOUNT, instrument=instrument)
+                    )
+            await asyncio.sleep(LISTING_INTERVAL_S)
 
     # -- the block timer ---------------------------------------------------------------------
 

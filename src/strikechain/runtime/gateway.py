@@ -1,8 +1,9 @@
 """How agents and clients reach a venue, and how they are given time.
 
 :class:`Gateway` is the one interface agent code is written against: the same market maker
-runs in the lab (:class:`LocalGateway`, in process, over a :class:`Runtime`) and later
-against a live node (a JSON-RPC/WebSocket gateway with the same methods, in ``node``).
+runs in the lab (:class:`LocalGateway`, in process, over a :class:`Runtime`) and against a
+live node from another process (:class:`strikechain.client.gateway.RemoteGateway`, over the
+node's JSON-RPC WebSocket and its engine channels).
 
 - ``submit(tx, on_outcome)``: sends the transaction; ``on_outcome`` receives, when the answer
   reaches the sender, a :class:`~strikechain.runtime.inbox.Receipt` (it is in the venue's inbox)
@@ -21,7 +22,8 @@ against a live node (a JSON-RPC/WebSocket gateway with the same methods, in ``no
 
 :class:`Scheduler` gives agents time: ``now_ns()``, ``call_at(ns, callback)``,
 ``call_later(delay_ns, callback)``. The lab's discrete-event loop implements it in virtual time,
-the node with the wall clock and an event loop. Callbacks run one at a time.
+:class:`~strikechain.runtime.live_scheduler.LiveScheduler` with the wall clock and an event loop.
+Callbacks run one at a time.
 """
 
 from __future__ import annotations

@@ -23,6 +23,16 @@ which is at least as often as Deribit's 100 ms):
 
 ``kind`` is ``future`` (perpetuals), ``option`` or ``any``; ``currency`` an underlying, the quote
 (``USDC``) or ``any``, in any case.
+
+strikechain's own: ``venue.{status|liquidations|settlement}`` and
+``venue.{oracle|options}.{currency}`` (an underlying with a listed instrument), built by
+:mod:`.venue` (see there).
+
+strikechain's engine channels, built by :mod:`.events` (see there): ``user.events.raw`` (private:
+the account's engine events), ``events.{instrument}.raw`` (the instrument's engine events) and
+``events.{instrument}.ticker`` (its top of book, mark and index in ticks, lots and USDC minor
+units, after every block), in the engine's own encoding (:mod:`strikechain.runtime.notice_wire`):
+what the client's remote gateway runs the lab's agents on.
 """
 
 from __future__ import annotations
@@ -49,10 +59,19 @@ class ChannelKind(enum.StrEnum):
     USER_ORDERS = "user.orders"
     USER_TRADES = "user.trades"
     USER_PORTFOLIO = "user.portfolio"
+    VENUE = "venue"
+    USER_EVENTS = "user.events"
+    EVENTS = "events"
+    EVENTS_TICKER = "events.ticker"
 
 
 PRIVATE_KINDS: Final = frozenset(
-    {ChannelKind.USER_ORDERS, ChannelKind.USER_TRADES, ChannelKind.USER_PORTFOLIO}
+    {
+        ChannelKind.USER_ORDERS,
+        ChannelKind.USER_TRADES,
+        ChannelKind.USER_PORTFOLIO,
+        ChannelKind.USER_EVENTS,
+    }
 )
 
 
@@ -68,6 +87,8 @@ class Channel:
     currency: str = "ANY"
     interval: str = "raw"
     depth: int = 0
+    topic: str = ""
+    """``venue.*`` channels: the topic (``status``, ``oracle``...)."""
 
     @property
     def private(self) -> bool:
@@ -88,10 +109,14 @@ def parse_channel(name: str, instruments: Mapping[str, Instrument], limits: ApiL
         raise invalid_params("channels", f"a channel name is 1 to {limits.channel_chars_max} chars")
     parts = name.split(".")
     head = parts[0]
+    if head == "events" or parts[:2] == ["user", "events"]:
+        return _events_channel(name, parts, instruments)
     if head == "user" and len(parts) >= 3:
         return _user_channel(name, parts[1], parts[2:], instruments)
     if head in ("book", "ticker", "trades") and len(parts) >= 3:
         return _market_channel(name, head, parts[1:], instruments)
+    if head == "venue":
+        return _venue_channel(name, parts, instruments)
     raise invalid_params("channels", f"unknown channel {name!r}")
 
 
@@ -150,3 +175,42 @@ def _instrument(name: str, instrument: str, instruments: Mapping[str, Instrument
 
 def _kind_of(instrument: Instrument) -> str:
     return "option" if instrument.is_option else "future"
+
+
+# -- strikechain's venue channels ------------------------------------------------------------------
+
+VENUE_TOPICS: Final = frozenset({"status", "liquidations", "settlement", "oracle", "options"})
+VENUE_CURRENCY_TOPICS: Final = frozenset({"oracle", "options"})
+
+
+def _venue_channel(name: str, parts: list[str], instruments: Mapping[str, Instrument]) -> Channel:
+    """``venue.{topic}``, or ``venue.{topic}.{currency}`` for the topics of one underlying."""
+    topic = parts[1] if len(parts) >= 2 else ""
+    if topic not in VENUE_TOPICS:
+        topics = "|".join(sorted(VENUE_TOPICS))
+        raise invalid_params("channels", f"{name!r}: venue.{{{topics}}}[.CURRENCY]")
+    if topic not in VENUE_CURRENCY_TOPICS:
+        if len(parts) != 2:
+            raise invalid_params("channels", f"unknown channel {name!r}")
+        return Channel(name, ChannelKind.VENUE, topic=topic)
+    currency = parts[2].upper() if len(parts) == 3 else ""
+    if currency not in {instrument.underlying for instrument in instruments.values()}:
+        raise invalid_params("channels", f"{name!r}: venue.{topic}.CURRENCY, an underlying")
+    return Channel(name, ChannelKind.VENUE, currency=currency, topic=topic)
+
+
+# -- strikechain's engine channels -----------------------------------------------------------------
+
+EVENT_VIEWS: Final = {"raw": ChannelKind.EVENTS, "ticker": ChannelKind.EVENTS_TICKER}
+
+
+def _events_channel(name: str, parts: list[str], instruments: Mapping[str, Instrument]) -> Channel:
+    """``user.events.raw``, or ``events.{instrument}.{raw|ticker}``."""
+    if parts[0] == "user":
+        if parts != ["user", "events", "raw"]:
+            raise invalid_params("channels", f"{name!r}: the account's events are user.events.raw")
+        return Channel(name, ChannelKind.USER_EVENTS)
+    if len(parts) != 3 or parts[2] not in EVENT_VIEWS:
+        raise invalid_params("channels", f"{name!r}: events.INSTRUMENT.{{raw|ticker}}")
+    instrument = _instrument(name, parts[1], instruments)
+    return Channel(name, EVENT_VIEWS[parts[2]], instrument)

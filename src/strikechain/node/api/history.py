@@ -47,6 +47,7 @@ from strikechain.engine.events import (
 from strikechain.engine.instruments import InstrumentKind, parse_instrument_name
 from strikechain.engine.invariant import invariant
 from strikechain.engine.txs import OrderType, PlaceOrder, TimeInForce
+from strikechain.node.api.registry import attached
 from strikechain.runtime.runtime import Committed
 
 ORDER_TYPE_NAMES: Final = {int(OrderType.LIMIT): "limit", int(OrderType.MARKET): "market"}
@@ -403,17 +404,15 @@ def _append(target: dict[str, deque[Any]], key: str, value: Any, limit: int) -> 
 def attach(node: Any) -> TradeHistory:
     """The node's history, added as a runtime sink on first use (the transport calls this
     once the node has started; every method finds the same one)."""
-    runtime = node.runtime
-    if runtime is None:
-        raise RuntimeError("the node has not started")
-    for sink in runtime.sinks:
-        if isinstance(sink, TradeHistory):
-            return sink
-    history = TradeHistory(engine=runtime.engine)
-    for order in runtime.engine.orders.values():
-        history.orders[order.order_id] = record_of_engine_order(order, 0)
-    runtime.add_sink(history)
-    return history
+
+    def make() -> TradeHistory:
+        engine = node.engine
+        history = TradeHistory(engine=engine)
+        for order in engine.orders.values():
+            history.orders[order.order_id] = record_of_engine_order(order, 0)
+        return history
+
+    return attached(node, TradeHistory, make)
 
 
 def record_of_engine_order(order: Order, created_ns: int) -> OrderRecord:

@@ -25,6 +25,21 @@ from strikechain.node.api.errors import (
 from strikechain.node.keys import KeyRecord, Scope
 
 P = TypeVar("P", bound=msgspec.Struct)
+S = TypeVar("S")
+
+
+def attached(node: Any, kind: type[S], make: Callable[[], S]) -> S:
+    """The node's runtime sink of type ``kind``: made by ``make()`` and added on first use
+    (the transport and the hub call this once the node has started), the same one after."""
+    runtime = node.runtime
+    if runtime is None:
+        raise RuntimeError("the node has not started")
+    for sink in runtime.sinks:
+        if isinstance(sink, kind):
+            return sink
+    made = make()
+    runtime.add_sink(made)
+    return made
 
 
 @dataclass

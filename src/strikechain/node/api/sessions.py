@@ -38,7 +38,8 @@ from strikechain.engine.events import Event, Fill
 from strikechain.engine.instruments import Instrument
 from strikechain.engine.invariant import invariant
 from strikechain.engine.txs import CancelAll, Side
-from strikechain.node.api import shapes
+from strikechain.node.api import events as engine_events
+from strikechain.node.api import shapes, venue
 from strikechain.node.api.channels import Channel, ChannelKind, parse_channel
 from strikechain.node.api.errors import TOO_MANY_REQUESTS, ApiError, invalid_params
 from strikechain.node.api.history import BlockChanges, TradeHistory
@@ -156,6 +157,10 @@ class Hub:
         self._last: dict[SubscriptionKey, bytes] = {}
         """Ticker and depth channels: the data last published (without its time)."""
         self.cancel_tasks: set[asyncio.Future[Any]] = set()
+        self.venue = venue.attach(node)
+        """The ``venue.*`` channels' data (a runtime sink before the hub)."""
+        self.events = engine_events.attach(node)
+        """The engine channels' data (``user.events.raw``, ``events.*``; a sink before the hub)."""
 
     # -- sessions -----------------------------------------------------------------------------
 
@@ -250,6 +255,7 @@ class Hub:
         if not subscribers:
             self._channels[key] = channel
             self._watch(channel, +1)
+            self.events.watch(key, channel)
         subscribers[session.id] = session
         session.subscriptions[channel.name] = channel
 
@@ -263,6 +269,7 @@ class Hub:
             del self._channels[key]
             self._last.pop(key, None)
             self._watch(channel, -1)
+            self.events.unwatch(key)
 
     def _watch(self, channel: Channel, step: int) -> None:
         if channel.kind not in (ChannelKind.BOOK, ChannelKind.BOOK_DEPTH):
@@ -302,6 +309,8 @@ class Hub:
             return self._ticker(engine, channel)
         if kind == ChannelKind.USER_PORTFOLIO:
             return _portfolio(engine, account, channel.currency)
+        if kind == ChannelKind.VENUE:
+            return self.venue.snapshot(channel.topic, channel.currency)
         return None
 
     def _depth(self, engine: Engine, channel: Channel) -> dict[str, Any] | None:
@@ -385,6 +394,14 @@ class Hub:
             summary = _portfolio(engine, account, channel.currency)
             if summary is not None:
                 yield summary
+        elif kind == ChannelKind.VENUE:
+            data = self.venue.publication(channel.name, channel.topic, channel.currency)
+            if data is not None:
+                yield data
+        elif kind in engine_events.KINDS:
+            data = self.events.publication(key)
+            if data is not None:
+                yield data
 
     def _book_change(self, engine: Engine, instrument: str, height: int) -> dict[str, Any] | None:
         old_bids, old_asks, previous = self._books[instrument]

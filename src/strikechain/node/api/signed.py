@@ -84,7 +84,7 @@ from strikechain.node.api.errors import (
 )
 from strikechain.node.api.private import error_of, order_result, submit_checked
 from strikechain.node.api.public import NoParams, Params, require_instrument
-from strikechain.node.api.registry import Context, method
+from strikechain.node.api.registry import Context, attached, method
 
 NANOS_PER_SECOND: Final = 1_000_000_000
 SIGNATURE_LIFETIME_MAX_NS: Final = 600 * NANOS_PER_SECOND
@@ -281,19 +281,16 @@ class SignedOrders:
 
 def attach(node: Any) -> SignedOrders:
     """The node's :class:`SignedOrders`, made (and rebuilt from the log) on first use."""
-    runtime = node.runtime
-    if runtime is None:
-        raise RuntimeError("the node has not started")
-    for sink in runtime.sinks:
-        if isinstance(sink, SignedOrders):
-            return sink
-    engine = node.engine
-    edge = SignedOrders(engine.venue.signing)
-    if node.log is not None:
-        interval_ns = node.config.node.block_interval_ns
-        edge.rebuild(node.log, engine.height, interval_ns, node.clock())
-    runtime.add_sink(edge)
-    return edge
+
+    def make() -> SignedOrders:
+        engine = node.engine
+        edge = SignedOrders(engine.venue.signing)
+        if node.log is not None:
+            interval_ns = node.config.node.block_interval_ns
+            edge.rebuild(node.log, engine.height, interval_ns, node.clock())
+        return edge
+
+    return attached(node, SignedOrders, make)
 
 
 # --- the methods ------------------------------------------------------------------------------
