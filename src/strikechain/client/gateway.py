@@ -10,8 +10,8 @@ Transactions (``submit``), each sent at once, in the order submitted:
   the order as the agent made it, signed as EIP-712 typed data with a fresh nonce and a
   signature valid for :data:`SIGNATURE_LIFETIME_S` (so the order is the agent's, down to its
   good-till-time, post-only mode and self-trade rule, and the verifier can check it);
-- :class:`~strikechain.engine.txs.Cancel` -> ``private/cancel`` (by client order id: the id of
-  the account's open order with that client id, as this gateway saw it accepted);
+- :class:`~strikechain.engine.txs.Cancel` -> ``private/cancel``, or by client order id
+  ``private/cancel_by_label`` (the label is the client id; none open: ``ORDER_NOT_FOUND``);
 - :class:`~strikechain.engine.txs.CancelAll` -> ``private/cancel_all`` or
   ``private/cancel_all_by_instrument``;
 - :class:`~strikechain.engine.txs.Amend` -> ``private/edit`` (price and size converted exactly
@@ -149,7 +149,6 @@ class RemoteGateway(CancelBySubmit):
         self._numbers = itertools.count(1)
         self._open: dict[int, tuple[str, str]] = {}
         """The account's open orders as its events tell: order id -> (instrument, client id)."""
-        self._client_ids: dict[str, int] = {}
         self._answers: set[asyncio.Future[Any]] = set()
 
     @classmethod
@@ -200,7 +199,7 @@ class RemoteGateway(CancelBySubmit):
             self._answered_error(error, on_outcome)
             return
         self._answers.add(answer)
-        answer.add_done_callback(lambda done: self._answered(done, on_outcome))
+        answer.add_done_callback(lambda done: self._answered(done, on_outcome, method))
 
     def _request(self, tx: Transaction) -> tuple[str, dict[str, Any]]:
         """The API call that carries ``tx``; RuntimeRejection if none does."""
@@ -219,7 +218,9 @@ class RemoteGateway(CancelBySubmit):
         if isinstance(tx, PlaceOrder):
             return "public/submit_signed_order", self._signed(tx)
         if isinstance(tx, Cancel):
-            return "private/cancel", {"order_id": str(self._order_id(tx))}
+            if tx.order_id:
+                return "private/cancel", {"order_id": str(tx.order_id)}
+            return "private/cancel_by_label", {"label": tx.client_order_id}
         if isinstance(tx, CancelAll):
             if not tx.instrument:
                 return "private/cancel_all", {}
@@ -251,17 +252,6 @@ class RemoteGateway(CancelBySubmit):
             "signature": "0x" + signed.signature.hex(),
         }
 
-    def _order_id(self, tx: Cancel) -> int:
-        if tx.order_id:
-            return tx.order_id
-        order_id = self._client_ids.get(tx.client_order_id)
-        if order_id is None:
-            raise RuntimeRejection(
-                RuntimeCode.ORDER_NOT_FOUND,
-                f"no open order of {self.account} has client id {tx.client_order_id!r}",
-            )
-        return order_id
-
     def _edit(self, tx: Amend) -> dict[str, Any]:
         known = self._open.get(tx.order_id)
         instrument = None if known is None else self.instruments.get(known[0])
@@ -277,7 +267,9 @@ class RemoteGateway(CancelBySubmit):
             "reject_post_only": tx.post_only == PostOnly.REJECT,
         }
 
-    def _answered(self, answer: asyncio.Future[Any], on_outcome: Outcome | None) -> None:
+    def _answered(
+        self, answer: asyncio.Future[Any], on_outcome: Outcome | None, method: str
+    ) -> None:
         self._answers.discard(answer)
         if answer.cancelled():
             error = ClientError(TRANSPORT_ERROR, "the request was cancelled")
@@ -288,6 +280,15 @@ class RemoteGateway(CancelBySubmit):
         else:
             envelope = answer.result()
             failed = envelope.get("error") if isinstance(envelope, dict) else None
+            if failed is None and method == "private/cancel_by_label" and not envelope["result"]:
+                if on_outcome is not None:  # no open order had the label: nothing was sent
+                    on_outcome(
+                        RuntimeRejection(
+                            RuntimeCode.ORDER_NOT_FOUND,
+                            f"no open order of {self.account} has that client id",
+                        )
+                    )
+                return
             if failed is None:
                 if on_outcome is not None:
                     on_outcome(Receipt(0, int(envelope.get("usIn", 0)) * 1_000))
@@ -402,13 +403,11 @@ class RemoteGateway(CancelBySubmit):
                 local.callback(notice)
 
     def _follow(self, notice: Notice) -> None:
-        """Keep the account's open orders (for cancels by client id and amends)."""
+        """Keep the account's open orders (amends need their instruments)."""
         event = notice.event
         if isinstance(event, OrderAccepted):
             if event.account == self.account:
                 self._open[event.order_id] = (event.instrument, event.client_order_id)
-                if event.client_order_id:
-                    self._client_ids[event.client_order_id] = event.order_id
         elif isinstance(event, OrderCancelled | OrderExpired):
             self._close(event.order_id)
         elif isinstance(event, Fill):
@@ -418,9 +417,7 @@ class RemoteGateway(CancelBySubmit):
                 self._close(event.taker_order_id)
 
     def _close(self, order_id: int) -> None:
-        known = self._open.pop(order_id, None)
-        if known is not None and known[1] and self._client_ids.get(known[1]) == order_id:
-            del self._client_ids[known[1]]
+        self._open.pop(order_id, None)
 
     def _stop(self, error: ClientError | NoticeWireError) -> None:
         if self.failure is None:

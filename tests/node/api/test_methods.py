@@ -397,6 +397,18 @@ def test_edit_cancel_and_cancel_all(tmp_path: Path) -> None:
         )
         assert await venue.call("private/cancel_all", {}) == 1
         assert venue.node.engine.open_orders(ALICE) == []
+        # by label: the engine's client order id (unique among an account's open orders)
+        labelled = (await venue.call("private/buy", limit(97_500, 0.001, label="q-1")))["order"]
+        await venue.call("private/buy", limit(97_000, 0.001, label="q-1"), BOB)
+        assert await venue.call("private/cancel_by_label", {"label": "nope"}) == 0
+        assert int(labelled["order_id"]) in venue.node.engine.orders
+        assert await venue.call("private/cancel_by_label", {"label": "q-1", "currency": "BTC"}) == 1
+        assert int(labelled["order_id"]) not in venue.node.engine.orders
+        assert [o.client_order_id for o in venue.node.engine.open_orders(BOB)] == ["q-1"]
+        assert await venue.call("private/cancel_by_label", {"label": "q-1"}) == 0
+        for bad in ({"label": ""}, {"label": "x" * 65}, {}, {"label": "q-1", "currency": "DOGE"}):
+            error = await venue.refused("private/cancel_by_label", bad)
+            assert error.code == errors.INVALID_PARAMS
 
     run(tmp_path, body)
 

@@ -183,6 +183,11 @@ class CancelAllByInstrumentParams(Params):
     freeze_quotes: bool = False
 
 
+class CancelByLabelParams(Params):
+    label: str
+    currency: str | None = None
+
+
 class CancelAllByCurrencyParams(Params):
     currency: str
     kind: Kind | None = None
@@ -679,6 +684,34 @@ async def cancel_all_by_currency(context: Context, params: CancelAllByCurrencyPa
         o.instrument for o in engine.open_orders(account) if o.instrument in names
     )
     return await _cancel_on(context, account, list(open_on))
+
+
+@method("private/cancel_by_label", CancelByLabelParams, Scope.TRADE)
+async def cancel_by_label(context: Context, params: CancelByLabelParams) -> Any:
+    """Deribit's: cancel the account's open orders labelled ``label`` (of ``currency`` if
+    given); how many. A label is the engine's client order id, unique among an account's open
+    orders, so at most one: a ``Cancel`` by client id, judged in block order (an order that
+    fills first is not cancelled: 0)."""
+    account = context.require_account()
+    if not params.label or len(params.label) > MAX_LABEL_CHARS:
+        raise invalid_params("label", f"1 to {MAX_LABEL_CHARS} characters")
+    engine = context.node.engine
+    names = (
+        None
+        if params.currency is None
+        else {i.name for i in instruments_of(engine, params.currency, None)}
+    )
+    mine = engine.accounts.get(account)
+    order = engine.orders.get(mine.client_ids.get(params.label, 0)) if mine is not None else None
+    if order is None or (names is not None and order.instrument not in names):
+        return 0
+    try:
+        ack = await _submit(context.node, Cancel(account=account, client_order_id=params.label))
+    except ApiError as error:
+        if error.code == ORDER_NOT_FOUND:  # filled or cancelled before its block
+            return 0
+        raise
+    return _cancelled([ack], account)
 
 
 # --- order and trade queries ------------------------------------------------------------------
