@@ -43,8 +43,8 @@ $(VENV)/.bench: requirements/bench.txt $(VENV)/.runtime
 NATIVE_STAMP := src/strikechain/engine/_native_build.json
 NATIVE_SOURCES := $(wildcard src/strikechain/engine/*.py) src/strikechain/sim/world.py \
 	$(addprefix src/strikechain/,$(addsuffix .py,runtime/dispatch runtime/inbox sim/consensus \
-	sim/feed sim/kernel sim/network sim/recorder $(addprefix sim/agents/,arbitrageur base grid \
-	market_maker noise orders)))
+	sim/feed sim/gateway sim/kernel sim/network sim/path_cursor sim/recorder \
+	$(addprefix sim/agents/,arbitrageur base grid market_maker noise orders)))
 $(NATIVE_STAMP): $(NATIVE_SOURCES) src/strikechain/_native.py tools/build_native.py | $(VENV)/.runtime
 	$(BIN)/python tools/build_native.py
 

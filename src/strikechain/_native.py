@@ -52,14 +52,16 @@ MODULES = (
     "sim.agents.orders",
     "sim.consensus",
     "sim.feed",
+    "sim.gateway",
     "sim.kernel",
     "sim.network",
+    "sim.path_cursor",
     "sim.recorder",
 )
 """The modules compiled by mypyc (names inside ``strikechain``): the engine's order, margin and
 liquidation paths and its state tree; the runtime's inbox and dispatcher; the lab's event loop,
-network, consensus, market-data feed, recorder and busiest agents (what runs for every message
-of a simulation)."""
+network, consensus, agents' gateway, market-data feed, reference-price cursor, recorder and
+busiest agents (what runs for every message of a simulation)."""
 GROUP = f"{PACKAGE}.engine._native"
 SHARED_LIBRARY = "_native__mypyc"
 """mypyc's runtime and the compiled code of the whole group, one extension in the engine

@@ -343,6 +343,34 @@ def test_price_to_minor_names_its_rounding() -> None:
     assert paths.price_minor("BTC", 10 * SECOND, Rounding.FLOOR) == 65_432_100_000
 
 
+def test_a_price_cursor_reads_what_the_paths_read() -> None:
+    """:class:`PriceCursor` returns ``PricePaths.price`` bit for bit: on and between grid
+    points, across chunks, back and forth, and at the start; chunks are made as the paths make
+    them (two cursors and the paths themselves read the same values in any order)."""
+    from strikechain.sim.path_cursor import PriceCursor
+
+    def fresh() -> PricePaths:
+        return make_paths(
+            underlying("BTC", GbmParams(vol=0.8), spot_usdc=100_000.0),
+            underlying("ETH", GbmParams(vol=0.9), spot_usdc=3_000.0),
+            chunk_steps=16,
+            start_ns=5 * SECOND,
+        )
+
+    rng = np.random.default_rng(7)
+    times = [5 * SECOND + int(t) for t in rng.integers(0, 200 * STEP_100MS, size=400)]
+    times += [5 * SECOND + k * 16 * STEP_100MS + d for k in range(1, 5) for d in (-1, 0, 1)]
+    times += [5 * SECOND]
+    expected = fresh()
+    paths = fresh()
+    cursors = {name: PriceCursor(paths, name) for name in ("BTC", "ETH")}
+    for when in times:
+        for name, cursor in cursors.items():
+            assert cursor.price(when) == expected.price(name, when)
+    with pytest.raises(PriceSpecError):  # before the start: the paths' own error
+        cursors["BTC"].price(5 * SECOND - 1)
+
+
 # -- replay ------------------------------------------------------------------------------------
 
 

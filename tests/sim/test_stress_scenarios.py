@@ -16,7 +16,7 @@ def _attacker_reports(run: Run) -> list[tuple[int, float]]:
     """(sent, reported price in USDC) of every attacker report, in sending order."""
     return [
         (sent, tx.price / QUOTE_SCALE)
-        for agent, tx, sent, _ in run.recorder._sent_rows
+        for agent, tx, sent, _ in run.recorder.submissions()
         if agent.startswith("attacker") and isinstance(tx, OracleReport)
     ]
 

@@ -18,9 +18,9 @@ emits nothing: the matching code that changes it returns events to the engine.
 
 from __future__ import annotations
 
-import heapq
 from collections import OrderedDict
 from collections.abc import Iterator
+from heapq import heapify, heappop, heappush
 from typing import TYPE_CHECKING
 
 from strikechain.engine.instruments import Instrument, MatchingMode
@@ -146,7 +146,7 @@ class _Side:
             price = heap[0] * self.sign
             if price in levels:
                 return price
-            heapq.heappop(heap)
+            heappop(heap)
             self.in_heap.discard(price)
         return None
 
@@ -157,7 +157,7 @@ class _Side:
             level = self.levels[price] = OrderedDict()
             if price not in self.in_heap:
                 self.in_heap.add(price)
-                heapq.heappush(self.heap, price * self.sign)
+                heappush(self.heap, price * self.sign)
                 if len(self.heap) > 2 * len(self.levels) + 64:
                     self._rebuild()
         level[order.order_id] = order
@@ -183,19 +183,19 @@ class _Side:
         frontier = [(heap[0], 0)]
         size = len(heap)
         while frontier:
-            key, index = heapq.heappop(frontier)
+            key, index = heappop(frontier)
             price = key * self.sign
             if price in self.levels:
                 yield price
             child = 2 * index + 1
             if child < size:
-                heapq.heappush(frontier, (heap[child], child))
+                heappush(frontier, (heap[child], child))
                 if child + 1 < size:
-                    heapq.heappush(frontier, (heap[child + 1], child + 1))
+                    heappush(frontier, (heap[child + 1], child + 1))
 
     def _rebuild(self) -> None:
         self.heap = [price * self.sign for price in self.levels]
-        heapq.heapify(self.heap)
+        heapify(self.heap)
         self.in_heap = set(self.levels)
 
 

@@ -124,7 +124,7 @@ from strikechain.engine.invariant import invariant
 from strikechain.engine.limits import DEFAULT_LIMITS, Limits
 from strikechain.engine.liquidation import better_bid
 from strikechain.engine.liquidator import KeeperAuction, Liquidator
-from strikechain.engine.margin import STANDARD_MARGIN, MarginPolicy
+from strikechain.engine.margin import STANDARD_MARGIN, MarginPolicy, StandardMargin
 from strikechain.engine.marks import update_option_marks, update_perp_mark
 from strikechain.engine.oracle import (
     OracleRejection,
@@ -739,9 +739,7 @@ class Engine:
         if ledger is not None and exposure is not None:
             value = price * size * market.value_per_tick_lot
             if ledger.epoch == ledger.state.epoch and not ledger.moved:
-                bound = self.margin.order_bound(  # type: ignore[union-attr]
-                    exposure, side, size, value, loss_per_lot * size
-                )
+                bound = self._order_bound(exposure, side, size, value, loss_per_lot * size)
                 fee = -(-value * market.taker_fee_ppm // _PPM) if takes else 0
                 free = (
                     ledger.cash
@@ -777,7 +775,6 @@ class Engine:
     ) -> tuple[int, int, int]:
         """The slow path of :meth:`_check_margin`: bring the sub-ledger's totals up to date and
         compute the exposure's exact requirement with the order (``value`` its notional)."""
-        margin = self.margin
         if ledger is None:
             raise _Refused(
                 RejectCode.INSUFFICIENT_MARGIN,
@@ -787,9 +784,7 @@ class Engine:
         if exposure is None:
             exposure = Exposure(ledger=ledger, market=market)
         self._current(ledger, exposure)
-        required = margin.requirement(  # type: ignore[union-attr]
-            exposure, side, size, value, loss_per_lot * size
-        )
+        required = self._requirement(exposure, side, size, value, loss_per_lot * size)
         initial, _, reserve = required
         position = exposure.position
         free = (
@@ -2120,7 +2115,7 @@ class Engine:
         change to its sub-ledger's totals."""
         ledger = exposure.ledger
         if required is None:
-            required = self.margin.requirement(exposure)  # type: ignore[union-attr]
+            required = self._requirement(exposure)
         initial, maintenance, reserve = required
         value = exposure.position * exposure.market.mark_per_lot
         ledger.value += value - exposure.value
@@ -2138,13 +2133,32 @@ class Engine:
             exposure.moved = False
             ledger.moved -= 1
 
+    def _requirement(
+        self, exposure: Exposure, side: int = 0, lots: int = 0, value: int = 0, loss: int = 0
+    ) -> tuple[int, int, int]:
+        """``self.margin.requirement(...)`` (a margin policy is set): a direct call for the
+        standard policy (compiled, its result stays unboxed), through the protocol otherwise."""
+        margin = self.margin
+        if isinstance(margin, StandardMargin):
+            return margin.requirement(exposure, side, lots, value, loss)
+        assert margin is not None
+        return margin.requirement(exposure, side, lots, value, loss)
+
+    def _order_bound(self, exposure: Exposure, side: int, lots: int, value: int, loss: int) -> int:
+        """``self.margin.order_bound(...)`` (a margin policy is set), as :meth:`_requirement`."""
+        margin = self.margin
+        if isinstance(margin, StandardMargin):
+            return margin.order_bound(exposure, side, lots, value, loss)
+        assert margin is not None
+        return margin.order_bound(exposure, side, lots, value, loss)
+
     def _refresh(self, ledger: SubLedger) -> None:
         """Recompute every exposure of ``ledger`` at the current marks."""
         margin = self.margin
         assert margin is not None
         total_value = total_initial = total_maintenance = total_reserve = 0
         for exposure in ledger.exposures.values():
-            initial, maintenance, reserve = margin.requirement(exposure)
+            initial, maintenance, reserve = self._requirement(exposure)
             value = exposure.position * exposure.market.mark_per_lot
             exposure.value, exposure.initial = value, initial
             exposure.maintenance, exposure.reserve = maintenance, reserve

@@ -106,6 +106,8 @@ def _valid_modes() -> frozenset[tuple[int, int, int, int, int]]:
 VALID_ORDER_MODES = _valid_modes()
 _POST_ONLY_VALUES: Final = frozenset(int(mode) for mode in PostOnly)
 _ORDER_MODE_FIELDS = ("side", "order_type", "time_in_force", "post_only", "self_trade")
+_MARKET: Final = int(OrderType.MARKET)
+_GTT: Final = int(TimeInForce.GTT)
 
 
 def _plain_ints(value: msgspec.Struct, fields: tuple[str, ...]) -> None:
@@ -172,7 +174,9 @@ class PlaceOrder(msgspec.Struct, frozen=True, kw_only=True, tag="place", gc=Fals
 
     def __post_init__(self) -> None:
         # One inline test on the path every order takes (replay decodes every order of the
-        # log); the per-field checks below only run to name what is wrong.
+        # log); the per-field checks below only run to name what is wrong. Fields are read
+        # once and compared with module constants (an enum member lookup costs more than the
+        # comparison): this runs for every order an agent or a client builds.
         if not (
             type(self.account) is str
             and type(self.instrument) is str
@@ -189,27 +193,29 @@ class PlaceOrder(msgspec.Struct, frozen=True, kw_only=True, tag="place", gc=Fals
             raise _refuse(
                 RejectCode.INVALID_ORDER, f"nonce and signature expiry are 0 .. {INT64_MAX}"
             )
-        if type(self.signature) is not bytes or len(self.signature) not in (0, SIGNATURE_BYTES):
+        signature = self.signature
+        if type(signature) is not bytes or (signature and len(signature) != SIGNATURE_BYTES):
             raise _refuse(
                 RejectCode.INVALID_ORDER,
                 f"a signature is {SIGNATURE_BYTES} bytes (or empty when unsigned)",
             )
         if type(self.reduce_only) is not bool:
             raise _refuse(RejectCode.INVALID_ORDER, "reduce-only must be true or false")
-        modes = (self.side, self.order_type, self.time_in_force, self.post_only, self.self_trade)
-        if modes not in VALID_ORDER_MODES:
+        side, order_type, time_in_force = self.side, self.order_type, self.time_in_force
+        post_only, self_trade = self.post_only, self.self_trade
+        if (side, order_type, time_in_force, post_only, self_trade) not in VALID_ORDER_MODES:
             raise _refuse(RejectCode.INVALID_ORDER, _mode_problem(self))
         if not (
-            type(self.side) is int
-            and type(self.order_type) is int
-            and type(self.time_in_force) is int
-            and type(self.post_only) is int
-            and type(self.self_trade) is int
+            type(side) is int
+            and type(order_type) is int
+            and type(time_in_force) is int
+            and type(post_only) is int
+            and type(self_trade) is int
         ):
             _plain_ints(self, _ORDER_MODE_FIELDS)
-        if self.order_type == OrderType.MARKET and self.price_ticks:
+        if order_type == _MARKET and self.price_ticks:
             raise _refuse(RejectCode.INVALID_ORDER, "a market order takes no price")
-        if (self.time_in_force == TimeInForce.GTT) != (self.expire_at_ns != 0):
+        if (time_in_force == _GTT) != (self.expire_at_ns != 0):
             raise _refuse(
                 RejectCode.INVALID_ORDER, "a good-till-time order, and only it, takes an expiry"
             )
@@ -278,10 +284,16 @@ class Cancel(msgspec.Struct, frozen=True, kw_only=True, tag="cancel", gc=False):
     priority_fee: int = 0
 
     def __post_init__(self) -> None:
-        _require_text(self.account, "account")
-        _require_text(self.client_order_id, "client order id")
-        _require_integer(self.order_id, "order id")
-        _require_integer(self.priority_fee, "priority fee")
+        if not (  # the one inline test on the path every cancel takes
+            type(self.account) is str
+            and type(self.client_order_id) is str
+            and type(self.order_id) is int
+            and type(self.priority_fee) is int
+        ):
+            _require_text(self.account, "account")
+            _require_text(self.client_order_id, "client order id")
+            _require_integer(self.order_id, "order id")
+            _require_integer(self.priority_fee, "priority fee")
         if bool(self.order_id) == bool(self.client_order_id):
             raise _refuse(RejectCode.INVALID_ORDER, "name the order by its id or its client id")
 

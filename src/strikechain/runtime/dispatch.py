@@ -46,7 +46,16 @@ class Registration:
     """One subscription in a :class:`Dispatcher`: its number (delivery order), topic, callback
     and owner (whom it is delivered to: the lab batches an agent's notices per block)."""
 
-    __slots__ = ("callback", "dispatcher", "next_ticker_ns", "number", "owner", "topic")
+    __slots__ = (
+        "callback",
+        "dispatcher",
+        "interval_ns",
+        "next_ticker_ns",
+        "number",
+        "owner",
+        "sink_data",
+        "topic",
+    )
 
     def __init__(
         self, dispatcher: Dispatcher, number: int, owner: str, topic: Topic, callback: Callback
@@ -56,8 +65,13 @@ class Registration:
         self.owner = owner
         self.topic = topic
         self.callback = callback
+        self.interval_ns = topic.interval_ns
+        """The topic's (read once: a Struct's field costs a lookup on every block)."""
         self.next_ticker_ns = 0
         """Ticker channel: no ticker before this block time (the topic's interval)."""
+        self.sink_data: object = None
+        """What the sink delivering it keeps per subscription (the lab's feed: the owner's
+        mailbox, so a notice costs no lookup by owner); None until the sink sets it."""
 
     def unsubscribe(self) -> None:
         self.dispatcher.remove(self)
@@ -137,7 +151,7 @@ class Dispatcher:
             for registration in registrations.values():
                 if registration.next_ticker_ns <= now:
                     out.append((registration, notice))
-                    interval = registration.topic.interval_ns
+                    interval = registration.interval_ns
                     if interval:
                         registration.next_ticker_ns = now + interval
         return out

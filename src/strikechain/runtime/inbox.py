@@ -14,9 +14,9 @@ The inbox does no I/O and reads no clock: the arrival time is passed in.
 
 from __future__ import annotations
 
-import heapq
 import typing
 from collections.abc import Iterable, Iterator
+from heapq import heapify, heappop, heappush
 from typing import Final
 
 from strikechain.engine.invariant import invariant
@@ -69,28 +69,34 @@ class Inbox:
         self._next_sequence = sequence + 1
         self._pending[sequence] = Pending(sequence, now_ns, tx)
         fees = self._fees
-        heapq.heappush(fees, (-tx.priority_fee, sequence))
+        heappush(fees, (-tx.priority_fee, sequence))
         if len(fees) > 2 * len(self._pending) + 1_024:  # mostly gone: rebuild
             self._fees = [(-e.tx.priority_fee, e.sequence) for e in self._pending.values()]
-            heapq.heapify(self._fees)
+            heapify(self._fees)
         return Receipt(sequence, now_ns)
 
     def top_by_fee(self, minimum: int, count: int) -> list[Pending]:
         """Up to ``count`` waiting transactions with ``priority_fee >= minimum``, highest fee
         first, ties by arrival: what a fee-priority block takes, found in ``O(count log n)``
-        however many wait below the fee (a congested mempool)."""
+        however many wait below the fee (a congested mempool); when ``count`` leaves room for
+        every waiting one (the common case), by one pass and a stable sort, leaving the heap
+        as it is."""
         heap, pending = self._fees, self._pending
+        if count >= len(pending):  # room for every one: filter, then a stable sort by fee
+            eligible = [entry for entry in pending.values() if entry.tx.priority_fee >= minimum]
+            eligible.sort(key=_negated_fee)
+            return eligible
         found: list[Pending] = []
         kept: list[tuple[int, int]] = []
         while heap and len(found) < count and -heap[0][0] >= minimum:
-            key = heapq.heappop(heap)
+            key = heappop(heap)
             entry = pending.get(key[1])
             if entry is None:
                 continue  # taken into a block or withdrawn: gone for good
             found.append(entry)
             kept.append(key)
         for key in kept:
-            heapq.heappush(heap, key)
+            heappush(heap, key)
         return found
 
     def get(self, sequence: int) -> Pending | None:
@@ -105,4 +111,9 @@ class Inbox:
         pending = self._pending
         for entry in chosen:
             removed = pending.pop(entry.sequence, None)
-            invariant(removed is entry, f"transaction {entry.sequence} is not in the inbox")
+            if removed is not entry:
+                invariant(False, f"transaction {entry.sequence} is not in the inbox")
+
+
+def _negated_fee(entry: Pending) -> int:
+    return -entry.tx.priority_fee

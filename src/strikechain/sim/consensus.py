@@ -131,6 +131,7 @@ from strikechain.sim.network import (
     LinkParams,
     Network,
     NetworkParams,
+    TransactionRoute,
 )
 
 __all__ = [
@@ -242,6 +243,9 @@ class Mempool:
         self.dropped = 0
         """Transactions that outlived ``ttl_ns`` in the mempool."""
         self.observer: SubmissionObserver | None = None
+        self._routes: dict[str, TransactionRoute] = {}
+        self._selection = runtime.policy.selection
+        """The runtime's selection (fixed with its policy): whose base fee agents pay."""
         """Sees every submission and answer (the lab's recorder); None: nobody."""
         if params.ttl_ns:
             runtime.add_sink(self)
@@ -265,13 +269,16 @@ class Mempool:
         self.submitted += 1
         observer = self.observer
         row = -1 if observer is None else observer.sent(agent, tx)
-        entry = self.network.entry_validator(agent)
-        delay = self.network.transaction_delay_ns(agent, entry)
-        if delay is None:
+        route = self._routes.get(agent)
+        if route is None:
+            route = self._routes[agent] = self.network.transaction_route(agent)
+        now = self.kernel.now
+        delay = route.delay_ns(now)
+        if delay < 0:
             self.lost += 1
             return
         self.kernel.schedule(
-            self.kernel.now + delay, self._at_entry, _InFlight(agent, entry, tx, on_outcome, row)
+            now + delay, self._at_entry, _InFlight(agent, route.entry, tx, on_outcome, row)
         )
 
     def _at_entry(self, flight: _InFlight) -> None:
@@ -321,6 +328,14 @@ class Mempool:
             if spike.start_ns <= now_ns < spike.end_ns:
                 multiplier *= spike.multiplier
         return multiplier
+
+    def base_fee_now(self) -> int:
+        """The base fee the runtime's selection asks now (0 without fee priority)."""
+        return self._selection.base_fee
+
+    def demand_now(self) -> float:
+        """:meth:`demand_multiplier` at the kernel's time: what agents' arrival rates follow."""
+        return self.demand_multiplier(self.kernel.now)
 
     def select(self) -> Selected:
         """The next block's transactions, chosen now (what a proposer does)."""

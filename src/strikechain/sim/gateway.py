@@ -19,10 +19,9 @@ Dispatcher`'s decision, the same as in process: only the timing is the lab's.
 
 from __future__ import annotations
 
-from strikechain.engine.txs import Transaction
+from strikechain.engine.txs import Cancel, Transaction
 from strikechain.runtime.gateway import (
     Callback,
-    CancelBySubmit,
     Outcome,
     Subscription,
     Topic,
@@ -33,8 +32,11 @@ from strikechain.sim.feed import MarketDataFeed
 __all__ = ["LabGateway", "MarketDataFeed"]
 
 
-class LabGateway(CancelBySubmit):
-    """One agent's :class:`~strikechain.runtime.gateway.Gateway` in the lab."""
+class LabGateway:
+    """One agent's :class:`~strikechain.runtime.gateway.Gateway` in the lab. Compiled by mypyc
+    (``make native``): every agent transaction passes here, so it implements ``cancel`` as
+    :class:`~strikechain.runtime.gateway.CancelBySubmit` does (a compiled class cannot derive
+    from an interpreted one)."""
 
     __slots__ = ("agent", "feed", "mempool")
 
@@ -44,6 +46,23 @@ class LabGateway(CancelBySubmit):
         self.feed = feed
 
     def submit(self, tx: Transaction, on_outcome: Outcome | None = None) -> None:
+        self.mempool.submit(self.agent, tx, on_outcome)
+
+    def cancel(
+        self,
+        account: str,
+        *,
+        order_id: int = 0,
+        client_order_id: str = "",
+        priority_fee: int = 0,
+        on_outcome: Outcome | None = None,
+    ) -> None:
+        tx = Cancel(
+            account=account,
+            order_id=order_id,
+            client_order_id=client_order_id,
+            priority_fee=priority_fee,
+        )
         self.mempool.submit(self.agent, tx, on_outcome)
 
     def subscribe(self, topic: Topic, callback: Callback) -> Subscription:

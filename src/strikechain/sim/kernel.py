@@ -35,13 +35,16 @@ order for as long as each is earlier than the heap's first key (and within ``unt
 ``max_events``), then pushes the batch back under its next key. Every event runs at the same
 virtual time and in the same place of the total ``(time, sequence)`` order as it would as a
 separate heap entry (keys are unique), so a batch changes no run; it saves a push, a pop and a
-dict entry per event (a block's deliveries were two thirds of a lab run's events).
+dict entry per event (a block's deliveries were two thirds of a lab run's events). A batch keeps
+its times and sequences apart and compares times (a time fits a machine word, a key does not),
+making a key only when it goes back into the heap; a large batch is put in order by one stable
+NumPy sort.
 """
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Callable
+from heapq import heappop, heappush
 from typing import Any, Final
 
 import numpy as np
@@ -54,6 +57,7 @@ SEQUENCE_BITS: Final = 40
 _SEQUENCE_LIMIT: Final = 1 << SEQUENCE_BITS
 _SEQUENCE_MASK: Final = _SEQUENCE_LIMIT - 1
 _NEVER: Final = 1 << 126
+_NUMPY_SORT_MIN: Final = 64
 
 
 class KernelOverflow(Exception):
@@ -76,25 +80,55 @@ class Timer:
     def cancelled(self) -> bool:
         return self.callback is None
 
-    def _fire(self, _: object) -> None:
-        callback = self.callback
-        if callback is not None:
-            self.callback = None
-            callback()
-
 
 class _Batch:
-    """Events of one :meth:`Kernel.schedule_batch` not yet run: keys ascending, from ``next``."""
+    """Events of one :meth:`Kernel.schedule_batch` not yet run, from ``next``: their times
+    ascending and their sequences (``first`` plus each one's place in the list given). Times
+    and sequences are kept apart: a time fits a machine word, a key (``time << SEQUENCE_BITS |
+    sequence``) does not, and the key is only made when the batch goes back into the heap."""
 
-    __slots__ = ("arguments", "function", "keys", "next")
+    __slots__ = ("arguments", "first", "function", "next", "places", "times")
 
     def __init__(
-        self, keys: list[int], function: Callable[[Any], None], arguments: list[Any]
+        self,
+        times: list[int],
+        places: list[int],
+        first: int,
+        function: Callable[[Any], None],
+        arguments: list[Any],
     ) -> None:
-        self.keys = keys
+        self.times = times
+        self.places = places
+        self.first = first
         self.function = function
         self.arguments = arguments
         self.next = 0
+
+    def key(self, index: int) -> int:
+        return self.times[index] << SEQUENCE_BITS | self.first + self.places[index]
+
+
+def _fire(timer: Timer) -> None:
+    """A timer's event (a module function: no bound method made per timer)."""
+    callback = timer.callback
+    if callback is not None:
+        timer.callback = None
+        callback()
+
+
+def _stable_order(times_ns: list[int]) -> list[int]:
+    """The positions of ``times_ns`` in ascending time, ties in list order (the order of the
+    keys ``time << SEQUENCE_BITS | sequence`` of consecutive sequences): one NumPy sort for a
+    large batch (a block's market data), Python's for a small one or for times beyond int64."""
+    if len(times_ns) >= _NUMPY_SORT_MIN:
+        try:
+            array = np.fromiter(times_ns, dtype=np.int64, count=len(times_ns))
+        except OverflowError:
+            pass
+        else:
+            order: list[int] = array.argsort(kind="stable").tolist()
+            return order
+    return sorted(range(len(times_ns)), key=times_ns.__getitem__)
 
 
 def _batch_marker(_: object) -> None:
@@ -142,11 +176,12 @@ class Kernel:
     def call_at(self, when_ns: int, callback: Callable[[], None]) -> Timer:
         """Run ``callback()`` at virtual time ``when_ns`` (not before now); cancellable."""
         timer = Timer(when_ns, callback)
-        self.schedule(when_ns, timer._fire, None)
+        self.schedule(when_ns, _fire, timer)
         return timer
 
     def call_later(self, delay_ns: int, callback: Callable[[], None]) -> Timer:
-        invariant(delay_ns >= 0, f"a delay is not negative, not {delay_ns}")
+        if delay_ns < 0:  # the message built only when it is needed (a timer per arrival)
+            invariant(False, f"a delay is not negative, not {delay_ns}")
         return self.call_at(self.now + delay_ns, callback)
 
     # -- the hot path ------------------------------------------------------------------------
@@ -163,7 +198,7 @@ class Kernel:
             raise KernelOverflow(f"{sequence} events scheduled, the most in one kernel's life")
         self._sequence = sequence + 1
         key = when_ns << SEQUENCE_BITS | sequence
-        heapq.heappush(heap, key)
+        heappush(heap, key)
         self._waiting[key] = (function, argument)
 
     def schedule_batch(
@@ -181,15 +216,14 @@ class Kernel:
         first = self._sequence
         if first + count > _SEQUENCE_LIMIT:
             raise KernelOverflow(f"{first} events scheduled, the most in one kernel's life")
-        keys = [when << SEQUENCE_BITS | first + i for i, when in enumerate(times_ns)]
-        keys.sort()
-        head = keys[0]
-        if head >> SEQUENCE_BITS < self.now:
-            invariant(False, f"an event at {head >> SEQUENCE_BITS} ns is before now, {self.now} ns")
+        places = _stable_order(times_ns)
+        times = [times_ns[i] for i in places]
+        if times[0] < self.now:
+            invariant(False, f"an event at {times[0]} ns is before now, {self.now} ns")
         self._sequence = first + count
-        # a key's sequence names its place in the list given
-        batch = _Batch(keys, function, [arguments[(key & _SEQUENCE_MASK) - first] for key in keys])
-        heapq.heappush(heap, head)
+        batch = _Batch(times, places, first, function, [arguments[i] for i in places])
+        head = batch.key(0)
+        heappush(heap, head)
         self._waiting[head] = (_batch_marker, batch)
         self._batched += count - 1
 
@@ -198,7 +232,7 @@ class Kernel:
         ``max_events`` ran; then the clock stands at ``until_ns`` if given (time passes even
         when nothing happens). Returns how many events ran."""
         heap, waiting = self._heap, self._waiting
-        pop = heapq.heappop
+        pop = heappop
         # the first key past until_ns: every event due by then has a smaller key
         limit = _NEVER if until_ns is None else (until_ns + 1) << SEQUENCE_BITS
         budget = -1 if max_events is None else max_events
@@ -220,29 +254,46 @@ class Kernel:
     def _run_batch(self, batch: _Batch, limit: int, budget: int) -> int:
         """Run ``batch``'s events from its next one (due: its entry was first in the heap) while
         each comes before the heap's first key and ``limit``, at most ``budget`` of them (-1:
-        no bound); then put the batch back under its next key. Returns how many ran."""
-        keys, function, arguments = batch.keys, batch.function, batch.arguments
+        no bound); then put the batch back under its next key. Returns how many ran.
+
+        Times are compared as times: an event at time ``t`` is before ``limit`` iff ``t <
+        limit >> SEQUENCE_BITS`` (a limit is a time's first key), and before the heap's first
+        key iff its time is earlier, or the same with a smaller sequence."""
+        times, places, arguments = batch.times, batch.places, batch.arguments
+        function, first = batch.function, batch.first
         heap = self._heap
+        end_ns = limit >> SEQUENCE_BITS
+        head = -1  # the heap's first key when head_ns was found (keys are never negative)
+        head_ns = 0
         index = batch.next
-        end = len(keys)
+        end = len(times)
         ran = 0
         while True:
-            key = keys[index]
             argument = arguments[index]
             arguments[index] = None  # run: let it go
+            self.now = times[index]
             index += 1
-            self.now = key >> SEQUENCE_BITS
             function(argument)
             ran += 1
             if index == end:
                 return ran
             self._batched -= 1
-            following = keys[index]
-            if following >= limit or ran == budget or (heap and heap[0] < following):
-                batch.next = index
-                heapq.heappush(heap, following)
-                self._waiting[following] = (_batch_marker, batch)
-                return ran
+            following_ns = times[index]
+            if following_ns >= end_ns or ran == budget:
+                break
+            if heap:
+                if heap[0] != head:
+                    head = heap[0]
+                    head_ns = head >> SEQUENCE_BITS
+                if head_ns < following_ns or (
+                    head_ns == following_ns and head & _SEQUENCE_MASK < first + places[index]
+                ):
+                    break
+        batch.next = index
+        following = batch.key(index)
+        heappush(heap, following)
+        self._waiting[following] = (_batch_marker, batch)
+        return ran
 
     def step(self) -> bool:
         """Run the next event, if any."""

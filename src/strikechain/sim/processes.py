@@ -675,6 +675,19 @@ class PricePaths:
         high = prices[local + 1]
         return low + (high - low) * (remainder / self.step_ns)
 
+    def generated_row(self, underlying: str) -> int:
+        """The row of a generated ``underlying`` in the chunks (-1: replayed or unknown)."""
+        return self._rows.get(underlying, -1)
+
+    @property
+    def chunk_steps(self) -> int:
+        return self._chunk_steps
+
+    def chunk_prices(self, row: int, chunk_index: int) -> list[float]:
+        """Row ``row``'s prices in chunk ``chunk_index`` (made now if not yet, as
+        :meth:`price` would): what :class:`~strikechain.sim.path_cursor.PriceCursor` reads."""
+        return self._chunk(chunk_index).price_rows[row]
+
     def price_minor(self, underlying: str, t_ns: int, rounding: Rounding) -> int:
         """:meth:`price` in USDC minor units, rounded as named (:func:`price_to_minor`)."""
         return price_to_minor(self.price(underlying, t_ns), rounding)

@@ -84,6 +84,7 @@ from strikechain.runtime.inbox import Receipt
 from strikechain.runtime.runtime import Committed
 from strikechain.sim.hedge_venue import BPS
 from strikechain.sim.lab import Lab
+from strikechain.sim.path_cursor import PriceCursor
 
 NAN: Final = math.nan
 PULL_EVERY_NS: Final = NANOS_PER_SECOND
@@ -344,22 +345,33 @@ class Recorder:
         # (height, fill, maker client id, taker client id, maker row, taker row, reference)
         self._fills: list[tuple[int, Fill, str, str, int, int, float]] = []
         self._liquidations: list[tuple[int, Event]] = []
-        # submissions: (agent, tx, sent, reference) and what is learnt later, by row
-        self._sent_rows: list[tuple[str, Transaction, int, float]] = []
+        # submissions by row, a list per column (no tuple per row to allocate and to keep in
+        # the collector's young generation): agent, tx, sent, reference, and what is learnt later
+        self._sent_agent: list[str] = []
+        self._sent_tx: list[Transaction] = []
+        self._sent_ns: list[int] = []
+        self._sent_reference: list[float] = []
         self._sequence: list[int] = []
         self._included: list[int] = []
         self._answer_ns: list[int] = []
         self._order_id: list[int] = []
         self._runtime_rejection: dict[int, str] = {}
         self._engine_rejection: dict[int, str] = {}
-        self._awaiting: dict[int, list[int]] = {}
-        """id(tx) -> rows of submissions not yet seen in a block (the rows keep tx alive)."""
+        self._awaiting: dict[int, int | list[int]] = {}
+        """id(tx) -> the row (or rows, when one tx was sent more than once) of submissions not
+        yet seen in a block (``_sent_tx`` keeps tx alive)."""
         self._open: dict[int, tuple[str, int]] = {}
         """order id -> (client order id, submission row or -1), while the order lives."""
         prices = lab.prices
         self._reference_names = () if prices is None else prices.underlyings
         self._reference_times: list[int] = []
         self._reference: dict[str, list[float]] = {name: [] for name in self._reference_names}
+        self._cursors: dict[str, PriceCursor] = {}
+        """Per underlying with a reference: what a submission's reference is read from."""
+        if prices is not None:
+            self._cursors = {name: PriceCursor(prices, name) for name in self._reference_names}
+        self._instrument_field: dict[type, str] = {}
+        """Per transaction type: ``"instrument"`` if it has that field, else ``""``."""
         self.reference_step_ns = 0
         self._next_reference_ns = 0
         if prices is not None:
@@ -377,22 +389,44 @@ class Recorder:
 
     def sent(self, agent: str, tx: Transaction) -> int:
         """A submission leaves ``agent`` now: its row."""
-        row = len(self._sent_rows)
+        row = len(self._sent_tx)
         now = self.kernel.now
         reference = NAN
-        instrument = getattr(tx, "instrument", None)
+        kind = type(tx)
+        field = self._instrument_field.get(kind)
+        if field is None:
+            names = getattr(kind, "__struct_fields__", ())
+            field = self._instrument_field[kind] = "instrument" if "instrument" in names else ""
+        instrument = getattr(tx, field) if field else None
         if type(instrument) is str and self._reference_names:
             underlying = self._underlying(instrument)
-            if underlying in self._reference:
-                assert self.lab.prices is not None
-                reference = self.lab.prices.price(underlying, now)
-        self._sent_rows.append((agent, tx, now, reference))
+            cursor = self._cursors.get(underlying)
+            if cursor is not None:
+                reference = cursor.price(now)
+        self._sent_agent.append(agent)
+        self._sent_tx.append(tx)
+        self._sent_ns.append(now)
+        self._sent_reference.append(reference)
         self._sequence.append(0)
         self._included.append(0)
         self._answer_ns.append(0)
         self._order_id.append(0)
-        self._awaiting.setdefault(id(tx), []).append(row)
+        awaiting = self._awaiting
+        key = id(tx)
+        earlier = awaiting.get(key)
+        if earlier is None:
+            awaiting[key] = row
+        elif isinstance(earlier, list):
+            earlier.append(row)
+        else:
+            awaiting[key] = [earlier, row]
         return row
+
+    def submissions(self) -> list[tuple[str, Transaction, int, float]]:
+        """Every submission so far by row: ``(agent, tx, sent_ns, reference_usdc)``."""
+        return list(
+            zip(self._sent_agent, self._sent_tx, self._sent_ns, self._sent_reference, strict=True)
+        )
 
     def _underlying(self, instrument: str) -> str:
         underlying = self._underlying_of.get(instrument)
@@ -412,12 +446,15 @@ class Recorder:
                 self._sequence[row] = outcome.sequence
             return
         self._runtime_rejection[row] = str(outcome.code)
-        key = id(self._sent_rows[row][1])
+        key = id(self._sent_tx[row])
         rows = self._awaiting.get(key)
-        if rows is not None and row in rows:  # it never entered the inbox
-            rows.remove(row)
-            if not rows:
-                del self._awaiting[key]
+        if isinstance(rows, list):
+            if row in rows:  # it never entered the inbox
+                rows.remove(row)
+                if not rows:
+                    del self._awaiting[key]
+        elif rows == row:
+            del self._awaiting[key]
 
     # -- the sink side ---------------------------------------------------------------------
 
@@ -473,13 +510,18 @@ class Recorder:
         if not awaiting:
             return found
         for index, tx in enumerate(transactions):
-            rows = awaiting.get(id(tx))
+            key = id(tx)
+            rows = awaiting.get(key)
             if rows is None:
                 continue
             sequence = sequences[index]
-            row = self._take(rows, sequence)
-            if not rows:
-                del awaiting[id(tx)]
+            if isinstance(rows, list):
+                row = self._take(rows, sequence)
+                if not rows:
+                    del awaiting[key]
+            else:
+                row = rows
+                del awaiting[key]
             self._sequence[row] = sequence
             self._included[row] = height
             found[index] = row
@@ -652,10 +694,11 @@ class Recorder:
     def _fills_frame(self, commits: dict[int, int], lane_orders: set[int]) -> Any:
         columns: dict[str, list[Any]] = {column.name: [] for column in SCHEMA["fills"]}
         times = {row[0]: row[1] for row in self._blocks}
-        sent, sequences = self._sent_rows, self._sequence
+        agents, sent_ns, references = self._sent_agent, self._sent_ns, self._sent_reference
+        sequences = self._sequence
         for height, event, maker_client, taker_client, maker_row, taker_row, ref in self._fills:
             scale = self._scales.get(event.instrument)
-            taker = sent[taker_row] if taker_row >= 0 else None
+            taker = taker_row >= 0
             price, lots = event.price_ticks, event.size_lots
             columns["height"].append(height)
             columns["timestamp_ns"].append(times[height])
@@ -679,13 +722,13 @@ class Recorder:
             columns["taker_client_order_id"].append(taker_client)
             columns["maker_submission"].append(maker_row if maker_row >= 0 else None)
             columns["taker_submission"].append(taker_row if taker_row >= 0 else None)
-            columns["maker_agent"].append(sent[maker_row][0] if maker_row >= 0 else "")
-            columns["taker_agent"].append("" if taker is None else taker[0])
+            columns["maker_agent"].append(agents[maker_row] if maker_row >= 0 else "")
+            columns["taker_agent"].append(agents[taker_row] if taker else "")
             columns["taker_sequence"].append(
                 _optional(sequences[taker_row]) if taker_row >= 0 else None
             )
-            columns["taker_sent_ns"].append(None if taker is None else taker[2])
-            columns["taker_reference_usdc"].append(NAN if taker is None else taker[3])
+            columns["taker_sent_ns"].append(sent_ns[taker_row] if taker else None)
+            columns["taker_reference_usdc"].append(references[taker_row] if taker else NAN)
             columns["reference_usdc"].append(ref)
             columns["maker_fee_usdc"].append(_usdc(event.maker_fee))
             columns["taker_fee_usdc"].append(_usdc(event.taker_fee))
@@ -694,7 +737,7 @@ class Recorder:
 
     def _orders_frame(self, commits: dict[int, int]) -> Any:
         columns: dict[str, list[Any]] = {column.name: [] for column in SCHEMA["orders"]}
-        for row, (agent, tx, sent, reference) in enumerate(self._sent_rows):
+        for row, (agent, tx, sent, reference) in enumerate(self.submissions()):
             fields = _order_fields(tx)
             instrument = fields.instrument
             scale = self._scales.get(instrument) if instrument else None

@@ -315,7 +315,6 @@ class Run:
         lab = self.lab
         prices = lab.prices
         assert prices is not None  # a scenario always has a market
-        selection = lab.runtime.policy.selection
         return AgentContext(
             name=member.name,
             gateway=self.lab.gateway(member.name),
@@ -323,9 +322,9 @@ class Run:
             rng=lab.kernel.rng(f"agent/{member.name}"),
             reference=ReferenceFeed(prices, lab.kernel, member.group.latency_ns),
             instruments={i.name: i for i in self.instruments},
-            base_fee=lambda: selection.base_fee,
+            base_fee=lab.mempool.base_fee_now,
             hedge=lab.hedge,
-            demand=lambda: lab.mempool.demand_multiplier(lab.kernel.now),
+            demand=lab.mempool.demand_now,
             max_fee=member.group.max_fee,
         )
 

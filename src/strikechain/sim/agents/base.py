@@ -29,6 +29,7 @@ import numpy as np
 from strikechain.engine.instruments import Instrument
 from strikechain.runtime.gateway import Gateway, Scheduler
 from strikechain.sim.hedge_venue import HedgeVenue
+from strikechain.sim.path_cursor import PriceCursor
 from strikechain.sim.processes import PricePaths
 
 
@@ -37,18 +38,22 @@ class ReferenceFeed:
     (never before the path's start). Market makers and arbitrageurs differ mostly in this
     latency."""
 
-    __slots__ = ("_clock", "_paths", "latency_ns")
+    __slots__ = ("_clock", "_cursors", "_paths", "latency_ns")
 
     def __init__(self, paths: PricePaths, clock: Scheduler, latency_ns: int) -> None:
         self._paths = paths
         self._clock = clock
         self.latency_ns = latency_ns
+        self._cursors: dict[str, PriceCursor] = {}
 
     def price(self, underlying: str) -> float:
         """USDC per unit of ``underlying``, as last seen."""
         seen = self._clock.now_ns() - self.latency_ns
         start = self._paths.start_ns
-        return self._paths.price(underlying, seen if seen > start else start)
+        cursor = self._cursors.get(underlying)
+        if cursor is None:
+            cursor = self._cursors[underlying] = PriceCursor(self._paths, underlying)
+        return cursor.price(seen if seen > start else start)
 
     def delayed(self, extra_latency_ns: int) -> ReferenceFeed:
         """The same paths seen ``extra_latency_ns`` later still (a stale reporter's view)."""
