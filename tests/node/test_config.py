@@ -129,3 +129,17 @@ def test_option_fields_on_a_perpetual_are_refused(field: str) -> None:
     text = PERPETUAL + f"{field} = {value}\n"
     with pytest.raises(ConfigError, match=rf"\$\.instruments\[0\]\.{field}: only an option"):
         parse_config(text)
+
+
+@pytest.mark.parametrize(
+    ("line", "field"),
+    [
+        ("cut_grace_ms = -1.0", "node.cut_grace_ms"),
+        ("cut_grace_ms = 150.0", "node.cut_grace_ms"),
+        ("gc_interval_s = 0.0", "node.gc_interval_s"),
+        ("gc_interval_s = 7200.0", "node.gc_interval_s"),
+    ],
+)
+def test_node_timing_fields_out_of_range_are_refused_naming_them(line: str, field: str) -> None:
+    with pytest.raises(ConfigError, match=field):
+        parse_config(f"[node]\nblock_interval_ms = 100.0\n{line}\n" + PERPETUAL)

@@ -14,7 +14,7 @@ import pytest
 from strikechain.engine.events import Fill, OrderAccepted
 from strikechain.engine.oracle import OracleReport, sign_report
 from strikechain.engine.signing import address_of, keccak256
-from strikechain.engine.txs import PlaceOrder, PostOnly
+from strikechain.engine.txs import Cancel, PlaceOrder, PostOnly
 from strikechain.node.config import ConfigError, NodeConfig, parse_config
 from strikechain.node.service import Node, NodeHalted
 from strikechain.runtime.errors import RuntimeRejection
@@ -74,6 +74,19 @@ def report(clock: Clock) -> OracleReport:
             account=REPORTER,
             underlying="BTC",
             timestamp_ns=clock.now,
+            price=100_000 * USDC,
+            confidence=USDC,
+        ),
+        KEY,
+    )
+
+
+def report_now(node: Node) -> OracleReport:
+    return sign_report(
+        OracleReport(
+            account=REPORTER,
+            underlying="BTC",
+            timestamp_ns=node.clock(),
             price=100_000 * USDC,
             confidence=USDC,
         ),
@@ -184,6 +197,71 @@ def test_a_full_inbox_refuses_and_changes_nothing(tmp_path: Path) -> None:
         assert len(node.runtime.inbox) == 2  # type: ignore[union-attr]
         assert (node.engine.height, node._waiting) == (height, waiting)
         await node.stop()
+
+    run(main())
+
+
+def test_a_due_block_takes_what_arrives_within_the_grace_then_submissions_cut_it(
+    tmp_path: Path,
+) -> None:
+    cfg = config(tmp_path, block_interval_ms=60_000.0, cut_grace_ms=50.0)
+    clock = Clock()
+
+    async def main() -> None:
+        node = await started(
+            msgspec.structs.replace(
+                cfg, settlement=msgspec.structs.replace(cfg.settlement, enabled=False)
+            ),
+            clock,
+            BoaChain,
+        )
+        node.submit_nowait(report(clock))  # finds the genesis block overdue: cuts it first
+        height = node.engine.height
+        due = node.runtime.next_due_ns()  # type: ignore[union-attr]
+        assert due is not None
+        clock.now = due + 30_000_000  # due, within the grace: taken into the block
+        node.submit_nowait(report(clock))
+        assert node.engine.height == height
+        clock.now = due + 50_000_000  # past the grace: the block is cut first
+        node.submit_nowait(report(clock))
+        assert node.engine.height == height + 1
+        assert len(node.runtime.inbox) == 1  # type: ignore[union-attr]
+        await node.stop()
+
+    run(main())
+
+
+def test_the_timer_drains_input_already_arriving_before_it_cuts(tmp_path: Path) -> None:
+    """A due block waits (up to the grace) while submissions keep coming, then holds them."""
+    cfg = config(tmp_path, block_interval_ms=400.0, cut_grace_ms=40.0)
+    cfg = msgspec.structs.replace(
+        cfg, settlement=msgspec.structs.replace(cfg.settlement, enabled=False)
+    )
+
+    async def main() -> None:
+        node = Node(cfg)
+        await node.start()
+        try:
+            await node.submit(report_now(node))  # a first block, so the timer runs from it
+            due = node.runtime.next_due_ns()  # type: ignore[union-attr]
+            assert due is not None
+            await asyncio.sleep(max(0.0, (due - node.clock()) / 1e9 - 0.02))
+            height = node.engine.height
+            sent: list[int] = []
+            futures = []
+            while node.engine.height == height:  # one submission per loop pass: never quiet
+                sent.append(node.clock())
+                # (a cancel of nothing: the engine refuses it in the block, cheaply)
+                futures.append(node.submit_nowait(Cancel(account=REPORTER, order_id=len(sent))))
+                await asyncio.sleep(0)
+            acks = await asyncio.gather(*futures[:-1])
+            block = node.engine.timestamp_ns
+            after_due = [t for t in sent[:-1] if t >= due]
+            assert after_due, "nothing was submitted after the due time"
+            assert all(ack.height == height + 1 for ack in acks)  # all in the drained block
+            assert due + 40_000_000 <= block <= due + 40_000_000 + 150_000_000  # at its end
+        finally:
+            await node.stop()
 
     run(main())
 

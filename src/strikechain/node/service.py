@@ -69,6 +69,9 @@ OPERATOR_ACCOUNT: Final = "operator"
 DEPLOYMENT_FILE: Final = "settlement.json"
 RELAY_INTERVAL_S: Final = 0.5
 NANOS_PER_SECOND: Final = 1_000_000_000
+QUIET_PASSES: Final = 3
+"""Loop passes without a new submission after which a due block's input counts as drained
+(a message takes about three: socket read, frame parsed, request handled)."""
 
 
 class Ack(msgspec.Struct, frozen=True, kw_only=True):
@@ -120,6 +123,8 @@ class Node:
         caller, and the event loop never waits on it."""
         self.heap = HeapPolicy(config.node.gc_interval_s, config.node.gc_full_interval_s)
         self.acks = 0
+        self._submissions = 0
+        self._grace_ns = int(config.node.cut_grace_ms * 1_000_000)
         self.chain_errors = 0
         self._last_transactions = 0
 
@@ -215,9 +220,11 @@ class Node:
         assert runtime is not None, "the node has not started"
         now = self.clock()
         due = runtime.next_due_ns()
-        if due is not None and now >= due:
-            # A block is due: cut it before taking more. Under load the timer's wake-up waits
-            # behind bursts of requests on this one loop; this keeps the block cadence.
+        self._submissions += 1
+        if due is not None and now >= due + self._grace_ns:
+            # A block is overdue (past the grace the timer drains its input in): cut it before
+            # taking more. Under load the timer's wake-up waits behind bursts of requests on
+            # this one loop; this keeps the block cadence.
             self.cut_block()
             if self.halted is not None:
                 raise NodeHalted(self.halted)
@@ -282,6 +289,20 @@ class Node:
             if due is not None and due > now:
                 await asyncio.sleep(min((due - now) / NANOS_PER_SECOND, interval_s))
                 continue
+            # Due: first take what has already arrived (messages read but not yet submitted
+            # would otherwise wait a whole interval more), until the input is quiet for a few
+            # loop passes or the grace is over.
+            deadline = due + self._grace_ns if due is not None else now
+            seen, quiet = self._submissions, 0
+            while quiet < QUIET_PASSES and self.clock() < deadline:
+                await asyncio.sleep(0)
+                if self._submissions == seen:
+                    quiet += 1
+                else:
+                    seen, quiet = self._submissions, 0
+            due = runtime.next_due_ns()
+            if due is not None and due > self.clock():
+                continue  # a submission past the grace cut it meanwhile
             self.cut_block()
             await asyncio.sleep(0)
             if self.heap.due():
