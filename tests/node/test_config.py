@@ -135,7 +135,7 @@ def test_option_fields_on_a_perpetual_are_refused(field: str) -> None:
     ("line", "field"),
     [
         ("cut_grace_ms = -1.0", "node.cut_grace_ms"),
-        ("cut_grace_ms = 150.0", "node.cut_grace_ms"),
+        ("cut_grace_ms = 60001.0", "node.cut_grace_ms"),
         ("gc_interval_s = 0.0", "node.gc_interval_s"),
         ("gc_interval_s = 7200.0", "node.gc_interval_s"),
     ],

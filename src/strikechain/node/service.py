@@ -124,7 +124,9 @@ class Node:
         self.heap = HeapPolicy(config.node.gc_interval_s, config.node.gc_full_interval_s)
         self.acks = 0
         self._submissions = 0
-        self._grace_ns = int(config.node.cut_grace_ms * 1_000_000)
+        self._grace_ns = min(
+            int(config.node.cut_grace_ms * 1_000_000), config.node.block_interval_ns
+        )
         self.chain_errors = 0
         self._last_transactions = 0
 
