@@ -68,6 +68,13 @@ class Clock:
         return self.now
 
 
+def unsettled(cfg: NodeConfig) -> NodeConfig:
+    """``cfg`` with settlement off (no chain: the node alone)."""
+    return msgspec.structs.replace(
+        cfg, settlement=msgspec.structs.replace(cfg.settlement, enabled=False)
+    )
+
+
 def report(clock: Clock) -> OracleReport:
     return sign_report(
         OracleReport(
@@ -179,13 +186,7 @@ def test_a_full_inbox_refuses_and_changes_nothing(tmp_path: Path) -> None:
     clock = Clock()
 
     async def main() -> None:
-        node = await started(
-            msgspec.structs.replace(
-                cfg, settlement=msgspec.structs.replace(cfg.settlement, enabled=False)
-            ),
-            clock,
-            BoaChain,
-        )
+        node = await started(unsettled(cfg), clock, BoaChain)
         # The first submission finds the genesis block due and cuts it (the listing); then two
         # fit in the inbox until the next block, a minute away, and the third is refused.
         node.submit_nowait(report(clock))
@@ -208,13 +209,7 @@ def test_a_due_block_takes_what_arrives_within_the_grace_then_submissions_cut_it
     clock = Clock()
 
     async def main() -> None:
-        node = await started(
-            msgspec.structs.replace(
-                cfg, settlement=msgspec.structs.replace(cfg.settlement, enabled=False)
-            ),
-            clock,
-            BoaChain,
-        )
+        node = await started(unsettled(cfg), clock, BoaChain)
         node.submit_nowait(report(clock))  # finds the genesis block overdue: cuts it first
         height = node.engine.height
         due = node.runtime.next_due_ns()  # type: ignore[union-attr]
@@ -234,9 +229,7 @@ def test_a_due_block_takes_what_arrives_within_the_grace_then_submissions_cut_it
 def test_the_timer_drains_input_already_arriving_before_it_cuts(tmp_path: Path) -> None:
     """A due block waits (up to the grace) while submissions keep coming, then holds them."""
     cfg = config(tmp_path, block_interval_ms=400.0, cut_grace_ms=40.0)
-    cfg = msgspec.structs.replace(
-        cfg, settlement=msgspec.structs.replace(cfg.settlement, enabled=False)
-    )
+    cfg = unsettled(cfg)
 
     async def main() -> None:
         node = Node(cfg)
@@ -270,13 +263,7 @@ def test_a_failed_log_write_halts_the_node_without_acknowledging(tmp_path: Path)
     cfg, clock = config(tmp_path), Clock()
 
     async def main() -> None:
-        node = await started(
-            msgspec.structs.replace(
-                cfg, settlement=msgspec.structs.replace(cfg.settlement, enabled=False)
-            ),
-            clock,
-            BoaChain,
-        )
+        node = await started(unsettled(cfg), clock, BoaChain)
         await node.submit(report(clock))
         assert node.log is not None
         height = node.log.last_height()
