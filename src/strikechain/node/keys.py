@@ -632,22 +632,8 @@ def _keystream(key: bytes, seal_nonce: bytes, api_key: str, length: int) -> byte
 
 def _canonical(row: _Row) -> bytes:
     """Every field of a row in one unambiguous byte string (JSON of a flat list)."""
-    record = row.record
-    fields = [
-        _DOMAIN.decode() + "record",
-        record.api_key,
-        record.account,
-        ",".join(record.scopes),
-        record.label,
-        record.created_at_ns,
-        int(record.disabled),
-        row.kdf.n,
-        row.kdf.r,
-        row.kdf.p,
-        row.salt.hex(),
-        row.secret_hash.hex(),
-        row.seal_nonce.hex(),
-        row.sealed_secret.hex(),
+    fields = [_DOMAIN.decode() + "record"] + [
+        value.hex() if isinstance(value, bytes) else value for value in _row_values(row)
     ]
     return json.dumps(fields, separators=(",", ":"), ensure_ascii=True).encode()
 

@@ -15,10 +15,10 @@ from decimal import Decimal
 from typing import Any, Final
 
 from strikechain.engine.instruments import Instrument
+from strikechain.engine.units import QUOTE_SCALE
 from strikechain.node.config import NodeConfig
 
 LISTING_INTERVAL_S: Final = 1.0
-USDC: Final = 1_000_000
 
 
 def due_options(config: NodeConfig, engine: Any, now_ns: int) -> list[Instrument]:
@@ -35,7 +35,7 @@ def due_options(config: NodeConfig, engine: Any, now_ns: int) -> list[Instrument
     for section in config.option_sections():
         state = engine.underlyings.get(section.underlying)
         oracle = None if state is None else state.oracle
-        index = None if oracle is None or not oracle.index else Decimal(oracle.index) / USDC
+        index = None if oracle is None or not oracle.index else Decimal(oracle.index) / QUOTE_SCALE
         for expiry in section.option_expiries(now_ns):
             if (section.underlying, expiry) not in listed:
                 listed.add((section.underlying, expiry))
