@@ -68,10 +68,10 @@ browser:
 	bash tools/install_browser.sh
 
 test: lint native browser
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --durations=15 -m "not long"
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=15 -m "not long"
 
 test-long: $(VENV)/.dev native
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --durations=15 -m long
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup --durations=15 -m long
 
 bench: $(VENV)/.bench native
 	$(BIN)/strikechain bench all

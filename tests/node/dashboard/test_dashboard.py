@@ -11,13 +11,16 @@ installs chromium (``make test`` runs it); without it these tests skip, saying w
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.error
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -42,22 +45,27 @@ CHROMIUM_FLAGS = [
 ]
 LAPTOP = {"width": 1366, "height": 900}
 PHONE = {"width": 390, "height": 844}
-NODE_SECONDS = 120.0
+NODE_SECONDS = 900.0
+"""A bound on the node's life should the test process die (the fixture stops it first)."""
 TIMEOUT_MS = 20_000
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason=f"no chromium at {CHROMIUM}: run tools/install_browser.sh (make test does)",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason=f"no chromium at {CHROMIUM}: run tools/install_browser.sh (make test does)",
+    ),
+    # One node and one chromium for the file, on one xdist worker (``--dist loadgroup``).
+    pytest.mark.xdist_group("dashboard"),
+]
 
 
 @pytest.fixture(scope="module")
 def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """The development node (it takes seconds to start)."""
     base = tmp_path_factory.mktemp("dashboard")
-    port, keys = free_port(), base / "dev-keys.json"
+    port, keys, log = free_port(), base / "dev-keys.json", base / "dev.log"
     node = launch(
-        base / "dev.log",
+        log,
         "-m", "strikechain", "serve", "--dev", "--with-market-makers",
         "--data-dir", str(base / "dev"), "--port", str(port),
         "--dev-keys-out", str(keys), "--stop-after", str(NODE_SECONDS),
@@ -68,6 +76,7 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             "dev": f"http://127.0.0.1:{port}",
             "dev_keys": json.loads(keys.read_text()),
             "dev_process": node,
+            "dev_log": log,
         }
     finally:
         node.terminate()
@@ -110,12 +119,49 @@ def browser() -> Iterator[Any]:
             shutil.rmtree(profile, ignore_errors=True)
 
 
+OPEN_PAGES: list[Any] = []
+
+
+@pytest.fixture(autouse=True)
+def explain_failures(request: pytest.FixtureRequest, nodes: dict[str, Any]) -> Iterator[None]:
+    """After a failed test: what its pages showed (connection, book, toast, console) and the
+    node's last log lines, so a failure on a loaded CI machine can be diagnosed afterwards."""
+    yield
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        for page in OPEN_PAGES:
+            print(describe(page))
+        lines = nodes["dev_log"].read_text(errors="replace").splitlines()
+        print("--- the node's last log lines", *lines[-40:], sep="\n")
+    for page in OPEN_PAGES:
+        if not page.is_closed():
+            page.close()
+    OPEN_PAGES.clear()
+
+
+def describe(page: Any) -> str:
+    if page.is_closed():
+        return f"--- page {page.url}: closed"
+    try:
+        state = page.get_attribute("#connection", "data-state", timeout=1_000)
+        book = (page.inner_html("#book", timeout=1_000) or "")[:600]
+        toast = page.text_content("#toast", timeout=1_000)
+    except Exception as error:  # the diagnosis must not hide the failure it explains
+        return f"--- page {page.url}: could not be read ({error})"
+    console = "\n".join(page.console[-30:])
+    return f"--- page {page.url}: connection {state}; toast {toast!r}\nbook: {book}\n{console}"
+
+
 def open_page(browser: Any, url: str, viewport: dict[str, int] = LAPTOP) -> Any:
     page = browser.new_page()
+    OPEN_PAGES.append(page)
     page.set_viewport_size(viewport)
     errors: list[str] = []
+    console: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda message: console.append(f"console.{message.type}: {message.text}"))
     page.errors = errors
+    page.console = console
     page.goto(url)
     page.wait_for_selector("#connection[data-state=open]")
     return page
@@ -218,6 +264,37 @@ def test_an_order_placed_from_the_page_rests_in_the_book_and_cancels(
     page.click("#open-orders button.cancel-order")
     page.wait_for_selector("#open-orders button.cancel-order", state="detached")
     page.wait_for_selector(level, state="detached")
+    assert page.errors == []
+    page.close()
+
+
+def test_a_refused_subscription_is_asked_again(nodes: dict[str, Any], browser: Any) -> None:
+    """The node refuses calls past a client address's allowance (10028): a book subscribed
+    while the address is over it still arrives once the allowance refills."""
+    page = open_page(browser, nodes["dev"] + "/#market")
+    page.wait_for_selector("#book tr.level")
+    stop = threading.Event()
+
+    def spend() -> None:  # the page's address is this test's too (loopback)
+        while not stop.is_set():
+            with contextlib.suppress(urllib.error.URLError):
+                get(nodes["dev"] + "/api/v2/public/get_time")
+
+    spender = threading.Thread(target=spend)
+    spender.start()
+    try:
+        time.sleep(1.0)  # the burst is spent
+        page.select_option("#instrument", "ETH_USDC-PERPETUAL")
+        wait_until(
+            page,
+            lambda: any("subscribe failed" in line for line in page.console),
+            "a refused subscription",
+        )
+    finally:
+        stop.set()
+        spender.join()
+    page.wait_for_selector("#book caption:has-text('ETH_USDC-PERPETUAL')", state="attached")
+    page.wait_for_selector("#book tr.level.ask")
     assert page.errors == []
     page.close()
 

@@ -9,6 +9,7 @@ import { OptionsView } from "./options.js";
 import { Connection } from "./rpc.js";
 
 const VIEWS = ["market", "options", "account", "risk", "oracle", "settlement", "node"];
+const INSTRUMENTS_RETRY_MS = [1_000, 2_000, 4_000, 8_000];
 
 class App {
   constructor() {
@@ -69,7 +70,10 @@ class App {
     if (shown && $("#banner-text").textContent !== text) $("#banner-text").textContent = text;
   }
 
-  async loadInstruments() {
+  // The instruments and currencies; a failure (a slow or rate-limiting node) is retried while
+  // the connection lasts, since every view starts from them.
+  async loadInstruments(attempt = 0) {
+    const socket = this.connection.socket;
     try {
       const instruments = await this.connection.call("public/get_instruments", { currency: "any" });
       this.instruments = new Map(instruments.map((i) => [i.instrument_name, i]));
@@ -86,6 +90,10 @@ class App {
       if (this.view === "options") this.options.onShow();
     } catch (error) {
       this.report(error);
+      const delay = INSTRUMENTS_RETRY_MS[Math.min(attempt, INSTRUMENTS_RETRY_MS.length - 1)];
+      setTimeout(() => {
+        if (socket !== null && socket === this.connection.socket && this.connection.isOpen) this.loadInstruments(attempt + 1);
+      }, delay);
     }
   }
 

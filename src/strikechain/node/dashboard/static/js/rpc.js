@@ -6,6 +6,7 @@ const CALL_TIMEOUT_MS = 10_000;
 const SILENCE_MS = 8_000; // venue.status arrives every block: this long without a message is a dead link
 const BACKOFF_MS = [500, 1_000, 2_000, 4_000, 8_000, 15_000];
 const CHANNELS_PER_REQUEST = 64;
+const RESUBSCRIBE_MS = [1_000, 2_000, 4_000, 8_000]; // a refused subscription (rate limit, a slow node) is asked again
 
 export class RpcError extends Error {
   constructor(code, message, data) {
@@ -74,12 +75,7 @@ export class Connection {
       this.account = null;
       this.authError = error;
     }
-    const channels = [...this.handlers.keys()];
-    try {
-      await this.sendSubscriptions(channels);
-    } catch (error) {
-      console.warn("resubscribe failed", error);
-    }
+    await this.subscribeAgain(socket, [...this.handlers.keys()]);
     this.attempt = 0;
     this.everOpened = true;
     this.setState("open");
@@ -186,7 +182,7 @@ export class Connection {
     }
     handlers.add(handler);
     if (fresh && this.socket && this.socket.readyState === WebSocket.OPEN) {
-      this.sendSubscriptions([channel]).catch((error) => console.warn("subscribe failed", channel, error));
+      this.subscribeAgain(this.socket, [channel]);
     }
     return () => this.unsubscribe(channel, handler);
   }
@@ -200,6 +196,23 @@ export class Connection {
     if (this.isOpen) {
       const method = isPrivate(channel) ? "private/unsubscribe" : "public/unsubscribe";
       this.call(method, { channels: [channel] }).catch(() => {});
+    }
+  }
+
+  // Subscribe ``channels`` on ``socket``; a refusal is retried with backoff while the socket
+  // lasts and a handler still wants the channel (a page must not stay blank after one 10028).
+  async subscribeAgain(socket, channels, attempt = 0) {
+    try {
+      await this.sendSubscriptions(channels);
+    } catch (error) {
+      console.warn("subscribe failed", channels.join(" "), error.message);
+      const wanted = () => channels.filter((c) => this.handlers.has(c));
+      const delay = RESUBSCRIBE_MS[Math.min(attempt, RESUBSCRIBE_MS.length - 1)];
+      setTimeout(() => {
+        if (socket === this.socket && socket.readyState === WebSocket.OPEN && wanted().length) {
+          this.subscribeAgain(socket, wanted(), attempt + 1);
+        }
+      }, delay);
     }
   }
 
