@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterator
 from heapq import heapify, heappop, heappush
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from strikechain.engine.instruments import Instrument, MatchingMode
 from strikechain.engine.invariant import invariant
@@ -29,8 +29,8 @@ from strikechain.engine.invariant import invariant
 if TYPE_CHECKING:
     from strikechain.engine.accounts import Exposure, Market
 
-BUY = 1
-SELL = -1
+BUY: Final = 1
+SELL: Final = -1
 
 
 class Order:

@@ -22,9 +22,11 @@ Cost basis: growing a position adds the fill's notional (signed); a reduction re
 
 from __future__ import annotations
 
+from typing import Final
+
 from strikechain.engine.accounts import Exposure, Market
 
-PPM = 1_000_000
+PPM: Final = 1_000_000
 
 
 def trade(exposure: Exposure, side: int, lots: int, lot_value: int, fee: int) -> int:

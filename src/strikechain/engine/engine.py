@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable
+from typing import Final
 
 from strikechain.engine import auction, clearing
 from strikechain.engine.accounts import (
@@ -166,15 +167,22 @@ from strikechain.engine.txs import (
 )
 
 # Plain ints on the hot path: an enum attribute lookup costs more than the comparison.
-_MARKET = 2
-_GTC, _IOC, _FOK, _GTT = 1, 2, 3, 4
-_POST_REPRICE, _POST_REJECT = 1, 2
-_CANCEL_TAKER, _CANCEL_MAKER, _CANCEL_BOTH = 1, 2, 3
-_PPM = 1_000_000
+# Final: mypyc compiles each use to the number, not a lookup in the module's globals.
+_MARKET: Final = 2
+_GTC: Final = 1
+_IOC: Final = 2
+_FOK: Final = 3
+_GTT: Final = 4
+_POST_REPRICE: Final = 1
+_POST_REJECT: Final = 2
+_CANCEL_TAKER: Final = 1
+_CANCEL_MAKER: Final = 2
+_CANCEL_BOTH: Final = 3
+_PPM: Final = 1_000_000
 _LIQUIDATION_SLOT = frozenset({Cancel, CancelAll, LiquidationBid})
 """What the lanes apply before the engine's liquidation work: cancels, then keepers' bids."""
-_BAND_OPEN = 1 << 62
-MAX_SAFE_PATH_PPM = 100_000
+_BAND_OPEN: Final = 1 << 62
+MAX_SAFE_PATH_PPM: Final = 100_000
 """A sub-ledger is proven safe for at most 10% of path (see ``Engine._prove_safe``)."""
 _BATCH = MatchingMode.BATCH
 

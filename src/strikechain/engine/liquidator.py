@@ -60,7 +60,7 @@ and a bankrupt position left open loses the counterparties more); at most
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from strikechain.engine import clearing
 from strikechain.engine.accounts import Exposure, Market, SubLedger, with_position
@@ -101,7 +101,7 @@ from strikechain.engine.liquidation import (
 if TYPE_CHECKING:
     from strikechain.engine.engine import Engine
 
-_CANCEL_TAKER = 1
+_CANCEL_TAKER: Final = 1
 
 
 class KeeperAuction:

@@ -56,12 +56,12 @@ keeps (``FLOOR`` per lot, see :mod:`strikechain.engine.marks`); the strike per l
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Final, Protocol
 
 from strikechain.engine.accounts import Exposure, Market
 from strikechain.engine.position_limits import size_scaled_ppm
 
-PPM = 1_000_000
+PPM: Final = 1_000_000
 
 
 class MarginPolicy(Protocol):

@@ -232,7 +232,7 @@ class Kernel:
         ``max_events`` ran; then the clock stands at ``until_ns`` if given (time passes even
         when nothing happens). Returns how many events ran."""
         heap, waiting = self._heap, self._waiting
-        pop = heappop
+        pop, marker = heappop, _batch_marker  # (module names: a globals lookup on each use)
         # the first key past until_ns: every event due by then has a smaller key
         limit = _NEVER if until_ns is None else (until_ns + 1) << SEQUENCE_BITS
         budget = -1 if max_events is None else max_events
@@ -240,7 +240,7 @@ class Kernel:
         while heap and heap[0] < limit and ran != budget:
             key = pop(heap)
             function, argument = waiting.pop(key)
-            if function is _batch_marker:
+            if function is marker:
                 ran += self._run_batch(argument, limit, budget - ran)
                 continue
             self.now = key >> SEQUENCE_BITS

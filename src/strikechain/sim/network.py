@@ -109,10 +109,12 @@ class _Link:
     """One directed link: its path latency and its stream of (loss, jitter) draws."""
 
     __slots__ = (
+        "_draws",
         "_index",
         "_jitter",
         "_loss",
         "_lossy",
+        "_max_ns",
         "_rng",
         "_uniform",
         "_uniforms",
@@ -136,6 +138,10 @@ class _Link:
         """Uniform jitter: ``floor(U * jitter_ns)``, computed per message from ``_uniforms``
         (the same doubles and the same rounding as one NumPy pass over the refill)."""
         self._uniforms: list[float] = []
+        # the two constants as fields: compiled code reads a field directly, but looks a name
+        # imported from another module up in the module's globals on every message
+        self._draws = DRAWS_PER_REFILL
+        self._max_ns = MAX_ONE_WAY_NS
         self._index = DRAWS_PER_REFILL
 
     def _refill(self) -> None:
@@ -157,28 +163,28 @@ class _Link:
     def _jitter_at(self, index: int) -> int:
         if self._uniform:
             jitter = math.floor(self._uniforms[index] * self.jitter_ns)
-            return jitter if jitter < MAX_ONE_WAY_NS else MAX_ONE_WAY_NS
+            return jitter if jitter < self._max_ns else self._max_ns
         return self._jitter[index]
 
     def draw(self, now_ns: int) -> int:
         """The delay of the next message, sent at ``now_ns``; -1 if it is lost."""
-        if self._index == DRAWS_PER_REFILL:
+        if self._index == self._draws:
             self._refill()
         index = self._index
         self._index = index + 1
         if self._lossy and self._loss[index] < self.params.loss_at(now_ns):
             return -1
         delay = self.path_ns + self._jitter_at(index)
-        return delay if delay < MAX_ONE_WAY_NS else MAX_ONE_WAY_NS
+        return delay if delay < self._max_ns else self._max_ns
 
     def delay(self) -> int:
         """The delay of the next message on a stream that loses none (its loss draw used up)."""
-        if self._index == DRAWS_PER_REFILL:
+        if self._index == self._draws:
             self._refill()
         index = self._index
         self._index = index + 1
         delay = self.path_ns + self._jitter_at(index)
-        return delay if delay < MAX_ONE_WAY_NS else MAX_ONE_WAY_NS
+        return delay if delay < self._max_ns else self._max_ns
 
 
 class Network:

@@ -46,8 +46,12 @@ class PriceCursor:
         if self._row < 0 or offset < 0:
             return self._paths.price(self.underlying, t_ns)
         step_ns = self._step_ns
-        step, remainder = divmod(offset, step_ns)
-        chunk, local = divmod(step, self._chunk_steps)
+        # // and - rather than divmod: compiled, they stay machine integers (offset >= 0)
+        step = offset // step_ns
+        remainder = offset - step * step_ns
+        chunk_steps = self._chunk_steps
+        chunk = step // chunk_steps
+        local = step - chunk * chunk_steps
         if chunk != self._chunk:
             self._prices = self._paths.chunk_prices(self._row, chunk)
             self._chunk = chunk
