@@ -58,6 +58,9 @@ _SEQUENCE_LIMIT: Final = 1 << SEQUENCE_BITS
 _SEQUENCE_MASK: Final = _SEQUENCE_LIMIT - 1
 _NEVER: Final = 1 << 126
 _NUMPY_SORT_MIN: Final = 64
+_push: Final = heappush
+"""``heappush`` as a static of the compiled module (an imported name is a globals lookup per
+event scheduled)."""
 
 
 class KernelOverflow(Exception):
@@ -198,7 +201,7 @@ class Kernel:
             raise KernelOverflow(f"{sequence} events scheduled, the most in one kernel's life")
         self._sequence = sequence + 1
         key = when_ns << SEQUENCE_BITS | sequence
-        heappush(heap, key)
+        _push(heap, key)
         self._waiting[key] = (function, argument)
 
     def schedule_batch(

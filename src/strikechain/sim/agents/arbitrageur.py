@@ -43,6 +43,9 @@ from strikechain.sim.agents.validation import (
 )
 
 _STRUCT: Final = "ArbitrageurParams"
+_TICKER: Final = Ticker
+"""The class a ticker notice carries, as a static of the compiled module (a name imported from
+another module is looked up in the module's globals on every delivery)."""
 
 
 class _Watch:
@@ -112,7 +115,7 @@ class Arbitrageur:
 
     def _on_ticker(self, notice: Notice) -> None:
         ticker = notice.event
-        if isinstance(ticker, Ticker):
+        if isinstance(ticker, _TICKER):
             watch = self._watches[ticker.instrument]
             watch.ticker = ticker
             self._check(watch, ticker)

@@ -100,6 +100,8 @@ _LOG_POLY: Final = _floats(_coef.LOG_POLY)
 _LOG_LAST_CELL: Final = len(_LOG_INVC) - 1
 _LOG1P_DIRECT: Final = 2.0**-10
 _LOG_SPLIT: Final = 3.0 * 2.0**15
+_frexp: Final = math.frexp
+"""A static of the compiled module: ``math.frexp`` is an attribute lookup on the module per call."""
 
 
 def _horner(x: float) -> float:
@@ -122,7 +124,7 @@ def exponential_of_uniform(uniform: float) -> float:
     # detmath's _log_positive(1 + x, lost / (1 + x)), for -1 < x <= 0 (big = 1, little = x)
     u = 1.0 + x
     extra = (x - (u - 1.0)) / u
-    m, e = math.frexp(u)
+    m, e = _frexp(u)
     k = float(round(m * _LOG_CELLS))
     cell = min(max(int(k - _LOG_FIRST_CELL), 0), _LOG_LAST_CELL)
     c = k * (1.0 / _LOG_CELLS)

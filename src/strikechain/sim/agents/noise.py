@@ -42,6 +42,9 @@ _GTT: Final = int(TimeInForce.GTT)
 _BUY: Final = int(Side.BUY)
 _SELL: Final = int(Side.SELL)
 _STRUCT: Final = "NoiseParams"
+_TICKER: Final = Ticker
+"""The class a ticker notice carries, as a static of the compiled module (a name imported from
+another module is looked up in the module's globals on every delivery)."""
 
 
 class NoiseTrader:
@@ -79,7 +82,7 @@ class NoiseTrader:
 
     def _on_ticker(self, notice: Notice) -> None:
         ticker = notice.event
-        if isinstance(ticker, Ticker):
+        if isinstance(ticker, _TICKER):
             self._tickers[ticker.instrument] = ticker
 
     def _schedule(self) -> None:
