@@ -22,6 +22,7 @@ from strikechain.engine.txs import Deposit
 from strikechain.node.config import NodeConfig
 from strikechain.node.http import build_app
 from strikechain.node.keys import KeyStore, Scope, ScryptParams
+from strikechain.node.server import server_config
 from strikechain.node.service import OPERATOR_ACCOUNT, Node
 from tests.node.api.test_transport import free_port
 from tests.node.test_service import KEY, REPORTER, USDC, config
@@ -91,10 +92,7 @@ def node_in_thread(
         keys = KeyStore(tmp_path / "keys.sqlite", kdf=ScryptParams(n=16, r=1, p=1))
         port = free_port()
         server = uvicorn.Server(
-            uvicorn.Config(
-                build_app(node, None, keys), host="127.0.0.1", port=port, log_config=None,
-                lifespan="off",
-            )
+            server_config(build_app(node, None, keys), "127.0.0.1", port)
         )  # fmt: skip
         task = asyncio.create_task(server.serve())
         try:

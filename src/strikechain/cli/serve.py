@@ -42,6 +42,7 @@ async def serve(
     from strikechain.node.http import build_app
     from strikechain.node.keys import KeyStore
     from strikechain.node.logging import configure
+    from strikechain.node.server import server_config
     from strikechain.node.service import Node
 
     configure()
@@ -82,13 +83,11 @@ async def serve(
                 await _first_index(node)
                 start_makers(node, accounts, paths)
         server = uvicorn.Server(
-            uvicorn.Config(
+            server_config(
                 build_app(node, admin_token(Path(config.node.data_dir)), keys),
-                host=host,
-                port=port,
+                host,
+                port,
                 ws_max_size=WS_FRAME_BYTES_MAX,
-                log_config=None,
-                lifespan="off",
             )
         )
         # The node owns SIGINT and SIGTERM (it stops the server, then itself, in order).

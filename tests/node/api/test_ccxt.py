@@ -25,6 +25,7 @@ from strikechain.engine.txs import Deposit
 from strikechain.node.api.transport import Api
 from strikechain.node.http import build_app
 from strikechain.node.keys import KeyStore, Scope
+from strikechain.node.server import server_config
 from strikechain.node.service import OPERATOR_ACCOUNT, Node
 from tests.node.api.test_transport import CHEAP, free_port
 from tests.node.test_service import KEY, PERP, REPORTER, USDC, config
@@ -138,9 +139,7 @@ class Venue:
         port = free_port()
         app = build_app(node, None, keys)
         self.api = app.state.api
-        server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off")
-        )
+        server = uvicorn.Server(server_config(app, "127.0.0.1", port))
         serving = asyncio.create_task(server.serve())
         reporting = asyncio.create_task(_report_forever(node))
         while not server.started:

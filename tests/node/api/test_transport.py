@@ -32,6 +32,7 @@ from strikechain.node.api.registry import METHODS, Context, method
 from strikechain.node.api.transport import Api
 from strikechain.node.http import build_app
 from strikechain.node.keys import KeyStore, Scope, ScryptParams
+from strikechain.node.server import server_config
 from strikechain.node.service import OPERATOR_ACCOUNT, Node
 from tests.node.test_service import KEY, PERP, REPORTER, USDC, config
 
@@ -115,9 +116,7 @@ async def serving(tmp_path: Path, limits: ApiLimits | None = None) -> AsyncItera
     api_key, secret = keys.create(ALICE, (Scope.READ, Scope.TRADE))
     app = build_app(node, None, keys, limits)
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off")
-    )
+    server = uvicorn.Server(server_config(app, "127.0.0.1", port))
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.01)
