@@ -42,6 +42,7 @@ MODULES = (
     "engine.merkle",
     "engine.ordering",
     "engine.position_limits",
+    "engine.wellformed",
     "runtime.dispatch",
     "runtime.inbox",
     "sim.agents.arbitrageur",

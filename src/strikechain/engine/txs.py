@@ -17,54 +17,27 @@ policy (the lab's layer-1 baseline); the default lane policy ignores it.
 from __future__ import annotations
 
 import enum
-from typing import Final
 
 import msgspec
 
+from strikechain.engine import wellformed
 from strikechain.engine.codes import RejectCode, Rejection
 from strikechain.engine.instruments import Instrument
+from strikechain.engine.invariant import invariant
 from strikechain.engine.oracle import OracleReport
+from strikechain.engine.order_modes import GTT as _GTT
+from strikechain.engine.order_modes import MARKET as _MARKET
+from strikechain.engine.order_modes import (
+    VALID_ORDER_MODES,
+    OrderType,
+    PostOnly,
+    SelfTrade,
+    Side,
+    TimeInForce,
+)
 from strikechain.engine.params import UnderlyingParams
 from strikechain.engine.signing import SIGNATURE_BYTES
 from strikechain.engine.units import INT64_MAX
-
-
-class Side(enum.IntEnum):
-    BUY = 1
-    SELL = -1
-
-
-class OrderType(enum.IntEnum):
-    LIMIT = 1
-    MARKET = 2
-    """Fills against the book up to the protection band, the rest is cancelled."""
-
-
-class TimeInForce(enum.IntEnum):
-    GTC = 1
-    """Good till cancelled: the remainder rests."""
-    IOC = 2
-    """Immediate or cancel: the remainder is cancelled."""
-    FOK = 3
-    """Fill or kill: all of it at once, or nothing."""
-    GTT = 4
-    """Good till time: rests until ``expire_at_ns`` (block time), then expires."""
-
-
-class PostOnly(enum.IntEnum):
-    NONE = 0
-    REPRICE = 1
-    """Deribit's ``post_only``: an order that would cross is repriced one tick behind the touch."""
-    REJECT = 2
-    """Deribit's ``reject_post_only``: an order that would cross is rejected."""
-
-
-class SelfTrade(enum.IntEnum):
-    """What happens when an order would trade against the same account (the taker's mode)."""
-
-    CANCEL_TAKER = 1
-    CANCEL_MAKER = 2
-    CANCEL_BOTH = 3
 
 
 def _refuse(code: RejectCode, message: str) -> Rejection:
@@ -81,33 +54,7 @@ def _require_integer(value: object, what: str) -> None:
         raise _refuse(RejectCode.INVALID_ORDER, f"{what} must be an integer, not {value!r}")
 
 
-def _valid_modes() -> frozenset[tuple[int, int, int, int, int]]:
-    """Every allowed (side, order type, time in force, post-only, self-trade) combination.
-
-    A market order is immediate (GTC, IOC or FOK, never good-till-time) and never post-only; a
-    post-only order is a limit order that may rest (GTC or GTT).
-    """
-    modes = set()
-    for side in Side:
-        for order_type in OrderType:
-            for tif in TimeInForce:
-                for post_only in PostOnly:
-                    for self_trade in SelfTrade:
-                        if order_type == OrderType.MARKET and (tif == TimeInForce.GTT or post_only):
-                            continue
-                        if post_only and tif in (TimeInForce.IOC, TimeInForce.FOK):
-                            continue
-                        modes.add(
-                            (int(side), int(order_type), int(tif), int(post_only), int(self_trade))
-                        )
-    return frozenset(modes)
-
-
-VALID_ORDER_MODES = _valid_modes()
-_POST_ONLY_VALUES: Final = frozenset(int(mode) for mode in PostOnly)
 _ORDER_MODE_FIELDS = ("side", "order_type", "time_in_force", "post_only", "self_trade")
-_MARKET: Final = int(OrderType.MARKET)
-_GTT: Final = int(TimeInForce.GTT)
 
 
 def _plain_ints(value: msgspec.Struct, fields: tuple[str, ...]) -> None:
@@ -172,11 +119,13 @@ class PlaceOrder(msgspec.Struct, frozen=True, kw_only=True, tag="place", gc=Fals
     """The account's EIP-712 signature (``strikechain.engine.orders_signing``), 65 bytes, or
     empty: kept in the block and the log, verified by the edges, never by the engine."""
 
-    def __post_init__(self) -> None:
-        # One inline test on the path every order takes (replay decodes every order of the
-        # log); the per-field checks below only run to name what is wrong. Fields are read
-        # once and compared with module constants (an enum member lookup costs more than the
-        # comparison): this runs for every order an agent or a client builds.
+    __post_init__ = wellformed.check_order  # type: ignore[misc]  # (a compiled function)
+    """The compiled common case; anything else comes to :meth:`_check`."""
+
+    def _check(self) -> None:
+        """The full validation: refuses what is wrong, naming it, and stores enumeration
+        members as plain ints (what :func:`~strikechain.engine.wellformed.check_order` does not
+        accept as it is comes here)."""
         if not (
             type(self.account) is str
             and type(self.instrument) is str
@@ -250,17 +199,11 @@ class Amend(msgspec.Struct, frozen=True, kw_only=True, tag="amend", gc=False):
     """:class:`PostOnly`."""
     priority_fee: int = 0
 
-    def __post_init__(self) -> None:
-        if (  # the one inline test on the path every amend takes; the rest names what is wrong
-            type(self.account) is str
-            and type(self.order_id) is int
-            and type(self.price_ticks) is int
-            and type(self.size_lots) is int
-            and type(self.priority_fee) is int
-            and type(self.post_only) is int
-            and self.post_only in _POST_ONLY_VALUES
-        ):
-            return
+    __post_init__ = wellformed.check_amend  # type: ignore[misc]  # (a compiled function)
+    """The compiled common case; anything else comes to :meth:`_check`."""
+
+    def _check(self) -> None:
+        """The full validation: refuses what is wrong, naming it."""
         _require_text(self.account, "account")
         for value, what in (
             (self.order_id, "order id"),
@@ -273,6 +216,13 @@ class Amend(msgspec.Struct, frozen=True, kw_only=True, tag="amend", gc=False):
             raise _refuse(
                 RejectCode.INVALID_ORDER, f"post-only {self.post_only!r} is not 0, 1 or 2"
             )
+
+
+invariant(
+    PlaceOrder.__struct_fields__ == wellformed.PLACE_ORDER_FIELDS
+    and Amend.__struct_fields__ == wellformed.AMEND_FIELDS,
+    "the compiled checks read the fields of an order and an amend in their declared order",
+)
 
 
 class Cancel(msgspec.Struct, frozen=True, kw_only=True, tag="cancel", gc=False):
@@ -593,3 +543,15 @@ class Block(msgspec.Struct, frozen=True, kw_only=True):
     height: int
     timestamp_ns: int
     transactions: list[Transaction]
+
+
+# The order modes live in strikechain.engine.order_modes (see there why); named here too, with
+# the transactions that carry them.
+__all__ = [
+    "VALID_ORDER_MODES",
+    "OrderType",
+    "PostOnly",
+    "SelfTrade",
+    "Side",
+    "TimeInForce",
+]
