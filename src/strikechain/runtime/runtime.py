@@ -167,7 +167,8 @@ class Runtime:
 
     def submit(self, tx: Transaction, now_ns: int) -> Receipt:
         """Put ``tx`` in the inbox, or raise :class:`RuntimeRejection` (``INBOX_FULL``...)."""
-        self._check_running()
+        if self._stopped:  # (tested here: a call per transaction costs more than the test)
+            self._check_running()
         return self.inbox.submit(tx, now_ns)
 
     def poll(self, now_ns: int) -> BlockResult | None:

@@ -104,6 +104,16 @@ _frexp: Final = math.frexp
 """A static of the compiled module: ``math.frexp`` is an attribute lookup on the module per call."""
 
 
+def _round_half_even(x: float) -> float:
+    """``float(round(x))`` for finite ``x >= 0``, bit for bit: compiled, the builtin ``round``
+    is a lookup in the builtins and a call (``x - floor(x)`` is exact, so the tie test is)."""
+    whole = float(math.floor(x))
+    part = x - whole
+    if part > 0.5 or (part == 0.5 and whole % 2.0 == 1.0):
+        return whole + 1.0
+    return whole
+
+
 def _horner(x: float) -> float:
     poly = _LOG_POLY
     acc = x * poly[-1] + poly[-2]
@@ -125,7 +135,7 @@ def exponential_of_uniform(uniform: float) -> float:
     u = 1.0 + x
     extra = (x - (u - 1.0)) / u
     m, e = _frexp(u)
-    k = float(round(m * _LOG_CELLS))
+    k = _round_half_even(m * _LOG_CELLS)
     cell = min(max(int(k - _LOG_FIRST_CELL), 0), _LOG_LAST_CELL)
     c = k * (1.0 / _LOG_CELLS)
     d = m - c
