@@ -50,9 +50,14 @@ AMEND_FIELDS: Final = (
     "priority_fee",
 )
 _astuple: Final = msgspec.structs.astuple
-"""A static of the compiled module (a name from another module is a globals lookup per call)."""
+"""This and the constants below are statics of the compiled module (a name from another module
+is a globals lookup per use)."""
 _VALID_ORDER_MODES: Final = VALID_ORDER_MODES
 _POST_ONLY_VALUES: Final = POST_ONLY_VALUES
+_MARKET: Final = MARKET
+_GTT: Final = GTT
+_INT64_MAX: Final = INT64_MAX
+_SIGNATURE_BYTES: Final = SIGNATURE_BYTES
 
 
 def check_order(order: Any) -> None:
@@ -93,12 +98,12 @@ def check_order(order: Any) -> None:
         and type(post_only) is int
         and type(self_trade) is int
         and type(signature) is bytes
-        and 0 <= nonce <= INT64_MAX
-        and 0 <= expiry_ns <= INT64_MAX
-        and (not signature or len(signature) == SIGNATURE_BYTES)
+        and (nonce == 0 or 0 < nonce <= _INT64_MAX)  # (0 first: the bound is not a small int)
+        and (expiry_ns == 0 or 0 < expiry_ns <= _INT64_MAX)
+        and (not signature or len(signature) == _SIGNATURE_BYTES)
         and (side, order_type, time_in_force, post_only, self_trade) in _VALID_ORDER_MODES
-        and not (order_type == MARKET and price_ticks)
-        and (time_in_force == GTT) == (expire_at_ns != 0)
+        and not (order_type == _MARKET and price_ticks)
+        and (time_in_force == _GTT) == (expire_at_ns != 0)
     ):
         return
     order._check()
