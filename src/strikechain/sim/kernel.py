@@ -7,7 +7,8 @@ they were scheduled (the sequence number, never object identity or hash order), 
 pure function of its seed and its inputs, bit for bit. The heap holds one integer per event,
 ``time << SEQUENCE_BITS | sequence`` (the same order as the pair; comparing two integers costs a
 third of comparing two tuples, and the heap's comparisons were a tenth of a lab run), and the
-callbacks wait in a dict under that key.
+callbacks wait in a dict under that key, with their time (a key does not fit a machine word:
+shifting the time back out of it cost more than keeping it).
 
 It implements the runtime's :class:`~strikechain.runtime.gateway.Scheduler` (``now_ns``,
 ``call_at``, ``call_later``, handles that cancel), so the agents written against it run
@@ -165,8 +166,8 @@ class Kernel:
         self.events_run = 0
         self._heap: list[int] = []
         """``time << SEQUENCE_BITS | sequence`` of every waiting event."""
-        self._waiting: dict[int, tuple[Callable[[Any], None], Any]] = {}
-        """Heap key -> (function, argument)."""
+        self._waiting: dict[int, tuple[int, Callable[[Any], None], Any]] = {}
+        """Heap key -> (time, function, argument)."""
         self._sequence = 0
         self._batched = 0
         """Events waiting in batches beyond each batch's one heap entry."""
@@ -202,7 +203,7 @@ class Kernel:
         self._sequence = sequence + 1
         key = when_ns << SEQUENCE_BITS | sequence
         _push(heap, key)
-        self._waiting[key] = (function, argument)
+        self._waiting[key] = (when_ns, function, argument)
 
     def schedule_batch(
         self, times_ns: list[int], function: Callable[[Any], None], arguments: list[Any]
@@ -227,7 +228,7 @@ class Kernel:
         batch = _Batch(times, places, first, function, [arguments[i] for i in places])
         head = batch.key(0)
         heappush(heap, head)
-        self._waiting[head] = (_batch_marker, batch)
+        self._waiting[head] = (times[0], _batch_marker, batch)
         self._batched += count - 1
 
     def run(self, until_ns: int | None = None, max_events: int | None = None) -> int:
@@ -241,12 +242,11 @@ class Kernel:
         budget = -1 if max_events is None else max_events
         ran = 0
         while heap and heap[0] < limit and ran != budget:
-            key = pop(heap)
-            function, argument = waiting.pop(key)
+            when_ns, function, argument = waiting.pop(pop(heap))
             if function is marker:
                 ran += self._run_batch(argument, limit, budget - ran)
                 continue
-            self.now = key >> SEQUENCE_BITS
+            self.now = when_ns
             function(argument)
             ran += 1
         self.events_run += ran
@@ -295,7 +295,7 @@ class Kernel:
         batch.next = index
         following = batch.key(index)
         heappush(heap, following)
-        self._waiting[following] = (_batch_marker, batch)
+        self._waiting[following] = (times[index], _batch_marker, batch)
         return ran
 
     def step(self) -> bool:
