@@ -23,7 +23,8 @@ left one: :func:`~strikechain.bench.runner.allowed_cores`; otherwise on the node
 - ``http_orders_per_s``: the same mix over HTTP (``POST /api/v2/private/...``), every request
   signed with its API key (``deri-hmac-sha256``), :data:`HTTP_CONCURRENCY` requests at once.
 - ``ack_latency_p50_ms`` / ``_p99_ms``: WebSocket orders sent at a steady rate,
-  half the measured ``ws_orders_per_s`` (``latency_offered_per_s``), send to answer;
+  half the measured ``ws_orders_per_s`` (``latency_offered_per_s``), from the send to the
+  arrival of the answer's bytes (:class:`_TimedSocket`, its own connections);
   ``ack_node_latency_p50_ms`` / ``_p99_ms`` the node's own part of the same answers (their
   envelopes' ``usDiff``: message read to answer built), the rest being the sockets and the load
   generator.
@@ -398,8 +399,15 @@ async def _load(plan: dict[str, Any]) -> dict[str, float]:
         results["ws_load_generator_cpu_share"] = tally.cpu_s / (tally.window[1] - tally.window[0])
         results["ws_placements_per_s"] = tally.placements / window
         results["ws_errors"] = float(sum(tally.errors.values()))
+        for rpc in rpcs:
+            await rpc.close()
         offered = results["ws_orders_per_s"] / 2
-        paced = await _ws_paced(rpcs, sizes, offered)
+        sockets = await _timed_sockets(plan)
+        try:
+            paced = await _ws_paced(sockets, sizes, offered)
+        finally:
+            for socket in sockets:
+                socket.close()
         latencies = np.array(paced.latencies) * 1e3
         results["latency_offered_per_s"] = offered
         results["latency_answered_per_s"] = paced.actions / window
@@ -409,8 +417,6 @@ async def _load(plan: dict[str, Any]) -> dict[str, float]:
         results["ack_node_latency_p50_ms"] = float(np.percentile(inside, 50))
         results["ack_node_latency_p99_ms"] = float(np.percentile(inside, 99))
         results["latency_errors"] = float(sum(paced.errors.values()))
-        for rpc in rpcs:
-            await rpc.close()
     clients = [Client(plan["base_url"], key, secret) for key, secret in credentials]
     try:
         http_tally = await _http_closed_loop(clients, sizes)
@@ -455,18 +461,111 @@ async def _ws_closed_loop(rpcs: list[Any], sizes: dict[str, Any]) -> _Tally:
     return tally
 
 
-async def _ws_paced(rpcs: list[Any], sizes: dict[str, Any], rate_per_s: float) -> _Tally:
-    """Order actions sent at ``rate_per_s`` in all (round robin over the connections), each
-    timed from send to answer."""
-    tally = _Tally()
-    senders = [_Sender(10_000 + index, sizes["resting"]) for index in range(len(rpcs))]
+class _TimedSocket(asyncio.Protocol):
+    """The latency phase's WebSocket: sans-I/O ``websockets`` on an asyncio protocol, every
+    answer timed when its bytes arrive (``data_received``), before it is decoded.
 
-    def answered(method: str, sender: _Sender, began: float, future: Any) -> None:
-        if future.cancelled() or future.exception() is not None:
-            return
-        envelope = future.result()
-        latency = time.perf_counter() - began
-        tally.record(method, sender.answered(method, envelope), envelope, latency)
+    The phase measures the node, not the load generator: through aiohttp, each block's burst
+    of hundreds of answers waited in the generator's own loop (a task per send, layers per
+    receive) and its tail added 20-60 ms to the 99th percentile in socket order, not the
+    node's."""
+
+    def __init__(self, url: str) -> None:
+        from websockets.client import ClientProtocol
+        from websockets.uri import parse_uri
+
+        self.protocol = ClientProtocol(parse_uri(url), max_size=1 << 20)
+        self.transport: asyncio.Transport | None = None
+        self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.waiting: dict[int, Any] = {}
+        self.next_id = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.protocol.send_request(self.protocol.connect())
+        self._flush()
+
+    def data_received(self, data: bytes) -> None:
+        import msgspec
+        from websockets.frames import Frame, Opcode
+        from websockets.http11 import Response
+
+        arrived = time.perf_counter()
+        self.protocol.receive_data(data)
+        for event in self.protocol.events_received():
+            if isinstance(event, Response):
+                if not self.opened.done():
+                    self.opened.set_result(None)
+            elif isinstance(event, Frame) and event.opcode == Opcode.TEXT:
+                envelope = msgspec.json.decode(event.data)
+                answered = self.waiting.pop(envelope.get("id"), None)
+                if answered is not None:
+                    answered(envelope, arrived)
+        self._flush()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.opened.done():
+            self.opened.set_exception(ConnectionError("the WebSocket did not open"))
+        self.waiting.clear()
+
+    def send(self, method: str, params: dict[str, Any], answered: Any) -> None:
+        """Send a request now; ``answered(envelope, arrival)`` is called with its answer."""
+        import msgspec
+
+        self.next_id += 1
+        self.waiting[self.next_id] = answered
+        message = {"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params}
+        self.protocol.send_text(msgspec.json.encode(message))
+        self._flush()
+
+    async def call(self, method: str, params: dict[str, Any]) -> Any:
+        answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.send(method, params, lambda envelope, _: answer.set_result(envelope))
+        return await answer
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def _flush(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"".join(self.protocol.data_to_send()))
+
+
+async def _timed_sockets(plan: dict[str, Any]) -> list[_TimedSocket]:
+    """As many authenticated :class:`_TimedSocket` as the phase has connections."""
+    from urllib.parse import urlsplit
+
+    from strikechain.client.client import client_signature, websocket_url
+
+    url = websocket_url(plan["base_url"])
+    parts = urlsplit(url)
+    loop = asyncio.get_running_loop()
+    sockets = []
+    for number in range(plan["sizes"]["connections"]):
+        api_key, secret = plan["credentials"][number % len(plan["credentials"])]
+        _, socket = await loop.create_connection(
+            lambda: _TimedSocket(url), parts.hostname or "127.0.0.1", parts.port or 80
+        )
+        await socket.opened
+        answer = await socket.call("public/auth", client_signature(api_key, secret))
+        if "result" not in answer:
+            raise RuntimeError(f"the latency phase's socket was refused: {answer}")
+        sockets.append(socket)
+    return sockets
+
+
+async def _ws_paced(
+    sockets: list[_TimedSocket], sizes: dict[str, Any], rate_per_s: float
+) -> _Tally:
+    """Order actions sent at ``rate_per_s`` in all (round robin over the connections), each
+    timed from send to the arrival of its answer."""
+    tally = _Tally()
+    senders = [_Sender(10_000 + index, sizes["resting"]) for index in range(len(sockets))]
+
+    def answered(method: str, sender: _Sender, began: float, envelope: Any, at: float) -> None:
+        tally.record(method, sender.answered(method, envelope), envelope, at - began)
 
     async def pace() -> None:
         start = time.perf_counter()
@@ -474,13 +573,16 @@ async def _ws_paced(rpcs: list[Any], sizes: dict[str, Any], rate_per_s: float) -
         while True:
             due = int((time.perf_counter() - start) * rate_per_s)
             while sent < due:
-                index = sent % len(rpcs)
+                index = sent % len(sockets)
                 sender = senders[index]
                 method, params = sender.next()
                 began = time.perf_counter()
-                future = rpcs[index].send(method, params)
-                future.add_done_callback(
-                    lambda done, m=method, s=sender, b=began: answered(m, s, b, done)
+                sockets[index].send(
+                    method,
+                    params,
+                    lambda envelope, at, m=method, s=sender, b=began: answered(
+                        m, s, b, envelope, at
+                    ),
                 )
                 sent += 1
             await asyncio.sleep(0.001)
