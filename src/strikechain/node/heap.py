@@ -14,8 +14,9 @@ So the node schedules the collector instead (:class:`HeapPolicy`):
 
 - at start, everything built so far (modules, the engine rebuilt from the log) is collected
   once and frozen (``gc.freeze``): never walked again by routine collections;
-- young collections (generations 0 and 1: only recent objects, well under a millisecond) run
-  as CPython decides, and free short-lived cycles;
+- young collections (generations 0 and 1: only recent objects, about a millisecond) run as
+  CPython decides, less often than by default (:data:`YOUNG_THRESHOLD`), and free short-lived
+  cycles;
 - automatic full collections are off. Every ``interval_s`` the node runs one itself, between
   blocks (the block timer calls :meth:`HeapPolicy.collect` a third of an interval after a cut,
   once that block's acknowledgements are out), then freezes what survived: so a collection
@@ -45,6 +46,15 @@ from strikechain.engine.invariant import InvariantViolation
 FULL_COLLECTIONS_OFF: Final = 1 << 30
 """Generation 2's threshold while a node runs: CPython never reaches it, so it never starts a
 full collection on its own."""
+
+
+YOUNG_THRESHOLD: Final = 10_000
+"""Net new tracked objects between young collections while a node runs (CPython's default:
+700). An order's path allocates hundreds of containers that reference counting frees anyway;
+at 700 the young collector ran ~130 times a second under load and walked them (4,500 young and
+400 middle collections, 1.2 s, in one ``strikechain bench node`` run). At 10,000: the node's
+CPU per order 4% lower in alternating runs (88 against 92 us), each young pause still about a
+millisecond."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +104,7 @@ class HeapPolicy:
         gc.collect()
         gc.freeze()
         young, middle, _ = gc.get_threshold()
-        gc.set_threshold(young, middle, FULL_COLLECTIONS_OFF)
+        gc.set_threshold(max(young, YOUNG_THRESHOLD), middle, FULL_COLLECTIONS_OFF)
         self._last = self._last_full = self._clock()
 
     def stop(self) -> None:
