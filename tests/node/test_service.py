@@ -162,6 +162,10 @@ def test_orders_are_acknowledged_after_the_log_and_survive_a_restart(tmp_path: P
         report_ = replay(log)
         assert report_.ok
         assert report_.end_height == height
+        # The roots (every 5 blocks) are recorded after their blocks' answers, each one.
+        rooted = [r.height for r in log.records() if r.state_root]
+        assert rooted == list(range(5, height + 1, 5))
+        assert report_.roots_checked == len(rooted)
         for ack in acks:
             (record,) = list(log.records(ack.height))[:1]
             assert record.height == ack.height

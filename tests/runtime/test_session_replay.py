@@ -21,7 +21,7 @@ from strikechain.runtime import (
     rebuild,
     replay,
 )
-from strikechain.runtime.log import BlockRecord, MemoryLog, SnapshotRecord
+from strikechain.runtime.log import BlockRecord, LogError, MemoryLog, SnapshotRecord
 from strikechain.sim.scripted import ScriptedSession, SessionParams
 
 SMALL = SessionParams(seed=11, blocks=200, transactions_per_block=40, traders=24)
@@ -105,3 +105,46 @@ def test_a_snapshot_is_checked_not_trusted(session: ScriptedSession) -> None:
     assert report.mismatch is not None
     assert (report.mismatch.height, report.mismatch.field, report.blocks) == (180, "digest", 0)
     assert not replay(log, from_snapshot=False).mismatch  # the blocks themselves are fine
+
+
+def test_deferred_roots_are_the_same_roots_recorded_after_their_blocks(
+    session: ScriptedSession, tmp_path: Path
+) -> None:
+    """``defer_roots`` (the live node's setting): a root block is appended without its root and
+    delivered; the root follows (``record_pending_root`` or the next cut), identical to the
+    one an undeferred runtime records, and replay checks every one of them."""
+    inline = MemoryLog()
+    run(session, inline, RuntimeConfig(root_every=10))
+    expected = {r.height: r.state_root for r in inline.records() if r.state_root}
+    assert len(expected) == 20
+
+    with SqliteLog(tmp_path / "deferred.sqlite", sync=Sync.NORMAL) as log:
+        genesis = Genesis(venue=session.venue)
+        log.write_genesis(genesis)
+        config = RuntimeConfig(root_every=10, defer_roots=True)
+        runtime = Runtime(
+            genesis.build_engine(), log, BlockPolicy(ArrivalOrder(), External()), config
+        )
+        for block in session.blocks():
+            for tx in block.transactions:
+                runtime.submit(tx, block.timestamp_ns)
+            result = runtime.cut(block.timestamp_ns)
+            assert result is not None
+            assert result.state_root == b""  # never in the delivered result
+            if block.height % 10 == 0:
+                assert runtime.root_pending
+                assert next(log.records(block.height)).state_root == b""  # not yet
+                if block.height % 20 == 0:  # half by the driver, half by the next cut
+                    assert runtime.record_pending_root()
+        assert not runtime.record_pending_root()  # 200's went by the driver: none waits
+        recorded = {r.height: r.state_root for r in log.records() if r.state_root}
+        assert recorded == expected
+        with pytest.raises(LogError, match="last block is 200"):
+            log.set_state_root(199, bytes(32))
+        with pytest.raises(LogError, match="32 bytes"):
+            log.set_state_root(200, b"\x01")
+
+    with SqliteLog(tmp_path / "deferred.sqlite") as log:
+        report = replay(log, from_snapshot=False)
+        assert report.ok, report.mismatch
+        assert report.roots_checked == 20

@@ -162,6 +162,7 @@ class Node:
                 inbox_capacity=node.inbox_capacity,
                 max_transactions_per_block=node.max_transactions_per_block,
                 root_every=node.root_every,
+                defer_roots=True,
                 snapshot_every=node.snapshot_every,
             ),
             sinks=[self],
@@ -192,6 +193,8 @@ class Node:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        if self.runtime is not None and self.log is not None:
+            self._record_root()  # a root still deferred is not lost with a clean stop
         self.heap.stop()
         if self.chain is not None:
             await self.on_chain(self.chain.close)
@@ -307,6 +310,11 @@ class Node:
                 continue  # a submission past the grace cut it meanwhile
             self.cut_block()
             await asyncio.sleep(0)
+            if runtime.root_pending:
+                # The block's answers are out (they ran in the pass above; two passes let the
+                # gathered WebSocket writes go too): now its state root, off their path.
+                await asyncio.sleep(0)
+                self._record_root()
             if self.heap.due():
                 # A third of an interval on, the block's acknowledgements are out and the
                 # next block is far: collect now (see strikechain.node.heap).
@@ -336,6 +344,16 @@ class Node:
         self.metrics.on_block(max(interval, 0.0), self._last_transactions, min(sync, seconds))
         self.metrics.set_inbox(len(runtime.inbox))
         self.metrics.set_backlog(len(engine.liquidation_queue))
+
+    def _record_root(self) -> None:
+        runtime = self.runtime
+        assert runtime is not None
+        if self.halted is not None:
+            return
+        try:
+            runtime.record_pending_root()
+        except Exception as error:  # the log refused the write: halt, as for a block
+            self._halt(f"the state root of block {runtime.engine.height} was not logged: {error!r}")
 
     def _sync_seconds(self) -> float:
         timed = self.log

@@ -76,6 +76,11 @@ class BlockLog(Protocol):
 
     def append_snapshot(self, snapshot: SnapshotRecord) -> None: ...
 
+    def set_state_root(self, height: int, root: bytes) -> None:
+        """Record the state root of block ``height``, the last one appended, after its record
+        (a runtime with ``defer_roots``), durably per the adapter's sync policy."""
+        ...
+
     def records(self, from_height: int = 1) -> Iterator[BlockRecord]:
         """Block records from ``from_height`` on, in height order."""
         ...
@@ -103,6 +108,14 @@ def check_append(last_height: int, record: BlockRecord, has_genesis: bool) -> No
         record.height == last_height + 1,
         f"block record {record.height} does not follow {last_height}",
     )
+
+
+def check_root(last_height: int, height: int, root: bytes) -> None:
+    """A deferred root names the last block appended and is a digest."""
+    if height != last_height or height < 1:
+        raise LogError(f"a state root for block {height}, but the last block is {last_height}")
+    if len(root) != DIGEST_BYTES:
+        raise LogError(f"a state root is {DIGEST_BYTES} bytes, not {len(root)}")
 
 
 def check_snapshot(last_height: int, snapshot: SnapshotRecord) -> None:
@@ -133,6 +146,10 @@ class MemoryLog:
     def append(self, record: BlockRecord) -> None:
         check_append(len(self._records), record, self._genesis is not None)
         self._records.append(record)
+
+    def set_state_root(self, height: int, root: bytes) -> None:
+        check_root(len(self._records), height, root)
+        self._records[-1] = msgspec.structs.replace(self._records[-1], state_root=root)
 
     def append_snapshot(self, snapshot: SnapshotRecord) -> None:
         check_snapshot(len(self._records), snapshot)

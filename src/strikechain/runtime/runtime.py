@@ -88,6 +88,14 @@ class RuntimeConfig(msgspec.Struct, frozen=True, kw_only=True):
     engine's ``max_transactions_per_block``."""
     root_every: int = 0
     """Attach the state root every N blocks (0: never)."""
+    defer_roots: bool = False
+    """Record a due state root after the block's sinks ran instead of in its record: the
+    block is appended without it, delivered (its acknowledgements leave), then the root goes
+    to the log by :meth:`Runtime.record_pending_root` (the live node calls it between blocks),
+    at the next cut at the latest. The root digests the whole state (the books' resting orders
+    among it): tens of milliseconds a block that every transaction of it otherwise waited
+    for. Sinks see no root on that block's result; a crash before the root is recorded leaves
+    that block without one (recovery checks the roots it finds)."""
     snapshot_every: int = 0
     """Write a snapshot to the log every N blocks (0: never)."""
     allow_empty: bool = True
@@ -160,6 +168,8 @@ class Runtime:
             limits.max_oracle_reports_per_block,
         )
         self.last_cut_ns = engine.timestamp_ns
+        self._pending_root = 0
+        """The height whose deferred root waits to be recorded (0: none)."""
         self._stopped = False
 
     def add_sink(self, sink: Sink) -> None:
@@ -187,6 +197,22 @@ class Runtime:
         """The engine's state root now, on demand."""
         self._check_running()
         return self.engine.state_root()
+
+    @property
+    def root_pending(self) -> bool:
+        """A deferred state root waits to be recorded (``defer_roots``)."""
+        return self._pending_root > 0
+
+    def record_pending_root(self) -> bool:
+        """Compute and record the deferred root of the last block, if one waits (the state
+        has not moved since: no block is applied before it is recorded)."""
+        height = self._pending_root
+        if not height:
+            return False
+        invariant(self.engine.height == height, f"the root of {height} at {self.engine.height}")
+        self.log.set_state_root(height, self.engine.state_root())
+        self._pending_root = 0
+        return True
 
     def cut(self, now_ns: int, reason: CutReason = CutReason.EXTERNAL) -> BlockResult | None:
         """Cut, apply, log and deliver the next block now; None if there is nothing to put
@@ -239,6 +265,7 @@ class Runtime:
             transactions=[entry.tx for entry in chosen],
         )
         base_fee = selected.base_fee
+        self.record_pending_root()  # the state it digests is about to move
         self._stopped = True  # until the log has the block
         result = engine.apply(block)
         if result.rejected:
@@ -258,7 +285,10 @@ class Runtime:
         result and the block's canonical bytes (the sinks may reuse them)."""
         height, config = block.height, self.config
         if config.root_every and height % config.root_every == 0:
-            result = msgspec.structs.replace(result, state_root=self.engine.state_root())
+            if config.defer_roots:
+                self._pending_root = height
+            else:
+                result = msgspec.structs.replace(result, state_root=self.engine.state_root())
         encoded = codec.encode_block(block)
         self.log.append(
             BlockRecord(

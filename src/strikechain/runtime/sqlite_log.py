@@ -39,6 +39,7 @@ from strikechain.runtime.log import (
     LogError,
     SnapshotRecord,
     check_append,
+    check_root,
     check_snapshot,
 )
 
@@ -141,6 +142,11 @@ class SqliteLog:
                 ),
             )
         self._last_height = record.height
+
+    def set_state_root(self, height: int, root: bytes) -> None:
+        check_root(self._last_height, height, root)
+        with self._transaction():
+            self._db.execute("UPDATE blocks SET state_root = ? WHERE height = ?", (root, height))
 
     def append_snapshot(self, snapshot: SnapshotRecord) -> None:
         check_snapshot(self._last_height, snapshot)
