@@ -11,7 +11,9 @@ Per block (:meth:`Runtime.cut`):
    engine.timestamp_ns), transactions=...)``: block time never goes backwards even if the
    injected clock does;
 3. the engine applies it; a block refused whole is a runtime bug (:class:`BlockRefused`);
-4. every ``root_every`` blocks the state root is computed and attached to the result;
+4. every ``root_every`` blocks the state root is computed and attached to the result (with
+   ``defer_roots``, the live node's setting, it is recorded after step 6 instead, by
+   :meth:`Runtime.record_pending_root`, before the next block at the latest);
 5. the block's record is appended to the log (and every ``snapshot_every`` blocks a snapshot):
    **before any sink sees the result**, so nothing is acknowledged that the log lacks;
 6. the chosen transactions leave the inbox, the selection learns how full the block was (the
