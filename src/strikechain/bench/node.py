@@ -56,7 +56,12 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Final
 
+import msgspec
 import numpy as np
+from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Response
+from websockets.uri import parse_uri
 
 from strikechain.bench.runner import allowed_cores
 
@@ -471,9 +476,6 @@ class _TimedSocket(asyncio.Protocol):
     node's."""
 
     def __init__(self, url: str) -> None:
-        from websockets.client import ClientProtocol
-        from websockets.uri import parse_uri
-
         self.protocol = ClientProtocol(parse_uri(url), max_size=1 << 20)
         self.transport: asyncio.Transport | None = None
         self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -487,10 +489,6 @@ class _TimedSocket(asyncio.Protocol):
         self._flush()
 
     def data_received(self, data: bytes) -> None:
-        import msgspec
-        from websockets.frames import Frame, Opcode
-        from websockets.http11 import Response
-
         arrived = time.perf_counter()
         self.protocol.receive_data(data)
         for event in self.protocol.events_received():
@@ -511,8 +509,6 @@ class _TimedSocket(asyncio.Protocol):
 
     def send(self, method: str, params: dict[str, Any], answered: Any) -> None:
         """Send a request now; ``answered(envelope, arrival)`` is called with its answer."""
-        import msgspec
-
         self.next_id += 1
         self.waiting[self.next_id] = answered
         message = {"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params}
