@@ -62,4 +62,10 @@ def build_app(
         routes.extend(dashboard_routes())
     app = Starlette(routes=routes)
     app.state.api = api
+    if api is not None:
+        # The API's WebSocket is served by the node's server itself (strikechain.node.server).
+        from strikechain.node.api.transport import WEBSOCKET_PATH
+        from strikechain.node.server import DIRECT_WEBSOCKETS
+
+        setattr(app.state, DIRECT_WEBSOCKETS, {WEBSOCKET_PATH: api.open_websocket})
     return app

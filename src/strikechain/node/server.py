@@ -1,4 +1,16 @@
-"""The node's HTTP server: uvicorn, with its WebSocket writes coalesced per connection.
+"""The node's HTTP server: uvicorn, its WebSocket API served without ASGI, writes coalesced.
+
+Direct WebSockets. An app may name paths whose WebSockets it serves itself
+(``app.state.direct_websockets``: path -> a factory of :class:`Endpoint`; the node's API does
+for ``/ws/api/v2``). :class:`NodeWebSocketProtocol` accepts the handshake of such a path and
+from then on hands each whole message to the endpoint, in the event loop's read callback, and
+the endpoint writes its frames through the protocol (:class:`DirectWebSocket`). Through ASGI an
+order's message went from the socket into a queue, woke the connection's reader task, paused
+and resumed the socket's reading (two ``epoll_ctl`` calls a message), and each answer went
+back through Starlette's and uvicorn's send coroutines: about 40% of the node's CPU per order
+when orders arrive one by one, as they do at a steady rate. Flow control stays: the endpoint
+pauses reading while it has too much to do, and the transport's high-water mark
+(``pause_writing``) tells it to queue instead of write. Other paths go through ASGI as before.
 
 uvicorn's WebSocket protocol writes every frame to the socket as it is sent. On the node a
 block answers hundreds of orders in one turn of the event loop, a dozen or more per
@@ -22,15 +34,23 @@ close writes what is waiting first.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Final
+from collections.abc import Callable
+from typing import Any, Final, Protocol
+from urllib.parse import unquote
 
 import uvicorn
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.http11 import Request
 
 FLUSH_BYTES: Final = 64 * 1024
 """Waiting bytes of one connection that are written at once rather than at the turn's end."""
 EAGER_WRITES: Final = 128
 """Frames of a turn of the loop, over all connections, written at once (not gathered)."""
+DIRECT_WEBSOCKETS: Final = "direct_websockets"
+"""The attribute of an app's ``state`` naming the paths it serves itself (path -> factory)."""
+CLOSE_TIMEOUT_S: Final = 2.0
+"""After a close frame the endpoint sent, how long the peer has to answer before the socket
+is dropped (a peer that does not read, the slow consumer a close is for, never answers)."""
 
 
 class _Turn:
@@ -172,14 +192,145 @@ class CoalescingWebSocketProtocol(WebSocketsSansIOProtocol):
         super().connection_made(CoalescingTransport(transport, self.loop))
 
 
+class DirectWebSocket(Protocol):
+    """What an :class:`Endpoint` may do with its connection."""
+
+    @property
+    def client_host(self) -> str: ...
+
+    def can_write(self) -> bool:
+        """Whether a message written now goes to the socket (False: the peer is not reading
+        fast enough, or the connection is closing): queue it and wait for
+        :meth:`Endpoint.writable`."""
+        ...
+
+    def send_text(self, message: bytes) -> None:
+        """Send one text message (UTF-8 bytes)."""
+        ...
+
+    def close(self, code: int) -> None:
+        """Start the closing handshake with ``code``; the socket is dropped if the peer does not
+        answer within :data:`CLOSE_TIMEOUT_S`."""
+        ...
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+
+class Endpoint(Protocol):
+    """The app's side of a direct WebSocket."""
+
+    def received(self, message: bytes) -> None:
+        """One whole message (text or binary) arrived."""
+        ...
+
+    def writable(self) -> None:
+        """The socket takes writes again (see :meth:`DirectWebSocket.can_write`)."""
+        ...
+
+    def lost(self) -> None:
+        """The connection is gone (called once)."""
+        ...
+
+
+EndpointFactory = Callable[[DirectWebSocket], "Endpoint | None"]
+"""Opens the endpoint of a new connection, or closes it (``DirectWebSocket.close``) and
+returns None."""
+
+
+class NodeWebSocketProtocol(CoalescingWebSocketProtocol):
+    """:class:`CoalescingWebSocketProtocol` that serves the app's direct paths itself (see the
+    module docstring) and is their :class:`DirectWebSocket`."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        state = getattr(self.config.app, "state", None)
+        self._factories: dict[str, EndpointFactory] = getattr(state, DIRECT_WEBSOCKETS, None) or {}
+        self.endpoint: Endpoint | None = None
+
+    # -- uvicorn's protocol, for the direct paths ---------------------------------------------
+
+    def handle_connect(self, event: Request) -> None:
+        factory = self._factories.get(unquote(event.path.partition("?")[0]))
+        if factory is None:
+            super().handle_connect(event)
+            return
+        self.request = event
+        self.handshake_initiated = self.handshake_complete = True
+        response = self.conn.accept(event)
+        self.conn.send_response(response)
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        if response.status_code != 101:  # not a valid WebSocket handshake
+            self.close_sent = True
+            self.transport.close()
+            return
+        self.start_keepalive()
+        self.endpoint = factory(self)
+
+    def send_receive_event_to_app(self) -> None:
+        endpoint = self.endpoint
+        if endpoint is None:
+            super().send_receive_event_to_app()
+            return
+        frames, self.frames = self.frames, []
+        if not self.close_sent:
+            endpoint.received(frames[0] if len(frames) == 1 else b"".join(frames))
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self.endpoint is not None:
+            self.endpoint.writable()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        endpoint, self.endpoint = self.endpoint, None
+        if endpoint is not None:
+            endpoint.lost()
+
+    # -- DirectWebSocket -----------------------------------------------------------------------
+
+    @property
+    def client_host(self) -> str:
+        return self.client[0] if self.client else ""
+
+    def can_write(self) -> bool:
+        return self.writable.is_set() and not self.close_sent and not self.transport.is_closing()
+
+    def send_text(self, message: bytes) -> None:
+        if self.close_sent or self.transport.is_closing():
+            return
+        self.conn.send_text(message)
+        self.transport.write(b"".join(self.conn.data_to_send()))
+
+    def close(self, code: int) -> None:
+        if self.close_sent or self.transport.is_closing():
+            return
+        self.conn.send_close(code)
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.close_sent = True
+        self.close_timer = self.loop.call_later(CLOSE_TIMEOUT_S, self.transport.abort)
+        self.resume_reading()  # to read the peer's answer
+
+    def pause_reading(self) -> None:
+        if not self.read_paused:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.read_paused:
+            self.read_paused = False
+            self.transport.resume_reading()
+
+
 def server_config(app: Any, host: str, port: int, **options: Any) -> uvicorn.Config:
-    """uvicorn's configuration for the node's ``app``: the coalescing WebSocket protocol, no
+    """uvicorn's configuration for the node's ``app``: :class:`NodeWebSocketProtocol`, no
     logging configuration of its own (the node's applies) and no lifespan events."""
     return uvicorn.Config(
         app,
         host=host,
         port=port,
-        ws=CoalescingWebSocketProtocol,
+        ws=NodeWebSocketProtocol,
         log_config=None,
         lifespan="off",
         **options,

@@ -29,7 +29,7 @@ from strikechain.engine.txs import Deposit, PlaceOrder
 from strikechain.node.api import errors
 from strikechain.node.api.limits import ApiLimits, RateLimiter
 from strikechain.node.api.registry import METHODS, Context, method
-from strikechain.node.api.transport import Api
+from strikechain.node.api.transport import REQUESTS_IN_FLIGHT, Api
 from strikechain.node.http import build_app
 from strikechain.node.keys import KeyStore, Scope, ScryptParams
 from strikechain.node.server import server_config
@@ -621,6 +621,52 @@ def test_a_blocks_answers_leave_in_the_blocks_order_with_notifications_first(
     asyncio.run(main())
 
 
+def test_a_connection_has_at_most_its_requests_in_flight_and_the_rest_wait_in_order(
+    tmp_path: Path,
+) -> None:
+    """With no block cut, a connection's first REQUESTS_IN_FLIGHT orders wait for their block,
+    the later messages wait unread (the socket is not read meanwhile); once blocks come every
+    one is answered, in the order sent."""
+
+    async def main() -> None:
+        async with (
+            serving(tmp_path) as served,
+            aiohttp.ClientSession() as http,
+            http.ws_connect(served.ws) as socket,
+        ):
+            await fund(served.node, ALICE)
+            ws = Ws(socket)
+            await ws.call("public/auth", client_signature(served.api_key, served.secret))
+            (session,) = served.api.hub.sessions.values()
+            endpoint = session.socket.endpoint
+            node = served.node
+            node.cut_block = lambda: None  # type: ignore[method-assign]  # blocks held
+            extra = 10
+            ids = list(range(100, 100 + REQUESTS_IN_FLIGHT + extra))
+            for number, request_id in enumerate(ids):
+                request = {"jsonrpc": "2.0", "id": request_id, "method": "private/test_buy"}
+                await socket.send_str(
+                    json.dumps({**request, "params": {"price_ticks": 90_000 + number}})
+                )
+            for _ in range(500):
+                if len(endpoint.waiting) == extra:
+                    break
+                await asyncio.sleep(0.01)
+            assert len(endpoint.in_flight) == REQUESTS_IN_FLIGHT
+            assert len(endpoint.waiting) == extra
+            assert len(node.runtime.inbox) == REQUESTS_IN_FLIGHT
+            assert not session.socket.transport.is_reading()
+            del node.cut_block  # blocks again
+            replies = [await ws.next() for _ in ids]
+            assert [reply["id"] for reply in replies] == ids
+            assert all("result" in reply for reply in replies)
+            assert not endpoint.in_flight
+            assert not endpoint.waiting
+            assert session.socket.transport.is_reading()
+
+    asyncio.run(main())
+
+
 def test_cancel_on_disconnect_cancels_the_accounts_resting_orders(tmp_path: Path) -> None:
     async def main() -> None:
         async with serving(tmp_path) as served, aiohttp.ClientSession() as http:
@@ -645,10 +691,15 @@ def test_cancel_on_disconnect_cancels_the_accounts_resting_orders(tmp_path: Path
 
 
 def test_a_consumer_that_stops_reading_is_disconnected(tmp_path: Path) -> None:
-    from websockets.asyncio.client import connect
+    """A client that sends subscriptions and never reads their answers (book snapshots of
+    100 levels, ~2 KB each): the kernel's socket buffers fill (up to 4 MB), then the
+    transport's (64 KiB), then the session's queue of 8, and the node drops the connection;
+    the session and its subscriptions are gone, counted as a slow consumer."""
+    from websockets.client import ClientProtocol
+    from websockets.uri import parse_uri
 
     limits = ApiLimits(
-        send_queue_max=8, channels_per_request_max=4, ip_rate_per_s=10_000, ip_burst=10_000
+        send_queue_max=8, channels_per_request_max=4, ip_rate_per_s=100_000, ip_burst=100_000
     )
 
     async def main() -> None:
@@ -663,31 +714,36 @@ def test_a_consumer_that_stops_reading_is_disconnected(tmp_path: Path) -> None:
                 for i in range(100)
             ]
             await asyncio.gather(*orders)
+            protocol = ClientProtocol(parse_uri(served.ws))
             probe = socket.socket()
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             probe.connect(("127.0.0.1", int(served.base.rsplit(":", 1)[1])))
-            async with connect(served.ws, sock=probe, max_queue=1) as client:
-                book = f"book.{PERP}.100ms"
-                for request_id in range(2_000):
-                    name = "public/subscribe" if request_id % 2 == 0 else "public/unsubscribe"
-                    request = {
-                        "jsonrpc": "2.0",
-                        "id": request_id,
-                        "method": name,
-                        "params": {"channels": [book]},
-                    }
-                    try:
-                        await asyncio.wait_for(client.send(json.dumps(request)), 1)
-                    except Exception:
-                        break
-                    if not served.api.hub.sessions:
-                        break
-                for _ in range(500):
-                    if not served.api.hub.sessions:
-                        break
-                    await asyncio.sleep(0.01)
-                assert not served.api.hub.sessions
-                metrics = served.node.metrics.render().decode()
-                assert "strikechain_ws_slow_consumers_total 1.0" in metrics
+            reader, writer = await asyncio.open_connection(sock=probe)
+            protocol.send_request(protocol.connect())
+            writer.write(b"".join(protocol.data_to_send()))
+            protocol.receive_data(await reader.readuntil(b"\r\n\r\n"))
+            assert protocol.handshake_exc is None
+            book = f"book.{PERP}.100ms"
+            sent = 0
+            while served.api.hub.sessions and sent < 40_000:
+                for _ in range(100):  # and never a read from here on
+                    name = "public/subscribe" if sent % 2 == 0 else "public/unsubscribe"
+                    request = {"jsonrpc": "2.0", "id": sent, "method": name,
+                               "params": {"channels": [book]}}  # fmt: skip
+                    protocol.send_text(json.dumps(request).encode())
+                    sent += 1
+                writer.write(b"".join(protocol.data_to_send()))
+                with contextlib.suppress(ConnectionError):
+                    await writer.drain()
+                await asyncio.sleep(0.001)
+            for _ in range(500):  # the close handshake times out: the peer does not read
+                if not served.api.hub.sessions:
+                    break
+                await asyncio.sleep(0.01)
+            assert not served.api.hub.sessions
+            assert not served.api.hub._subscribers
+            metrics = served.node.metrics.render().decode()
+            assert "strikechain_ws_slow_consumers_total 1.0" in metrics
+            writer.close()
 
     asyncio.run(main())

@@ -10,11 +10,13 @@ Sinks run in the event loop right after a block is applied and logged, so betwee
 engine is the state the last notifications described: a book snapshot sent on subscribing and
 the changes sent after later blocks fit together.
 
-Bounds. A session's send queue holds ``send_queue_max`` messages (replies and notifications);
-the one that would overflow it closes the connection with code 1008 (policy violation), counted
-in ``strikechain_ws_slow_consumers``: a consumer that does not keep up is dropped, never buffered
-without bound. Sessions, subscriptions per session and channels per request are bounded too
-(:class:`~strikechain.node.api.limits.ApiLimits`).
+Sending. A message goes to the socket at once while the socket takes writes (its transport is
+below its high-water mark); otherwise it waits in the session's queue, in order, until the
+socket drains (:meth:`Session.drain`). Bounds: that queue holds ``send_queue_max`` messages
+(replies and notifications); the one that would overflow it closes the connection with code
+1008 (policy violation), counted in ``strikechain_ws_slow_consumers``: a consumer that does not
+keep up is dropped, never buffered without bound. Sessions, subscriptions per session and
+channels per request are bounded too (:class:`~strikechain.node.api.limits.ApiLimits`).
 
 Cancel on disconnect (``private/enable_cancel_on_disconnect``, scope ``connection``): when the
 session closes, for whatever reason, a ``CancelAll`` for its account is submitted. If the node
@@ -46,6 +48,7 @@ from strikechain.node.api.history import BlockChanges, TradeHistory
 from strikechain.node.api.limits import ApiLimits
 from strikechain.node.api.private import account_summary
 from strikechain.node.keys import KeyRecord
+from strikechain.node.server import DirectWebSocket
 from strikechain.node.service import Node, NodeHalted
 from strikechain.runtime.errors import RuntimeRejection
 from strikechain.runtime.runtime import Committed
@@ -90,47 +93,48 @@ class ApiMetrics:
 
 
 class Session:
-    """One WebSocket connection's state; its messages wait in a bounded queue for its writer."""
+    """One WebSocket connection's state and its way out (``socket``; see the module docstring
+    for when a message waits in the session's bounded queue)."""
 
-    def __init__(self, session_id: int, client: str, limits: ApiLimits) -> None:
+    def __init__(
+        self, session_id: int, client: str, limits: ApiLimits, socket: DirectWebSocket
+    ) -> None:
         self.id = session_id
         self.client = client
+        self.socket = socket
         self.key: KeyRecord | None = None
         self.subscriptions: dict[str, Channel] = {}
         self.cancel_on_disconnect = False
         self.overflowed = False
         self._queue_max = limits.send_queue_max
-        self._queue: deque[str] = deque()
-        self._wake = asyncio.Event()
-        self.closed = asyncio.Event()
-        """Set when the session must end: its queue overflowed."""
+        self._queue: deque[bytes] = deque()
 
     @property
     def account(self) -> str:
         return "" if self.key is None else self.key.account
 
-    def push(self, message: str) -> bool:
-        """Queue ``message``; False (and the session marked to close) if the queue is full."""
+    def push(self, message: bytes) -> bool:
+        """Send ``message`` (an encoded JSON text) or queue it; False, and the connection
+        closed with 1008, if the queue is full."""
         if self.overflowed:
             return False
-        if len(self._queue) >= self._queue_max:
+        queue = self._queue
+        if not queue and self.socket.can_write():
+            self.socket.send_text(message)
+            return True
+        if len(queue) >= self._queue_max:
             self.overflowed = True
-            self._queue.clear()
-            self.closed.set()
-            self._wake.set()
+            queue.clear()
+            self.socket.close(POLICY_VIOLATION)
             return False
-        self._queue.append(message)
-        self._wake.set()
+        queue.append(message)
         return True
 
-    async def next_message(self) -> str | None:
-        """The next message to send, or None once the session overflowed."""
-        while not self._queue:
-            if self.overflowed:
-                return None
-            self._wake.clear()
-            await self._wake.wait()
-        return None if self.overflowed else self._queue.popleft()
+    def drain(self) -> None:
+        """Send what waits while the socket takes it (the socket drained)."""
+        queue, socket = self._queue, self.socket
+        while queue and not self.overflowed and socket.can_write():
+            socket.send_text(queue.popleft())
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -164,10 +168,10 @@ class Hub:
 
     # -- sessions -----------------------------------------------------------------------------
 
-    def open(self, client: str) -> Session:
+    def open(self, socket: DirectWebSocket) -> Session:
         if len(self.sessions) >= self.limits.sessions_max:
             raise ApiError(TOO_MANY_REQUESTS, "too_many_requests", {"reason": "too many sessions"})
-        session = Session(next(self._ids), client, self.limits)
+        session = Session(next(self._ids), socket.client_host, self.limits, socket)
         self.sessions[session.id] = session
         self.metrics.sessions.set(len(self.sessions))
         return session
@@ -520,7 +524,7 @@ def _entries(instrument: Instrument, action: str, levels: Any) -> list[list[Any]
     return [[action, *_level(instrument, p, s)] for p, s in levels]
 
 
-def _notification(channel: str, data: Any) -> str:
+def _notification(channel: str, data: Any) -> bytes:
     return ENCODER.encode(
         {"jsonrpc": "2.0", "method": "subscription", "params": {"channel": channel, "data": data}}
-    ).decode()
+    )

@@ -7,7 +7,8 @@ Routes:
 - ``POST /api/v2/{public|private}/{method}``: a JSON-RPC request object (its ``method`` must be
   the path's) or the parameters object itself.
 - ``/ws/api/v2``: a WebSocket of JSON-RPC requests, replies and ``subscription`` notifications
-  (:mod:`.sessions`).
+  (:mod:`.sessions`), served by the node's server without ASGI (:mod:`strikechain.node.server`:
+  the app names it in ``state.direct_websockets``; :meth:`Api.open_websocket`).
 
 Every answer is Deribit's envelope ``{"jsonrpc": "2.0", "id", "result" | "error": {code,
 message, data}, "usIn", "usOut", "usDiff", "testnet": true}`` (microseconds of wall clock), with
@@ -22,25 +23,26 @@ cancel-on-disconnect), else :func:`strikechain.node.api.registry.call` (-32601 i
 
 Over a WebSocket the connection's own methods run in order as they arrive (so a ``public/auth``
 binds the session before the next request is read); the registry's methods run concurrently,
-at most ``requests_in_flight`` per connection (reading pauses beyond), and may answer out of
-order (match replies by ``id``).
+at most ``requests_in_flight`` per connection (later messages wait and reading pauses), and may
+answer out of order (match replies by ``id``). A reply is sent as soon as it is built: the
+answers to a block's orders leave one by one in the block's order, so the first orders of a
+block, which waited longest for it, are answered first.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections import deque
+from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route, WebSocketRoute
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.routing import BaseRoute, Route
 
 import strikechain.node.api.methods  # noqa: F401  (registers the venue's methods)
 from strikechain.node.api import history, registry
@@ -58,15 +60,16 @@ from strikechain.node.api.errors import (
     invalid_params,
 )
 from strikechain.node.api.limits import ApiLimits, RateLimiter
-from strikechain.node.api.sessions import POLICY_VIOLATION, ApiMetrics, Hub, Session
+from strikechain.node.api.sessions import ApiMetrics, Hub, Session
 from strikechain.node.keys import KeyRecord, KeyStore, Scope
+from strikechain.node.server import DirectWebSocket
 from strikechain.node.service import Node
 
 log = logging.getLogger("strikechain.node.api")
 MUST_BE_WEBSOCKET: Final = 10030
 TRY_AGAIN_LATER: Final = 1013
 REQUESTS_IN_FLIGHT: Final = 32
-CLOSE_TIMEOUT_S: Final = 2.0
+WEBSOCKET_PATH: Final = "/ws/api/v2"
 ENCODER: Final = msgspec.json.Encoder(decimal_format="number")
 DECODER: Final = msgspec.json.Decoder()
 ACCESS: Final = frozenset({"public", "private"})
@@ -108,7 +111,7 @@ class Caller:
 
 Reply = tuple[Any, Callable[[], None] | None]
 """A result, and what to do once it is queued (a subscription's first data)."""
-LocalHandler = Callable[["Api", Caller, Any], Awaitable[Reply]]
+LocalHandler = Callable[["Api", Caller, Any], Reply]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -150,10 +153,9 @@ class Api:
         runtime.add_sink(self.hub)
 
     def routes(self) -> list[BaseRoute]:
-        return [
-            Route("/api/v2/{access}/{name}", self.http, methods=["GET", "POST"]),
-            WebSocketRoute("/ws/api/v2", self.websocket),
-        ]
+        """The HTTP routes; the WebSocket is :data:`WEBSOCKET_PATH` served by
+        :meth:`open_websocket` (see the module docstring)."""
+        return [Route("/api/v2/{access}/{name}", self.http, methods=["GET", "POST"])]
 
     # -- HTTP ---------------------------------------------------------------------------------
 
@@ -196,29 +198,20 @@ class Api:
 
     # -- WebSocket ----------------------------------------------------------------------------
 
-    async def websocket(self, websocket: WebSocket) -> None:
-        await websocket.accept()
-        address = websocket.client.host if websocket.client is not None else ""
+    def open_websocket(self, socket: DirectWebSocket) -> _WebSocket | None:
+        """A new connection to :data:`WEBSOCKET_PATH` (the server's endpoint factory)."""
         try:
-            session = self.hub.open(address)
+            session = self.hub.open(socket)
         except ApiError:
-            await websocket.close(code=TRY_AGAIN_LATER)
-            return
-        connection = _Connection(self, websocket, session)
-        try:
-            await connection.run()
-        finally:
-            self.hub.close(session)
-        if session.overflowed:
-            # The peer may be gone or not reading: then the server drops the socket.
-            with contextlib.suppress(TimeoutError, RuntimeError, WebSocketDisconnect, OSError):
-                await asyncio.wait_for(websocket.close(code=POLICY_VIOLATION), CLOSE_TIMEOUT_S)
+            socket.close(TRY_AGAIN_LATER)
+            return None
+        return _WebSocket(self, session)
 
-    async def on_message(
+    def on_message(
         self, session: Session, raw: bytes, received_us: int
-    ) -> Coroutine[Any, Any, str] | None:
-        """Handle one WebSocket message: its reply queued now (None), or the coroutine that
-        answers it (its reply, encoded: the connection sends it)."""
+    ) -> Coroutine[Any, Any, bytes] | None:
+        """Handle one WebSocket message: its reply sent (or queued) now (None), or the
+        coroutine that answers it (its reply, encoded: the connection sends it)."""
         request_id: Any = None
         self.metrics.websocket_requests.inc()
         try:
@@ -228,14 +221,15 @@ class Api:
             caller = Caller(session.key, session.client, session)
             if params is not None and "access_token" in params:
                 caller.key = self._token_key(str(params.pop("access_token")), session.client)
-            if request.method in LOCAL_METHODS:
-                result, after = await self.dispatch(request.method, params, caller)
-                session.push(_encode(_envelope(request_id, received_us, result=result)))
-                if after is not None:
-                    after()
-                return None
             self._charge(caller.key, caller.address)
-            return self._call(session, request.method, params, caller, request_id, received_us)
+            local = LOCAL_METHODS.get(request.method)
+            if local is None:
+                return self._call(session, request.method, params, caller, request_id, received_us)
+            result, after = self._local(local, request.method, params, caller)
+            session.push(_encode(_envelope(request_id, received_us, result=result)))
+            if after is not None:
+                after()
+            return None
         except ApiError as error:
             session.push(_encode(self._error_envelope(request_id, received_us, error)))
             return None
@@ -248,7 +242,7 @@ class Api:
         caller: Caller,
         request_id: Any,
         received_us: int,
-    ) -> str:
+    ) -> bytes:
         try:
             context = registry.Context(self.node, caller.key, session)
             result = await registry.call(name, params, context)
@@ -272,6 +266,18 @@ class Api:
         if local is None:
             context = registry.Context(self.node, caller.key, caller.session)
             return await registry.call(name, params, context, strings=strings), None
+        return self._local(local, name, params, caller, strings=strings)
+
+    def _local(
+        self,
+        local: LocalMethod,
+        name: str,
+        params: dict[str, Any] | None,
+        caller: Caller,
+        *,
+        strings: bool = False,
+    ) -> Reply:
+        """Run one of the transport's own methods (at once: they never wait)."""
         if local.websocket_only and caller.session is None:
             raise ApiError(MUST_BE_WEBSOCKET, "must_be_websocket_request", {"method": name})
         if local.scope is not None:
@@ -283,7 +289,7 @@ class Api:
             value = msgspec.convert(params or {}, local.params, strict=not strings)
         except msgspec.ValidationError as error:
             raise invalid_params(_param_of(str(error)), str(error)) from None
-        return await local.handler(self, caller, value)
+        return local.handler(self, caller, value)
 
     def _charge(self, key: KeyRecord | None, address: str) -> None:
         allowed = (
@@ -307,86 +313,89 @@ class Api:
         return _envelope(request_id, received_us, error=error.to_json())
 
 
-class _Connection:
-    """One WebSocket's reader and writer, until either ends or the send queue overflows.
+class _WebSocket:
+    """One WebSocket's endpoint (:class:`strikechain.node.server.Endpoint`): its messages in,
+    at most :data:`REQUESTS_IN_FLIGHT` of the registry's methods waiting at once (later
+    messages wait, in order, and the socket stops being read), each answer sent as soon as it
+    is built (:meth:`Session.push`).
 
-    Replies to the registry's methods are sent at once by the request's own task when nothing
-    waits in the session's queue and no send is under way (``sending``): so the answers to a
-    block's orders leave one by one as each is built, in the block's order, instead of all
-    after the last is built (the writer task only wakes after every task the block resolved
-    has run). That bounds the acknowledgement latency by the block interval plus the time
-    to the order's own answer. Otherwise (a send under way, messages queued: a slow reader)
-    the reply joins the queue, which stays bounded, and the writer sends it in order."""
+    A request's coroutine is driven here, not by an ``asyncio.Task``: it runs in the read that
+    brought its message until it first waits (an order is submitted to the node right there,
+    so a message read before a block is cut is in that block), and each time what it waits
+    for is done it goes on (:meth:`_step`). A Task would start it a pass of the loop later and
+    costs a scheduling round per step; the coroutines here wait only on the node's futures."""
 
-    def __init__(self, api: Api, websocket: WebSocket, session: Session) -> None:
+    def __init__(self, api: Api, session: Session) -> None:
         self.api = api
-        self.websocket = websocket
         self.session = session
-        self.in_flight: set[asyncio.Task[None]] = set()
-        self.slots = asyncio.Semaphore(REQUESTS_IN_FLIGHT)
-        self.sending = asyncio.Lock()
+        self.loop = asyncio.get_running_loop()
+        self.in_flight: set[Coroutine[Any, Any, bytes]] = set()
+        """The requests waiting (for their order's block)."""
+        self.waiting: deque[tuple[bytes, int]] = deque()
+        """Messages read while :data:`REQUESTS_IN_FLIGHT` were in flight, with their arrival."""
+        self.gone = False
 
-    async def run(self) -> None:
-        reader = asyncio.create_task(self.read())
-        writer = asyncio.create_task(self.write())
-        overflow = asyncio.create_task(self.session.closed.wait())
-        tasks = {reader, writer, overflow}
-        try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (*tasks, *self.in_flight):
-                task.cancel()
-            await asyncio.wait({*tasks, *self.in_flight})
-        for task in (reader, writer):
-            if not task.cancelled() and task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
-
-    async def read(self) -> None:
-        while True:
-            message = await self.websocket.receive()
-            if message["type"] == "websocket.disconnect":
-                return
-            received_us = time.time_ns() // 1_000
-            text = message.get("text")
-            raw = text.encode() if text is not None else message.get("bytes") or b""
-            await self.slots.acquire()
-            pending = await self.api.on_message(self.session, raw, received_us)
-            if pending is None:
-                self.slots.release()
-                continue
-            task = asyncio.create_task(self.answer(pending))
-            self.in_flight.add(task)
-            task.add_done_callback(self._finished)
-
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self.in_flight.discard(task)
-        self.slots.release()
-
-    async def answer(self, pending: Coroutine[Any, Any, str]) -> None:
-        message = await pending
-        session = self.session
-        if len(session) or self.sending.locked() or session.overflowed:
-            session.push(message)
+    def received(self, message: bytes) -> None:
+        received_us = time.time_ns() // 1_000
+        if self.waiting or len(self.in_flight) >= REQUESTS_IN_FLIGHT:
+            self.waiting.append((message, received_us))
+            self.session.socket.pause_reading()
             return
-        async with self.sending:
-            # A failed send means the peer is gone: the reader sees the disconnect.
-            with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
-                await self.websocket.send_text(message)
+        self._handle(message, received_us)
 
-    async def write(self) -> None:
-        session = self.session
-        while (message := await session.next_message()) is not None:
-            async with self.sending:
-                try:
-                    await self.websocket.send_text(message)
-                except (WebSocketDisconnect, RuntimeError, OSError):
-                    return
+    def _handle(self, message: bytes, received_us: int) -> None:
+        pending = self.api.on_message(self.session, message, received_us)
+        if pending is not None:
+            self._step(pending, resumed=False)
+
+    def _step(self, request: Coroutine[Any, Any, bytes], *, resumed: bool = True) -> None:
+        """Run ``request`` until it waits or ends (its answer then sent)."""
+        if self.gone:
+            return
+        try:
+            awaited = request.send(None)
+        except StopIteration as ended:
+            self.in_flight.discard(request)
+            self.session.push(ended.value)
+            if resumed:
+                self._next()
+            return
+        except asyncio.CancelledError:  # what it waited for was cancelled: no answer
+            self.in_flight.discard(request)
+            return
+        self.in_flight.add(request)
+        if awaited is None:  # a bare yield (``asyncio.sleep(0)``): on with the next pass
+            self.loop.call_soon(self._step, request)
+        else:  # an asyncio future (``await`` yields it), as a Task would wait for it
+            awaited._asyncio_future_blocking = False
+            awaited.add_done_callback(lambda _: self._step(request))
+
+    def _next(self) -> None:
+        """Handle the messages that waited for a slot; read again once none waits."""
+        waiting = self.waiting
+        while waiting and len(self.in_flight) < REQUESTS_IN_FLIGHT:
+            self._handle(*waiting.popleft())
+        if not waiting:
+            self.session.socket.resume_reading()
+
+    def writable(self) -> None:
+        self.session.drain()
+
+    def lost(self) -> None:
+        """The connection is gone: its answers still being built are dropped (the orders
+        stand), the session closes (cancel-on-disconnect runs there)."""
+        self.gone = True
+        self.waiting.clear()
+        for request in self.in_flight:
+            request.close()
+        self.in_flight.clear()
+        self.api.hub.close(self.session)
 
 
 # -- the transport's own methods -------------------------------------------------------------
 
 
-async def _auth(api: Api, caller: Caller, params: AuthParams) -> Reply:
+def _auth(api: Api, caller: Caller, params: AuthParams) -> Reply:
     session = caller.session
     record, answer = api.auth.grant(params, connection=session is not None)
     if session is not None:
@@ -399,27 +408,27 @@ async def _auth(api: Api, caller: Caller, params: AuthParams) -> Reply:
     return answer, None
 
 
-async def _subscribe(api: Api, caller: Caller, params: SubscribeParams, *, private: bool) -> Reply:
+def _subscribe(api: Api, caller: Caller, params: SubscribeParams, *, private: bool) -> Reply:
     session = caller.session
     assert session is not None
     names = api.hub.subscribe(session, params.channels, private=private)
     return names, lambda: api.hub.send_snapshots(session, names)
 
 
-async def _public_subscribe(api: Api, caller: Caller, params: SubscribeParams) -> Reply:
-    return await _subscribe(api, caller, params, private=False)
+def _public_subscribe(api: Api, caller: Caller, params: SubscribeParams) -> Reply:
+    return _subscribe(api, caller, params, private=False)
 
 
-async def _private_subscribe(api: Api, caller: Caller, params: SubscribeParams) -> Reply:
-    return await _subscribe(api, caller, params, private=True)
+def _private_subscribe(api: Api, caller: Caller, params: SubscribeParams) -> Reply:
+    return _subscribe(api, caller, params, private=True)
 
 
-async def _unsubscribe(api: Api, caller: Caller, params: SubscribeParams) -> Reply:
+def _unsubscribe(api: Api, caller: Caller, params: SubscribeParams) -> Reply:
     assert caller.session is not None
     return api.hub.unsubscribe(caller.session, params.channels), None
 
 
-async def _unsubscribe_all(api: Api, caller: Caller, params: NoParams) -> Reply:
+def _unsubscribe_all(api: Api, caller: Caller, params: NoParams) -> Reply:
     session = caller.session
     assert session is not None
     while session.subscriptions:
@@ -438,21 +447,19 @@ def _set_cancel_on_disconnect(
     return "ok", None
 
 
-async def _enable_cancel_on_disconnect(
+def _enable_cancel_on_disconnect(
     api: Api, caller: Caller, params: CancelOnDisconnectParams
 ) -> Reply:
     return _set_cancel_on_disconnect(caller, params, True)
 
 
-async def _disable_cancel_on_disconnect(
+def _disable_cancel_on_disconnect(
     api: Api, caller: Caller, params: CancelOnDisconnectParams
 ) -> Reply:
     return _set_cancel_on_disconnect(caller, params, False)
 
 
-async def _get_cancel_on_disconnect(
-    api: Api, caller: Caller, params: CancelOnDisconnectParams
-) -> Reply:
+def _get_cancel_on_disconnect(api: Api, caller: Caller, params: CancelOnDisconnectParams) -> Reply:
     assert caller.session is not None
     return {"scope": "connection", "enabled": caller.session.cancel_on_disconnect}, None
 
@@ -582,5 +589,5 @@ def _envelope(
     return envelope
 
 
-def _encode(envelope: dict[str, Any]) -> str:
-    return ENCODER.encode(envelope).decode()
+def _encode(envelope: dict[str, Any]) -> bytes:
+    return ENCODER.encode(envelope)
