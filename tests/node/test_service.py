@@ -16,7 +16,7 @@ from strikechain.engine.oracle import OracleReport, sign_report
 from strikechain.engine.signing import address_of, keccak256
 from strikechain.engine.txs import Cancel, PlaceOrder, PostOnly
 from strikechain.node.config import ConfigError, NodeConfig, parse_config
-from strikechain.node.service import Node, NodeHalted
+from strikechain.node.service import DRAIN_PASSES, Node, NodeHalted
 from strikechain.runtime.errors import RuntimeRejection
 from strikechain.runtime.replay import replay
 from strikechain.runtime.sqlite_log import SqliteLog
@@ -191,8 +191,11 @@ def test_a_full_inbox_refuses_and_changes_nothing(tmp_path: Path) -> None:
 
     async def main() -> None:
         node = await started(unsettled(cfg), clock, BoaChain)
-        # The first submission finds the genesis block due and cuts it (the listing); then two
-        # fit in the inbox until the next block, a minute away, and the third is refused.
+        # The first submission finds the genesis block due: it is cut (with the listing and
+        # that submission) at the end of the pass; then two fit in the inbox until the next
+        # block, a minute away, and the third is refused.
+        node.submit_nowait(report(clock))
+        await asyncio.sleep(0)
         node.submit_nowait(report(clock))
         node.submit_nowait(report(clock))
         height, waiting = node.engine.height, dict(node._waiting)
@@ -209,29 +212,38 @@ def test_a_full_inbox_refuses_and_changes_nothing(tmp_path: Path) -> None:
 def test_a_due_block_takes_what_arrives_within_the_grace_then_submissions_cut_it(
     tmp_path: Path,
 ) -> None:
+    """Past the grace, a submission has the block cut at the end of the loop's pass: with
+    what that pass took (it arrived before the cut), not in the middle of it."""
     cfg = config(tmp_path, block_interval_ms=60_000.0, cut_grace_ms=50.0)
     clock = Clock()
 
     async def main() -> None:
         node = await started(unsettled(cfg), clock, BoaChain)
-        node.submit_nowait(report(clock))  # finds the genesis block overdue: cuts it first
+        node.submit_nowait(report(clock))  # finds the genesis block overdue
+        await asyncio.sleep(0)  # the pass ends: the block is cut
         height = node.engine.height
+        assert height == 1
         due = node.runtime.next_due_ns()  # type: ignore[union-attr]
         assert due is not None
         clock.now = due + 30_000_000  # due, within the grace: taken into the block
         node.submit_nowait(report(clock))
         assert node.engine.height == height
-        clock.now = due + 50_000_000  # past the grace: the block is cut first
+        clock.now = due + 50_000_000  # past the grace: the block is cut once this pass ends
         node.submit_nowait(report(clock))
+        node.submit_nowait(report(clock))
+        assert node.engine.height == height
+        await asyncio.sleep(0)
         assert node.engine.height == height + 1
-        assert len(node.runtime.inbox) == 1  # type: ignore[union-attr]
+        assert len(node.runtime.inbox) == 0  # type: ignore[union-attr]
+        assert node._last_transactions == 3  # the one within the grace and the pass's two
         await node.stop()
 
     run(main())
 
 
 def test_the_timer_drains_input_already_arriving_before_it_cuts(tmp_path: Path) -> None:
-    """A due block waits (up to the grace) while submissions keep coming, then holds them."""
+    """A due block takes what a few more passes of the loop submit, then is cut: not at the
+    grace's end even though submissions never stop."""
     cfg = config(tmp_path, block_interval_ms=400.0, cut_grace_ms=40.0)
     cfg = unsettled(cfg)
 
@@ -256,7 +268,8 @@ def test_the_timer_drains_input_already_arriving_before_it_cuts(tmp_path: Path) 
             after_due = [t for t in sent[:-1] if t >= due]
             assert after_due, "nothing was submitted after the due time"
             assert all(ack.height == height + 1 for ack in acks)  # all in the drained block
-            assert due + 40_000_000 <= block <= due + 40_000_000 + 150_000_000  # at its end
+            assert len(after_due) <= DRAIN_PASSES + 2  # the passes it waited (and its wake-up)
+            assert due <= block < due + 40_000_000  # before the grace was over
         finally:
             await node.stop()
 

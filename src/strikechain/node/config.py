@@ -104,10 +104,10 @@ class NodeSection(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     sync: Literal["full", "normal"] = "full"
     cut_grace_ms: float = 5.0
     """When a block falls due, how long the node may keep taking what has already arrived
-    before cutting it (it cuts as soon as its input is quiet): an order read just after the
-    due time would otherwise wait a whole interval more. Measured under ``strikechain bench
-    node``: the 99th-percentile acknowledgement fell from 130-235 ms to 115-132 ms. At most the
-    block interval is used."""
+    before cutting it (a few passes of its event loop, :data:`~strikechain.node.service.
+    DRAIN_PASSES`, at most this long): a message read before the due time but not yet
+    submitted would otherwise wait a whole interval more. At most the block interval is
+    used."""
     gc_interval_s: float = 60.0
     """How often the node collects cyclic garbage itself, between blocks
     (:mod:`strikechain.node.heap`); CPython's own full collections are off while it runs."""

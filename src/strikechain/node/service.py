@@ -69,9 +69,12 @@ OPERATOR_ACCOUNT: Final = "operator"
 DEPLOYMENT_FILE: Final = "settlement.json"
 RELAY_INTERVAL_S: Final = 0.5
 NANOS_PER_SECOND: Final = 1_000_000_000
-QUIET_PASSES: Final = 3
-"""Loop passes without a new submission after which a due block's input counts as drained
-(a message takes about three: socket read, frame parsed, request handled)."""
+DRAIN_PASSES: Final = 3
+"""Passes of the event loop a due block waits for before it is cut (within ``cut_grace_ms``):
+what was read before the due time but not yet submitted gets in. A WebSocket order is
+submitted in the read that brings it (one pass polls the sockets); an HTTP request takes a
+few passes through ASGI. Waiting until the input goes quiet instead never ends under load
+before the grace does: every block was cut the whole grace late."""
 
 
 class Ack(msgspec.Struct, frozen=True, kw_only=True):
@@ -123,12 +126,13 @@ class Node:
         caller, and the event loop never waits on it."""
         self.heap = HeapPolicy(config.node.gc_interval_s, config.node.gc_full_interval_s)
         self.acks = 0
-        self._submissions = 0
         self._grace_ns = min(
             int(config.node.cut_grace_ms * 1_000_000), config.node.block_interval_ns
         )
         self.chain_errors = 0
         self._last_transactions = 0
+        self._overdue_cut = False
+        """A cut of an overdue block is scheduled for the end of the loop's pass."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -225,15 +229,13 @@ class Node:
         assert runtime is not None, "the node has not started"
         now = self.clock()
         due = runtime.next_due_ns()
-        self._submissions += 1
-        if due is not None and now >= due + self._grace_ns:
-            # A block is overdue (past the grace the timer drains its input in): cut it before
-            # taking more. Under load the timer's wake-up waits behind bursts of requests on
-            # this one loop; this keeps the block cadence.
-            self.cut_block()
-            if self.halted is not None:
-                raise NodeHalted(self.halted)
-            now = self.clock()
+        if due is not None and now >= due + self._grace_ns and not self._overdue_cut:
+            # A block is overdue (past the grace the timer drains its input in): cut it once
+            # this pass of the loop is through, before the next pass reads more. Not here and
+            # now: the messages this pass read after this one arrived before it, and cutting
+            # here would push them to the next block, a whole interval more for them.
+            self._overdue_cut = True
+            asyncio.get_running_loop().call_soon(self._cut_overdue)
         receipt = runtime.submit(tx, now)
         future: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
         self._waiting[receipt.sequence] = (future, now)
@@ -294,17 +296,14 @@ class Node:
             if due is not None and due > now:
                 await asyncio.sleep(min((due - now) / NANOS_PER_SECOND, interval_s))
                 continue
-            # Due: first take what has already arrived (messages read but not yet submitted
-            # would otherwise wait a whole interval more), until the input is quiet for a few
-            # loop passes or the grace is over.
+            # Due: first take what has already arrived (a message read but not yet submitted
+            # would otherwise wait a whole interval more): a few passes of the loop, within
+            # the grace.
             deadline = due + self._grace_ns if due is not None else now
-            seen, quiet = self._submissions, 0
-            while quiet < QUIET_PASSES and self.clock() < deadline:
+            for _ in range(DRAIN_PASSES):
+                if self.clock() >= deadline:
+                    break
                 await asyncio.sleep(0)
-                if self._submissions == seen:
-                    quiet += 1
-                else:
-                    seen, quiet = self._submissions, 0
             due = runtime.next_due_ns()
             if due is not None and due > self.clock():
                 continue  # a submission past the grace cut it meanwhile
@@ -321,6 +320,14 @@ class Node:
                 await asyncio.sleep(interval_s / 3)
                 collection = self.heap.collect()
                 self.metrics.on_collection(collection.pause_s, collection.frozen)
+
+    def _cut_overdue(self) -> None:
+        self._overdue_cut = False
+        runtime = self.runtime
+        assert runtime is not None
+        due = runtime.next_due_ns()
+        if due is not None and self.clock() >= due:
+            self.cut_block()
 
     def cut_block(self) -> None:
         """Cut, apply, log and acknowledge a block now (the timer calls this)."""

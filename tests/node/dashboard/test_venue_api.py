@@ -23,11 +23,14 @@ def test_the_venue_methods_answer_from_the_engine(tmp_path: Path) -> None:
         assert status["height"] == venue.node.engine.height
         assert status["underlyings"][0]["currency"] == "BTC"
         assert status["underlyings"][0]["breaker_open"] is False
-        assert status["block"]["transactions"] >= 1
         blocks = await venue.call("public/get_block_stats", {"count": 5}, "public")
         assert 1 <= len(blocks) <= 5
-        assert blocks[-1]["acks"] >= 1
-        assert blocks[-1]["ack_latency_ms"] is not None
+        assert status["block"] == blocks[-1]  # the last block's timing
+        # (the buy's block; the node's timer may have cut an empty one since)
+        acked = [block for block in blocks if block["acks"] >= 1]
+        assert acked
+        assert all(block["transactions"] >= block["acks"] for block in acked)
+        assert all(block["ack_latency_ms"] is not None for block in acked)
         risk = await venue.call("public/get_liquidations", {}, "public")
         assert risk["queue"] == []
         assert risk["insurance_fund"] == 0
