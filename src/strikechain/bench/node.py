@@ -27,7 +27,11 @@ left one: :func:`~strikechain.bench.runner.allowed_cores`; otherwise on the node
   arrival of the answer's bytes (:class:`_TimedSocket`, its own connections);
   ``ack_node_latency_p50_ms`` / ``_p99_ms`` the node's own part of the same answers (their
   envelopes' ``usDiff``: message read to answer built), the rest being the sockets and the load
-  generator.
+  generator: ``ack_inbound_*`` from the send to the node's ``usIn`` (mostly the node still busy
+  with the previous block), ``ack_outbound_*`` from its ``usOut`` to the arrival;
+  ``ack_slowest_{inbound,node,outbound}_ms`` the three parts' means over the slowest 1% of
+  answers (what the 99th percentile is made of). ``latency_node_cpu_share`` and
+  ``latency_load_generator_cpu_share``: the share of a core each used in this phase.
   A block is cut every 100 ms and an order is answered with its block, so about 50 ms is the
   expected median and the target for the 99th percentile is the interval + 20 ms.
 - ``eip712_verifications_per_s``: the node's check of a signed order
@@ -49,6 +53,7 @@ import asyncio
 import contextlib
 import multiprocessing
 import os
+import selectors
 import socket
 import tempfile
 import time
@@ -257,7 +262,14 @@ async def _serve_and_load(directory: Path) -> dict[str, float]:
         node_cpu_s = cpu.between(results["ws_window_start_s"], results["ws_window_end_s"])
         results["ws_node_cpu_us_per_order"] = node_cpu_s * 1e6 / max(results["ws_actions"], 1.0)
         results["ws_node_cpu_share"] = node_cpu_s / window_s
-        for key in ("ws_window_start_s", "ws_window_end_s", "ws_actions"):
+        latency_window = results["latency_window_start_s"], results["latency_window_end_s"]
+        results["latency_node_cpu_share"] = cpu.between(*latency_window) / (
+            latency_window[1] - latency_window[0]
+        )
+        for key in (
+            "ws_window_start_s", "ws_window_end_s", "ws_actions",
+            "latency_window_start_s", "latency_window_end_s",
+        ):  # fmt: skip
             del results[key]
         results["load_generator_cores"] = float(cores)
         results["blocks_per_s_under_load"] = (node.engine.height - height) / seconds
@@ -315,7 +327,9 @@ def _load_main(plan: dict[str, Any], sender: Any) -> None:
     if core is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {core})
     try:
-        sender.send(asyncio.run(_load(plan)))
+        loop_factory = lambda: asyncio.SelectorEventLoop(_TimedSelector())  # noqa: E731
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            sender.send(runner.run(_load(plan)))
     except BaseException as error:
         import traceback
 
@@ -361,6 +375,11 @@ class _Tally:
         self.node_latencies: list[float] = []
         """The node's own part of each: its envelope's ``usDiff`` (message read to answer
         built), without the sockets and the load generator's scheduling."""
+        self.inbound: list[float] = []
+        """Send (wall clock) to the node's ``usIn``: sockets and the node's read queue."""
+        self.outbound: list[float] = []
+        """The node's ``usOut`` to the answer's arrival (wall clock): its write, the sockets
+        and the load generator's read."""
         self.counting = False
         self.window = (0.0, 0.0)
         """When counting started and stopped, on the system-wide monotonic clock."""
@@ -416,11 +435,25 @@ async def _load(plan: dict[str, Any]) -> dict[str, float]:
         latencies = np.array(paced.latencies) * 1e3
         results["latency_offered_per_s"] = offered
         results["latency_answered_per_s"] = paced.actions / window
+        results["latency_window_start_s"], results["latency_window_end_s"] = paced.window
+        results["latency_load_generator_cpu_share"] = paced.cpu_s / (
+            paced.window[1] - paced.window[0]
+        )
         results["ack_latency_p50_ms"] = float(np.percentile(latencies, 50))
         results["ack_latency_p99_ms"] = float(np.percentile(latencies, 99))
         inside = np.array(paced.node_latencies) * 1e3
         results["ack_node_latency_p50_ms"] = float(np.percentile(inside, 50))
         results["ack_node_latency_p99_ms"] = float(np.percentile(inside, 99))
+        tail = latencies >= np.percentile(latencies, 99)
+        for part, values in (
+            ("inbound", np.array(paced.inbound) * 1e3),
+            ("node", inside),
+            ("outbound", np.array(paced.outbound) * 1e3),
+        ):
+            if part != "node":
+                results[f"ack_{part}_p50_ms"] = float(np.percentile(values, 50))
+                results[f"ack_{part}_p99_ms"] = float(np.percentile(values, 99))
+            results[f"ack_slowest_{part}_ms"] = float(values[tail].mean())
         results["latency_errors"] = float(sum(paced.errors.values()))
     clients = [Client(plan["base_url"], key, secret) for key, secret in credentials]
     try:
@@ -466,14 +499,28 @@ async def _ws_closed_loop(rpcs: list[Any], sizes: dict[str, Any]) -> _Tally:
     return tally
 
 
+class _TimedSelector(selectors.DefaultSelector):
+    """The load generator's selector: remembers when its last ``select`` returned, the moment
+    the process learns which sockets have bytes waiting (see :class:`_TimedSocket`)."""
+
+    returned = 0.0
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        events = super().select(timeout)
+        _TimedSelector.returned = time.perf_counter()
+        return events
+
+
 class _TimedSocket(asyncio.Protocol):
     """The latency phase's WebSocket: sans-I/O ``websockets`` on an asyncio protocol, every
-    answer timed when its bytes arrive (``data_received``), before it is decoded.
+    answer timed by the arrival of its bytes: when the load generator's ``select`` returned
+    with its socket ready (:class:`_TimedSelector`), before any of them is read or decoded.
 
     The phase measures the node, not the load generator: through aiohttp, each block's burst
     of hundreds of answers waited in the generator's own loop (a task per send, layers per
     receive) and its tail added 20-60 ms to the 99th percentile in socket order, not the
-    node's."""
+    node's; timed in ``data_received``, the sockets read last in a burst still counted the
+    decoding of the ones read before them (up to ~15 ms for a block's answers)."""
 
     def __init__(self, url: str) -> None:
         self.protocol = ClientProtocol(parse_uri(url), max_size=1 << 20)
@@ -489,7 +536,7 @@ class _TimedSocket(asyncio.Protocol):
         self._flush()
 
     def data_received(self, data: bytes) -> None:
-        arrived = time.perf_counter()
+        arrived = _TimedSelector.returned or time.perf_counter()
         self.protocol.receive_data(data)
         for event in self.protocol.events_received():
             if isinstance(event, Response):
@@ -560,8 +607,14 @@ async def _ws_paced(
     tally = _Tally()
     senders = [_Sender(10_000 + index, sizes["resting"]) for index in range(len(sockets))]
 
-    def answered(method: str, sender: _Sender, began: float, envelope: Any, at: float) -> None:
-        tally.record(method, sender.answered(method, envelope), envelope, at - began)
+    def answered(
+        method: str, sender: _Sender, began: float, wall_us: float, envelope: Any, at: float
+    ) -> None:
+        ok = sender.answered(method, envelope)
+        tally.record(method, ok, envelope, at - began)
+        if ok and tally.counting:
+            tally.inbound.append((envelope["usIn"] - wall_us) / 1e6)
+            tally.outbound.append((wall_us + (at - began) * 1e6 - envelope["usOut"]) / 1e6)
 
     async def pace() -> None:
         start = time.perf_counter()
@@ -572,12 +625,12 @@ async def _ws_paced(
                 index = sent % len(sockets)
                 sender = senders[index]
                 method, params = sender.next()
-                began = time.perf_counter()
+                began, wall_us = time.perf_counter(), time.time_ns() / 1e3
                 sockets[index].send(
                     method,
                     params,
-                    lambda envelope, at, m=method, s=sender, b=began: answered(
-                        m, s, b, envelope, at
+                    lambda envelope, at, m=method, s=sender, b=began, w=wall_us: answered(
+                        m, s, b, w, envelope, at
                     ),
                 )
                 sent += 1
