@@ -204,8 +204,9 @@ class DirectWebSocket(Protocol):
         :meth:`Endpoint.writable`."""
         ...
 
-    def send_text(self, message: bytes) -> None:
-        """Send one text message (UTF-8 bytes)."""
+    def send_text(self, message: bytes, *, now: bool = False) -> None:
+        """Send one text message (UTF-8 bytes); ``now``: to the socket at once (with what was
+        gathered before it), not at the end of the loop's turn (:class:`CoalescingTransport`)."""
         ...
 
     def close(self, code: int) -> None:
@@ -297,11 +298,14 @@ class NodeWebSocketProtocol(CoalescingWebSocketProtocol):
     def can_write(self) -> bool:
         return self.writable.is_set() and not self.close_sent and not self.transport.is_closing()
 
-    def send_text(self, message: bytes) -> None:
+    def send_text(self, message: bytes, *, now: bool = False) -> None:
         if self.close_sent or self.transport.is_closing():
             return
         self.conn.send_text(message)
-        self.transport.write(b"".join(self.conn.data_to_send()))
+        transport = self.transport
+        transport.write(b"".join(self.conn.data_to_send()))
+        if now and isinstance(transport, CoalescingTransport):
+            transport.flush()
 
     def close(self, code: int) -> None:
         if self.close_sent or self.transport.is_closing():

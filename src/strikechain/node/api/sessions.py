@@ -113,14 +113,15 @@ class Session:
     def account(self) -> str:
         return "" if self.key is None else self.key.account
 
-    def push(self, message: bytes) -> bool:
+    def push(self, message: bytes, *, now: bool = False) -> bool:
         """Send ``message`` (an encoded JSON text) or queue it; False, and the connection
-        closed with 1008, if the queue is full."""
+        closed with 1008, if the queue is full. ``now``: not gathered with the loop's other
+        writes (see :meth:`DirectWebSocket.send_text`)."""
         if self.overflowed:
             return False
         queue = self._queue
         if not queue and self.socket.can_write():
-            self.socket.send_text(message)
+            self.socket.send_text(message, now=now)
             return True
         if len(queue) >= self._queue_max:
             self.overflowed = True
