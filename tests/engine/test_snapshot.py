@@ -16,6 +16,7 @@ import pytest
 from strikechain.engine.auction_triggers import AuctionState, PriceHistory
 from strikechain.engine.codes import RejectCode, Rejection
 from strikechain.engine.engine import Engine
+from strikechain.engine.invariant import InvariantViolation
 from strikechain.engine.liquidator import KeeperAuction
 from strikechain.engine.params import VenueConfig
 from strikechain.engine.snapshot import (
@@ -129,6 +130,24 @@ def test_rest_bytes_leave_out_the_balances() -> None:
     after = capture(engine)
     assert after.ledgers != before.ledgers
     assert after.system != before.system
+
+
+def test_resting_orders_are_captured_field_for_field_and_checked() -> None:
+    """The orders come from the compiled row builder (engine.book.order_rows): every field of
+    every resting order, and an order whose exposure is not its account's is refused."""
+    engine, _ = run_to(1, 107)
+    captured = capture(engine).rest.orders
+    assert len(captured) == len(engine.orders) > 0
+    for snapshot, order in zip(captured, engine.orders.values(), strict=True):
+        for field in snapshot.__struct_fields__:
+            assert getattr(snapshot, field) == getattr(order, field), field
+    order = next(iter(engine.orders.values()))
+    other = next(
+        e for e in engine.accounts[order.account].exposures.values() if e is not order.exposure
+    )
+    order.exposure = other
+    with pytest.raises(InvariantViolation, match="exposure is not its account's"):
+        rest_bytes(engine)
 
 
 def snapshot_digest() -> str:

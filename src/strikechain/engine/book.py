@@ -27,7 +27,7 @@ from strikechain.engine.instruments import Instrument, MatchingMode
 from strikechain.engine.invariant import invariant
 
 if TYPE_CHECKING:
-    from strikechain.engine.accounts import Exposure, Market
+    from strikechain.engine.accounts import Account, Exposure, Market
 
 BUY: Final = 1
 SELL: Final = -1
@@ -197,6 +197,42 @@ class _Side:
         self.heap = [price * self.sign for price in self.levels]
         heapify(self.heap)
         self.in_heap = set(self.levels)
+
+
+OrderRow = tuple[int, str, str, int, int, int, int, str, int, int, bool, int, int]
+"""A resting order's fields in the order of the snapshot's array-like ``OrderSnapshot``."""
+
+
+def order_rows(orders: dict[int, Order], accounts: dict[str, Account]) -> list[OrderRow]:
+    """Every resting order as an :data:`OrderRow` (``msgspec.convert`` makes the snapshot's
+    structs of them), each order's exposure checked to be its account's.
+
+    Here because this module is compiled: the fields are C struct reads. Read one by one from
+    the interpreted snapshot code they cost about 2.5 us an order, most of a state root's time
+    with tens of thousands of orders resting (73 ms of 80 for 27k), a pause of the live node's
+    event loop every ``root_every`` blocks."""
+    rows: list[OrderRow] = []
+    for order in orders.values():
+        if order.exposure is not accounts[order.account].exposures.get(order.instrument):
+            invariant(False, f"order {order.order_id}'s exposure is not its account's")
+        rows.append(
+            (
+                order.order_id,
+                order.account,
+                order.instrument,
+                order.side,
+                order.price,
+                order.size,
+                order.remaining,
+                order.client_order_id,
+                order.post_only,
+                order.self_trade,
+                order.reduce_only,
+                order.expire_at_ns,
+                order.loss_per_lot,
+            )
+        )
+    return rows
 
 
 class Book:

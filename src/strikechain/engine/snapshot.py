@@ -52,7 +52,7 @@ from strikechain.engine.auction_triggers import (
     PriceHistory,
     TradingMode,
 )
-from strikechain.engine.book import Book, Order, _Side
+from strikechain.engine.book import Book, Order, _Side, order_rows
 from strikechain.engine.codec import CodecError, Kind, decode_body, frame, unframe
 from strikechain.engine.codes import RejectCode, Rejection
 from strikechain.engine.dynamic import DynamicState
@@ -747,7 +747,9 @@ def _capture_rest(engine: Engine) -> RestState:
         expired_instruments=tuple(engine.expired_instruments.values()),
         markets=tuple(_market(market) for market in engine.markets.values()),
         books=tuple(_book(book) for book in engine.books.values()),
-        orders=tuple(_order(engine, order) for order in engine.orders.values()),
+        orders=msgspec.convert(
+            order_rows(engine.orders, engine.accounts), tuple[OrderSnapshot, ...]
+        ),
         accounts=tuple(_account(name, mine) for name, mine in engine.accounts.items()),
         liquidation_queue=tuple(
             (ledger.account, ledger.underlying) for ledger in engine.liquidation_queue
@@ -889,28 +891,6 @@ def _side(side: _Side) -> SideSnapshot:
             LevelSnapshot(price=price, order_ids=tuple(level))
             for price, level in side.levels.items()
         ),
-    )
-
-
-def _order(engine: Engine, order: Order) -> OrderSnapshot:
-    invariant(
-        order.exposure is engine.accounts[order.account].exposures.get(order.instrument),
-        f"order {order.order_id}'s exposure is not its account's",
-    )
-    return OrderSnapshot(
-        order_id=order.order_id,
-        account=order.account,
-        instrument=order.instrument,
-        side=order.side,
-        price=order.price,
-        size=order.size,
-        remaining=order.remaining,
-        client_order_id=order.client_order_id,
-        post_only=order.post_only,
-        self_trade=order.self_trade,
-        reduce_only=order.reduce_only,
-        expire_at_ns=order.expire_at_ns,
-        loss_per_lot=order.loss_per_lot,
     )
 
 
