@@ -268,7 +268,8 @@ def test_the_timer_drains_input_already_arriving_before_it_cuts(tmp_path: Path) 
             after_due = [t for t in sent[:-1] if t >= due]
             assert after_due, "nothing was submitted after the due time"
             assert all(ack.height == height + 1 for ack in acks)  # all in the drained block
-            assert len(after_due) <= DRAIN_PASSES + 2  # the passes it waited (and its wake-up)
+            # a few passes (its wake-up, the drain), not the thousands of the whole grace
+            assert len(after_due) <= 3 * DRAIN_PASSES
             assert due <= block < due + 40_000_000  # before the grace was over
         finally:
             await node.stop()

@@ -298,12 +298,14 @@ class Node:
                 continue
             # Due: first take what has already arrived (a message read but not yet submitted
             # would otherwise wait a whole interval more): a few passes of the loop, within
-            # the grace.
+            # the grace; one at least, however late: a block found overdue after a long pause
+            # of the loop (a state root, a collection) would otherwise leave out everything
+            # that arrived during the pause, all before its due time.
             deadline = due + self._grace_ns if due is not None else now
             for _ in range(DRAIN_PASSES):
+                await asyncio.sleep(0)
                 if self.clock() >= deadline:
                     break
-                await asyncio.sleep(0)
             due = runtime.next_due_ns()
             if due is not None and due > self.clock():
                 continue  # a submission past the grace cut it meanwhile
