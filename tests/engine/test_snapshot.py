@@ -13,6 +13,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from strikechain.engine import snapshot
 from strikechain.engine.auction_triggers import AuctionState, PriceHistory
 from strikechain.engine.codes import RejectCode, Rejection
 from strikechain.engine.engine import Engine
@@ -28,6 +29,7 @@ from strikechain.engine.snapshot import (
     encode_snapshot,
     known_attributes,
     rest_bytes,
+    rest_bytes_in_steps,
     restore,
 )
 from strikechain.engine.txs import Block
@@ -138,9 +140,9 @@ def test_resting_orders_are_captured_field_for_field_and_checked() -> None:
     engine, _ = run_to(1, 107)
     captured = capture(engine).rest.orders
     assert len(captured) == len(engine.orders) > 0
-    for snapshot, order in zip(captured, engine.orders.values(), strict=True):
-        for field in snapshot.__struct_fields__:
-            assert getattr(snapshot, field) == getattr(order, field), field
+    for row, order in zip(captured, engine.orders.values(), strict=True):
+        for field in row.__struct_fields__:
+            assert getattr(row, field) == getattr(order, field), field
     order = next(iter(engine.orders.values()))
     other = next(
         e for e in engine.accounts[order.account].exposures.values() if e is not order.exposure
@@ -148,6 +150,22 @@ def test_resting_orders_are_captured_field_for_field_and_checked() -> None:
     order.exposure = other
     with pytest.raises(InvariantViolation, match="exposure is not its account's"):
         rest_bytes(engine)
+
+
+@pytest.mark.parametrize("height", CAPTURE_HEIGHTS)
+def test_rest_bytes_in_steps_are_rest_bytes(height: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(snapshot, "ORDERS_PER_STEP", 7)
+    engine, _ = run_to(1, height)
+    steps = rest_bytes_in_steps(engine)
+    count, result = 0, b""
+    while not result:
+        try:
+            next(steps)
+            count += 1
+        except StopIteration as done:
+            result = done.value
+    assert result == rest_bytes(engine)
+    assert count >= len(engine.orders) // 7 + len(engine.books)
 
 
 def snapshot_digest() -> str:

@@ -7,6 +7,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from strikechain.engine import snapshot
 from strikechain.engine.engine import Engine
 from strikechain.engine.events import BlockResult
 from strikechain.runtime import (
@@ -108,11 +109,13 @@ def test_a_snapshot_is_checked_not_trusted(session: ScriptedSession) -> None:
 
 
 def test_deferred_roots_are_the_same_roots_recorded_after_their_blocks(
-    session: ScriptedSession, tmp_path: Path
+    session: ScriptedSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``defer_roots`` (the live node's setting): a root block is appended without its root and
-    delivered; the root follows (``record_pending_root`` or the next cut), identical to the
-    one an undeferred runtime records, and replay checks every one of them."""
+    delivered; the root follows (``record_pending_root``, its steps, or the next cut, also when
+    it comes in the middle of the steps), identical to the one an undeferred runtime records,
+    and replay checks every one of them."""
+    monkeypatch.setattr(snapshot, "ORDERS_PER_STEP", 16)  # many steps
     inline = MemoryLog()
     run(session, inline, RuntimeConfig(root_every=10))
     expected = {r.height: r.state_root for r in inline.records() if r.state_root}
@@ -125,17 +128,29 @@ def test_deferred_roots_are_the_same_roots_recorded_after_their_blocks(
         runtime = Runtime(
             genesis.build_engine(), log, BlockPolicy(ArrivalOrder(), External()), config
         )
+        abandoned = None
         for block in session.blocks():
             for tx in block.transactions:
                 runtime.submit(tx, block.timestamp_ns)
             result = runtime.cut(block.timestamp_ns)
             assert result is not None
+            if abandoned is not None:  # the cut recorded the root its steps were taking
+                assert list(abandoned) == []
+                assert next(log.records(block.height - 1)).state_root != b""
+                abandoned = None
             assert result.state_root == b""  # never in the delivered result
             if block.height % 10 == 0:
                 assert runtime.root_pending
                 assert next(log.records(block.height)).state_root == b""  # not yet
-                if block.height % 20 == 0:  # half by the driver, half by the next cut
+                if block.height % 30 == 0:  # by the driver, in steps
+                    assert sum(1 for _ in runtime.record_pending_root_in_steps()) > 1
+                    assert not runtime.root_pending
+                elif block.height % 20 == 0:  # by the driver, at once
                     assert runtime.record_pending_root()
+                else:  # a step or two by the driver, then the next cut records it
+                    abandoned = runtime.record_pending_root_in_steps()
+                    next(abandoned)
+                    assert runtime.root_pending
         assert not runtime.record_pending_root()  # 200's went by the driver: none waits
         recorded = {r.height: r.state_root for r in log.records() if r.state_root}
         assert recorded == expected

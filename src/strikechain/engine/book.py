@@ -19,7 +19,7 @@ emits nothing: the matching code that changes it returns events to the engine.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from heapq import heapify, heappop, heappush
 from typing import TYPE_CHECKING, Final
 
@@ -203,16 +203,16 @@ OrderRow = tuple[int, str, str, int, int, int, int, str, int, int, bool, int, in
 """A resting order's fields in the order of the snapshot's array-like ``OrderSnapshot``."""
 
 
-def order_rows(orders: dict[int, Order], accounts: dict[str, Account]) -> list[OrderRow]:
-    """Every resting order as an :data:`OrderRow` (``msgspec.convert`` makes the snapshot's
-    structs of them), each order's exposure checked to be its account's.
+def order_rows(orders: Iterable[Order], accounts: dict[str, Account]) -> list[OrderRow]:
+    """Resting orders as :data:`OrderRow` (``msgspec.convert`` makes the snapshot's structs of
+    them), each order's exposure checked to be its account's.
 
     Here because this module is compiled: the fields are C struct reads. Read one by one from
     the interpreted snapshot code they cost about 2.5 us an order, most of a state root's time
     with tens of thousands of orders resting (73 ms of 80 for 27k), a pause of the live node's
     event loop every ``root_every`` blocks."""
     rows: list[OrderRow] = []
-    for order in orders.values():
+    for order in orders:
         if order.exposure is not accounts[order.account].exposures.get(order.instrument):
             invariant(False, f"order {order.order_id}'s exposure is not its account's")
         rows.append(

@@ -313,9 +313,10 @@ class Node:
             await asyncio.sleep(0)
             if runtime.root_pending:
                 # The block's answers are out (they ran in the pass above; two passes let the
-                # gathered WebSocket writes go too): now its state root, off their path.
+                # gathered WebSocket writes go too): now its state root, off their path, in
+                # steps with the sockets served between them.
                 await asyncio.sleep(0)
-                self._record_root()
+                await self._record_root_in_steps()
             if self.heap.due():
                 # A third of an interval on, the block's acknowledgements are out and the
                 # next block is far: collect now (see strikechain.node.heap).
@@ -363,6 +364,22 @@ class Node:
             runtime.record_pending_root()
         except Exception as error:  # the log refused the write: halt, as for a block
             self._halt(f"the state root of block {runtime.engine.height} was not logged: {error!r}")
+
+    async def _record_root_in_steps(self) -> None:
+        runtime = self.runtime
+        assert runtime is not None
+        steps = runtime.record_pending_root_in_steps()
+        try:
+            while self.halted is None:
+                try:
+                    next(steps)
+                except StopIteration:
+                    return
+                await asyncio.sleep(0)
+        except Exception as error:  # the log refused the write: halt, as for a block
+            self._halt(f"the state root of block {runtime.engine.height} was not logged: {error!r}")
+        finally:
+            steps.close()
 
     def _sync_seconds(self) -> float:
         timed = self.log

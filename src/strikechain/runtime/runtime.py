@@ -35,7 +35,7 @@ in-process code, and an error there is a bug, not an outcome to log and carry on
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from typing import Protocol
 
 import msgspec
@@ -215,6 +215,38 @@ class Runtime:
         self.log.set_state_root(height, self.engine.state_root())
         self._pending_root = 0
         return True
+
+    def record_pending_root_in_steps(self) -> Generator[None, None, None]:
+        """:meth:`record_pending_root` in steps, a ``yield`` apart, for a caller that runs other
+        work between them (the live node's event loop): an engine's digest of its resting
+        orders is taken a chunk at a time (:func:`~strikechain.engine.snapshot.
+        rest_bytes_in_steps`). If a block is cut meanwhile it records the root itself, at
+        once, and the steps end without recording anything."""
+        height = self._pending_root
+        if not height:
+            return
+        from strikechain.engine.engine import Engine  # (the runtime takes any StateMachine)
+        from strikechain.engine.snapshot import rest_bytes_in_steps
+
+        engine = self.engine
+        if not isinstance(engine, Engine):
+            self.record_pending_root()
+            return
+        steps = rest_bytes_in_steps(engine)
+        try:
+            while True:
+                try:
+                    next(steps)
+                except StopIteration as done:
+                    rest: bytes = done.value
+                    break
+                yield
+                if self._pending_root != height:  # a block came first and recorded it
+                    return
+        finally:
+            steps.close()
+        self.log.set_state_root(height, engine.state_root(rest))
+        self._pending_root = 0
 
     def cut(self, now_ns: int, reason: CutReason = CutReason.EXTERNAL) -> BlockResult | None:
         """Cut, apply, log and deliver the next block now; None if there is nothing to put
