@@ -35,7 +35,7 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, TypeVar
 
@@ -133,6 +133,8 @@ class Node:
         self._last_transactions = 0
         self._overdue_cut = False
         """A cut of an overdue block is scheduled for the end of the loop's pass."""
+        self._root_steps: Generator[None, None, None] | None = None
+        """The deferred state root being taken in steps (:meth:`_record_root_in_steps`)."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -198,7 +200,8 @@ class Node:
                 await task
         self._tasks.clear()
         if self.runtime is not None and self.log is not None:
-            self._record_root()  # a root still deferred is not lost with a clean stop
+            self._finish_root()  # a root still deferred is not lost with a clean stop
+            self._record_root()
         self.heap.stop()
         if self.chain is not None:
             await self.on_chain(self.chain.close)
@@ -311,6 +314,9 @@ class Node:
                 continue  # a submission past the grace cut it meanwhile
             self.cut_block()
             await asyncio.sleep(0)
+            # The block's answers are out: collect the young objects now, not in the middle of
+            # the next block's cut (see strikechain.node.heap).
+            self.heap.collect_young()
             if runtime.root_pending:
                 # The block's answers are out (they ran in the pass above; two passes let the
                 # gathered WebSocket writes go too): now its state root, off their path, in
@@ -336,6 +342,7 @@ class Node:
         """Cut, apply, log and acknowledge a block now (the timer calls this)."""
         runtime = self.runtime
         assert runtime is not None
+        self._finish_root()  # (the cut would take a root still in steps again from scratch)
         if self.halted is not None:
             return
         try:
@@ -366,20 +373,42 @@ class Node:
             self._halt(f"the state root of block {runtime.engine.height} was not logged: {error!r}")
 
     async def _record_root_in_steps(self) -> None:
+        """The deferred state root, a step per pass of the loop; the rest at once when the
+        next block falls due first (and :meth:`cut_block` finishes it if it comes before)."""
         runtime = self.runtime
         assert runtime is not None
-        steps = runtime.record_pending_root_in_steps()
+        self._root_steps = runtime.record_pending_root_in_steps()
+        while self._root_steps is not None and self.halted is None:
+            due = runtime.next_due_ns()
+            if due is not None and self.clock() >= due:
+                self._finish_root()
+                return
+            if not self._root_step():
+                return
+            await asyncio.sleep(0)
+
+    def _root_step(self) -> bool:
+        """One step of the root in progress; False once it is recorded (or the node halted)."""
+        steps = self._root_steps
+        if steps is None:
+            return False
         try:
-            while self.halted is None:
-                try:
-                    next(steps)
-                except StopIteration:
-                    return
-                await asyncio.sleep(0)
+            next(steps)
+            return True
+        except StopIteration:
+            self._root_steps = None
+            return False
         except Exception as error:  # the log refused the write: halt, as for a block
-            self._halt(f"the state root of block {runtime.engine.height} was not logged: {error!r}")
-        finally:
-            steps.close()
+            self._root_steps = None
+            runtime = self.runtime
+            height = runtime.engine.height if runtime is not None else "?"
+            self._halt(f"the state root of block {height} was not logged: {error!r}")
+            return False
+
+    def _finish_root(self) -> None:
+        """Take the rest of the root in progress now, from where its steps are."""
+        while self._root_step():
+            pass
 
     def _sync_seconds(self) -> float:
         timed = self.log
