@@ -208,6 +208,30 @@ class Ws:
                 self.notifications.append(message["params"])
 
 
+@contextlib.asynccontextmanager
+async def connected(
+    tmp_path: Path, *, authenticate: bool = True
+) -> AsyncIterator[tuple[Served, aiohttp.ClientWebSocketResponse, Ws]]:
+    """A served node, ALICE funded, and a WebSocket (authenticated as her)."""
+    async with (
+        serving(tmp_path) as served,
+        aiohttp.ClientSession() as http,
+        http.ws_connect(served.ws) as socket,
+    ):
+        await fund(served.node, ALICE)
+        ws = Ws(socket)
+        if authenticate:
+            await ws.call("public/auth", client_signature(served.api_key, served.secret))
+        yield served, socket, ws
+
+
+async def send_buys(socket: aiohttp.ClientWebSocketResponse, ids: list[int]) -> None:
+    """``private/test_buy`` requests with ``ids``, one tick apart, without waiting for answers."""
+    for number, request_id in enumerate(ids):
+        request = {"jsonrpc": "2.0", "id": request_id, "method": "private/test_buy"}
+        await socket.send_str(json.dumps({**request, "params": {"price_ticks": 90_000 + number}}))
+
+
 async def fund(node: Node, account: str) -> None:
     """Credit ``account`` and give BTC an index (orders need one)."""
     report = OracleReport(
@@ -486,13 +510,7 @@ def test_subscriptions_deliver_book_ticker_trades_and_user_orders_after_blocks(
     tmp_path: Path,
 ) -> None:
     async def main() -> None:
-        async with (
-            serving(tmp_path) as served,
-            aiohttp.ClientSession() as http,
-            http.ws_connect(served.ws) as socket,
-        ):
-            await fund(served.node, ALICE)
-            ws = Ws(socket)
+        async with connected(tmp_path, authenticate=False) as (served, _, ws):
             channels = [f"book.{PERP}.100ms", f"ticker.{PERP}.100ms", f"trades.{PERP}.100ms"]
             reply = await ws.call("public/subscribe", {"channels": channels})
             assert reply["result"] == channels
@@ -584,23 +602,13 @@ def test_a_blocks_answers_leave_in_the_blocks_order_with_notifications_first(
     leave in the block's order, and after the block's notifications already queued."""
 
     async def main() -> None:
-        async with (
-            serving(tmp_path) as served,
-            aiohttp.ClientSession() as http,
-            http.ws_connect(served.ws) as socket,
-        ):
-            await fund(served.node, ALICE)
-            ws = Ws(socket)
-            await ws.call("public/auth", client_signature(served.api_key, served.secret))
+        async with connected(tmp_path) as (_, socket, ws):
             for subscribed in (False, True):
                 if subscribed:
                     channel = f"user.orders.{PERP}.raw"
                     await ws.call("private/subscribe", {"channels": [channel]})
                 ids = list(range(1_000 * (1 + subscribed), 1_000 * (1 + subscribed) + 40))
-                for number, request_id in enumerate(ids):
-                    params = {"price_ticks": 90_000 + number}
-                    request = {"jsonrpc": "2.0", "id": request_id, "method": "private/test_buy"}
-                    await socket.send_str(json.dumps({**request, "params": params}))
+                await send_buys(socket, ids)
                 replies: list[dict[str, Any]] = []
                 notified: set[int] = set()
                 while len(replies) < len(ids):
@@ -629,25 +637,14 @@ def test_a_connection_has_at_most_its_requests_in_flight_and_the_rest_wait_in_or
     one is answered, in the order sent."""
 
     async def main() -> None:
-        async with (
-            serving(tmp_path) as served,
-            aiohttp.ClientSession() as http,
-            http.ws_connect(served.ws) as socket,
-        ):
-            await fund(served.node, ALICE)
-            ws = Ws(socket)
-            await ws.call("public/auth", client_signature(served.api_key, served.secret))
+        async with connected(tmp_path) as (served, socket, ws):
             (session,) = served.api.hub.sessions.values()
             endpoint = session.socket.endpoint
             node = served.node
             node.cut_block = lambda: None  # type: ignore[method-assign]  # blocks held
             extra = 10
             ids = list(range(100, 100 + REQUESTS_IN_FLIGHT + extra))
-            for number, request_id in enumerate(ids):
-                request = {"jsonrpc": "2.0", "id": request_id, "method": "private/test_buy"}
-                await socket.send_str(
-                    json.dumps({**request, "params": {"price_ticks": 90_000 + number}})
-                )
+            await send_buys(socket, ids)
             for _ in range(500):
                 if len(endpoint.waiting) == extra:
                     break
