@@ -195,7 +195,7 @@ def test_a_full_inbox_refuses_and_changes_nothing(tmp_path: Path) -> None:
         # that submission) at the end of the pass; then two fit in the inbox until the next
         # block, a minute away, and the third is refused.
         node.submit_nowait(report(clock))
-        await asyncio.sleep(0)
+        await passes(2)
         node.submit_nowait(report(clock))
         node.submit_nowait(report(clock))
         height, waiting = node.engine.height, dict(node._waiting)
@@ -209,18 +209,23 @@ def test_a_full_inbox_refuses_and_changes_nothing(tmp_path: Path) -> None:
     run(main())
 
 
+async def passes(count: int) -> None:
+    for _ in range(count):
+        await asyncio.sleep(0)
+
+
 def test_a_due_block_takes_what_arrives_within_the_grace_then_submissions_cut_it(
     tmp_path: Path,
 ) -> None:
-    """Past the grace, a submission has the block cut at the end of the loop's pass: with
-    what that pass took (it arrived before the cut), not in the middle of it."""
+    """Past the grace, a submission has the block cut after the loop's pass and one more poll
+    of the sockets: with what those took (it arrived before the cut), not in the middle."""
     cfg = config(tmp_path, block_interval_ms=60_000.0, cut_grace_ms=50.0)
     clock = Clock()
 
     async def main() -> None:
         node = await started(unsettled(cfg), clock, BoaChain)
         node.submit_nowait(report(clock))  # finds the genesis block overdue
-        await asyncio.sleep(0)  # the pass ends: the block is cut
+        await passes(2)  # the pass ends, the sockets are polled once more: the block is cut
         height = node.engine.height
         assert height == 1
         due = node.runtime.next_due_ns()  # type: ignore[union-attr]
@@ -228,14 +233,17 @@ def test_a_due_block_takes_what_arrives_within_the_grace_then_submissions_cut_it
         clock.now = due + 30_000_000  # due, within the grace: taken into the block
         node.submit_nowait(report(clock))
         assert node.engine.height == height
-        clock.now = due + 50_000_000  # past the grace: the block is cut once this pass ends
+        clock.now = due + 50_000_000  # past the grace: cut after this pass and one more
         node.submit_nowait(report(clock))
         node.submit_nowait(report(clock))
         assert node.engine.height == height
         await asyncio.sleep(0)
+        node.submit_nowait(report(clock))  # read in the next pass: still in the block
+        assert node.engine.height == height
+        await asyncio.sleep(0)
         assert node.engine.height == height + 1
         assert len(node.runtime.inbox) == 0  # type: ignore[union-attr]
-        assert node._last_transactions == 3  # the one within the grace and the pass's two
+        assert node._last_transactions == 4  # the one within the grace and three after it
         await node.stop()
 
     run(main())

@@ -132,7 +132,7 @@ class Node:
         self.chain_errors = 0
         self._last_transactions = 0
         self._overdue_cut = False
-        """A cut of an overdue block is scheduled for the end of the loop's pass."""
+        """A cut of an overdue block is scheduled (after one more poll of the sockets)."""
         self._root_steps: Generator[None, None, None] | None = None
         """The deferred state root being taken in steps (:meth:`_record_root_in_steps`)."""
 
@@ -233,12 +233,14 @@ class Node:
         now = self.clock()
         due = runtime.next_due_ns()
         if due is not None and now >= due + self._grace_ns and not self._overdue_cut:
-            # A block is overdue (past the grace the timer drains its input in): cut it once
-            # this pass of the loop is through, before the next pass reads more. Not here and
-            # now: the messages this pass read after this one arrived before it, and cutting
-            # here would push them to the next block, a whole interval more for them.
+            # A block is overdue (past the grace the timer drains its input in): cut it after
+            # one more poll of the sockets, as the timer would. Not here and now: the messages
+            # this pass reads after this one, and those that arrived while it ran, arrived
+            # before the cut; cutting here would push them to the next block, a whole
+            # interval more for them.
             self._overdue_cut = True
-            asyncio.get_running_loop().call_soon(self._cut_overdue)
+            loop = asyncio.get_running_loop()
+            loop.call_soon(loop.call_soon, self._cut_overdue)
         receipt = runtime.submit(tx, now)
         future: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
         self._waiting[receipt.sequence] = (future, now)
