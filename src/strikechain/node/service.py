@@ -201,7 +201,6 @@ class Node:
         self._tasks.clear()
         if self.runtime is not None and self.log is not None:
             self._finish_root()  # a root still deferred is not lost with a clean stop
-            self._record_root()
         self.heap.stop()
         if self.chain is not None:
             await self.on_chain(self.chain.close)
@@ -364,16 +363,6 @@ class Node:
         self.metrics.set_inbox(len(runtime.inbox))
         self.metrics.set_backlog(len(engine.liquidation_queue))
 
-    def _record_root(self) -> None:
-        runtime = self.runtime
-        assert runtime is not None
-        if self.halted is not None:
-            return
-        try:
-            runtime.record_pending_root()
-        except Exception as error:  # the log refused the write: halt, as for a block
-            self._halt(f"the state root of block {runtime.engine.height} was not logged: {error!r}")
-
     async def _record_root_in_steps(self) -> None:
         """The deferred state root, a step per pass of the loop; the rest at once when the
         next block falls due first (and :meth:`cut_block` finishes it if it comes before)."""
@@ -394,6 +383,9 @@ class Node:
         steps = self._root_steps
         if steps is None:
             return False
+        if self.halted is not None:  # nothing more goes to the log
+            self._root_steps = None
+            return False
         try:
             next(steps)
             return True
@@ -408,7 +400,11 @@ class Node:
             return False
 
     def _finish_root(self) -> None:
-        """Take the rest of the root in progress now, from where its steps are."""
+        """Record the deferred state root now: the rest of the steps in progress, from where
+        they are, or the whole of it."""
+        runtime = self.runtime
+        if self._root_steps is None and runtime is not None and runtime.root_pending:
+            self._root_steps = runtime.record_pending_root_in_steps()
         while self._root_step():
             pass
 
