@@ -5,6 +5,7 @@ from strikechain.runtime import (
     BaseFeeRule,
     ByInterval,
     BySize,
+    BySlot,
     CutReason,
     External,
     FeePriority,
@@ -31,6 +32,39 @@ def test_by_interval() -> None:
     assert rule.due(context(999, 0, 0)) is None
     assert rule.due(context(1_000, 0, 0)) is CutReason.INTERVAL
     assert rule.next_due_ns(500) == 1_500
+
+
+def test_by_slot_keeps_the_grid_however_late_a_cut() -> None:
+    rule = BySlot(100)
+    assert rule.next_due_ns(0) == 100
+    assert rule.due(context(99, 0, 0)) is None
+    assert rule.due(context(100, 0, 0)) is CutReason.INTERVAL
+    # Cut 30 late: the next is still on the grid, not 100 after the late cut.
+    assert rule.next_due_ns(130) == 200
+    assert rule.due(context(199, 130, 0)) is None
+    assert rule.due(context(200, 130, 0)) is CutReason.INTERVAL
+    # Within the last quarter of a slot: the boundary right after is left to the next block.
+    assert rule.next_due_ns(175) == 200
+    assert rule.next_due_ns(176) == 300
+    assert rule.next_due_ns(300) == 400  # cut on a boundary: the next one
+    assert BySlot(1).next_due_ns(5) == 6  # a gap of at least 1 ns even for tiny slots
+    assert (BySize(3) | BySlot(100)).next_due_ns(130) == 200
+
+
+def test_by_slot_blocks_average_the_slot_under_late_cuts() -> None:
+    """A driver that always cuts 37 ns late still averages one block per slot (from the last
+    cut, the lateness would add to every interval)."""
+    rule = BySlot(100)
+    last, cuts = 0, []
+    for _ in range(1_000):
+        last = rule.next_due_ns(last) + 37
+        cuts.append(last)
+    assert (cuts[-1] - cuts[0]) / (len(cuts) - 1) == 100
+    late = ByInterval(100)
+    last = 0
+    for _ in range(1_000):
+        last = late.next_due_ns(last) + 37
+    assert last == 1_000 * 137
 
 
 def test_combined_first_due_wins_and_ready_is_lazy() -> None:

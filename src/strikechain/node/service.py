@@ -48,7 +48,7 @@ from strikechain.node.config import NodeConfig
 from strikechain.node.heap import HeapPolicy
 from strikechain.node.listing import LISTING_INTERVAL_S, due_options
 from strikechain.node.metrics import NodeMetrics
-from strikechain.runtime.cutting import ByInterval, CutReason
+from strikechain.runtime.cutting import BySlot, CutReason
 from strikechain.runtime.errors import RuntimeRejection, RuntimeStopped
 from strikechain.runtime.replay import rebuild as rebuild_engine
 from strikechain.runtime.runtime import BlockPolicy, Committed, Runtime, RuntimeConfig
@@ -163,7 +163,7 @@ class Node:
         self.runtime = Runtime(
             engine,
             block_log,
-            BlockPolicy(ArrivalOrder(), ByInterval(node.block_interval_ns)),
+            BlockPolicy(ArrivalOrder(), BySlot(node.block_interval_ns)),
             RuntimeConfig(
                 inbox_capacity=node.inbox_capacity,
                 max_transactions_per_block=node.max_transactions_per_block,

@@ -8,7 +8,7 @@ SQLite adapter in :mod:`.sqlite_log` and the genesis record in :mod:`.genesis`),
 recovery (:mod:`.replay`), and the interfaces agents and clients use (:mod:`.gateway`).
 """
 
-from strikechain.runtime.cutting import AnyOf, ByInterval, BySize, CutReason, External
+from strikechain.runtime.cutting import AnyOf, ByInterval, BySize, BySlot, CutReason, External
 from strikechain.runtime.errors import BlockRefused, RuntimeCode, RuntimeRejection, RuntimeStopped
 from strikechain.runtime.gateway import (
     Dispatcher,
@@ -44,6 +44,7 @@ __all__ = [
     "BlockRefused",
     "ByInterval",
     "BySize",
+    "BySlot",
     "Committed",
     "CutReason",
     "Dispatcher",

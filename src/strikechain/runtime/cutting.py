@@ -10,6 +10,11 @@ rule that never fires on ``poll``, for a runtime driven that way alone.
   under a base fee, transactions below it do not count).
 - :class:`ByInterval`: when ``interval_ns`` have passed on the injected clock since the last
   cut (empty blocks too: block time drives expiries, funding and staleness).
+- :class:`BySlot`: at each boundary of a fixed grid of ``interval_ns`` slots on the injected
+  clock (multiples of the interval since its epoch, as Ethereum's slots): a cut that comes
+  late does not push the ones after it, so blocks average the interval however late each is
+  cut. The live node's rule: under load every cut is a few milliseconds late, and from the last
+  cut that lateness is added to every block's span, so to the wait of its first orders.
 
 ``next_due_ns`` tells a scheduler when to poll next (None: not by time).
 """
@@ -92,6 +97,28 @@ class ByInterval(_Combinable):
 
     def next_due_ns(self, last_cut_ns: int) -> int | None:
         return last_cut_ns + self.interval_ns
+
+
+class BySlot(_Combinable):
+    """Due at the first slot boundary (a multiple of ``interval_ns``) that is at least a
+    quarter of a slot after the last cut: a block cut at the very end of its slot (after a
+    pause) leaves the next boundary to the following block rather than cut a nearly empty
+    one right after it. Blocks are thus between a quarter and one and a quarter slots apart,
+    one slot on average."""
+
+    def __init__(self, interval_ns: int) -> None:
+        invariant(interval_ns > 0, "the slot length is positive")
+        self.interval_ns = interval_ns
+        self._min_gap_ns = max(1, interval_ns // 4)
+
+    def due(self, context: CutContext) -> CutReason | None:
+        if context.now_ns >= self.next_due_ns(context.last_cut_ns):
+            return CutReason.INTERVAL
+        return None
+
+    def next_due_ns(self, last_cut_ns: int) -> int:
+        interval = self.interval_ns
+        return -(-(last_cut_ns + self._min_gap_ns) // interval) * interval
 
 
 class External(_Combinable):
