@@ -20,6 +20,7 @@ from strikechain.engine.engine import Engine
 from strikechain.engine.invariant import InvariantViolation
 from strikechain.engine.liquidator import KeeperAuction
 from strikechain.engine.params import VenueConfig
+from strikechain.engine.signing import keccak256
 from strikechain.engine.snapshot import (
     CAPTURED,
     Snapshot,
@@ -28,8 +29,10 @@ from strikechain.engine.snapshot import (
     decode_snapshot,
     encode_snapshot,
     known_attributes,
+    msgpack_array_header,
     rest_bytes,
     rest_bytes_in_steps,
+    rest_hash_in_steps,
     restore,
 )
 from strikechain.engine.txs import Block
@@ -166,6 +169,32 @@ def test_rest_bytes_in_steps_are_rest_bytes(height: int, monkeypatch: pytest.Mon
             result = done.value
     assert result == rest_bytes(engine)
     assert count >= len(engine.orders) // 7 + len(engine.books)
+
+
+@pytest.mark.parametrize("height", CAPTURE_HEIGHTS)
+def test_rest_hash_in_steps_is_the_roots_rest_hash(
+    height: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(snapshot, "HASHED_BYTES_PER_STEP", 1_000)
+    engine, _ = run_to(1, height)
+    rest = rest_bytes(engine)
+    steps = rest_hash_in_steps(engine)
+    count, digest = 0, b""
+    while not digest:
+        try:
+            next(steps)
+            count += 1
+        except StopIteration as done:
+            digest = done.value
+    assert digest == keccak256(rest)
+    assert count >= len(rest) // 1_000
+    assert engine.state_root(digest) == engine.state_root()
+
+
+@pytest.mark.parametrize("length", [0, 1, 15, 16, 17, 65_535, 65_536, 70_000])
+def test_msgpack_array_header_is_msgspecs(length: int) -> None:
+    encoded = msgspec.msgpack.encode([None] * length)  # None is one byte, 0xc0
+    assert msgpack_array_header(length) + b"\xc0" * length == encoded
 
 
 def snapshot_digest() -> str:

@@ -2600,7 +2600,7 @@ class Engine:
 
     # -- the state commitment ----------------------------------------------------------------
 
-    def state_root(self, rest: bytes | None = None) -> bytes:
+    def state_root(self, rest_hash: bytes | None = None) -> bytes:
         """The commitment to the whole state as of the last block (layout in
         :mod:`~strikechain.engine.commitment`): the ledger tree over the system accounts' leaf
         and every sub-ledger that ever moved money or positions, hashed with the digest of
@@ -2611,9 +2611,9 @@ class Engine:
         holder on an underlying whose marks moved (their exit values moved with the marks).
         The first root (and the first after a restore) builds the tree from every leaf.
 
-        ``rest``: :func:`~strikechain.engine.snapshot.rest_bytes` of this very state, taken
-        by the caller (the live node takes it in steps between blocks,
-        :func:`~strikechain.engine.snapshot.rest_bytes_in_steps`)."""
+        ``rest_hash``: the Keccak-256 of :func:`~strikechain.engine.snapshot.rest_bytes` of
+        this very state, taken by the caller (the live node takes it in steps between blocks,
+        :func:`~strikechain.engine.snapshot.rest_hash_in_steps`)."""
         from strikechain.engine.snapshot import rest_bytes  # snapshot imports this module
 
         tree = self._ledger_tree
@@ -2646,7 +2646,9 @@ class Engine:
             items.append((ledger.leaf_index, ledger_leaf(ledger)))
         self._stale_leaves = []
         tree.update(items)
-        self._rest_hash = rest_hash = keccak256(rest_bytes(self) if rest is None else rest)
+        if rest_hash is None:
+            rest_hash = keccak256(rest_bytes(self))
+        self._rest_hash = rest_hash
         return tree.state_root(rest_hash)
 
     def ledger_proof(self, account: str, underlying: str) -> tuple[int, list[bytes], bytes]:

@@ -41,7 +41,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Hashable, Iterator
-from typing import Final, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 import msgspec
 import sha3
@@ -78,6 +78,12 @@ def keccak256(data: bytes) -> bytes:
     """Keccak-256 as Ethereum uses it (the original padding, not NIST SHA3-256)."""
     digest: bytes = sha3.keccak_256(data).digest()
     return digest
+
+
+def keccak_hasher() -> Any:
+    """An incremental :func:`keccak256` (``update(bytes)`` piece by piece, then ``digest()``),
+    for data hashed a part at a time."""
+    return sha3.keccak_256()
 
 
 def is_address(text: object) -> bool:

@@ -218,34 +218,34 @@ class Runtime:
 
     def record_pending_root_in_steps(self) -> Generator[None, None, None]:
         """:meth:`record_pending_root` in steps, a ``yield`` apart, for a caller that runs other
-        work between them (the live node's event loop): an engine's digest of its resting
-        orders is taken a chunk at a time (:func:`~strikechain.engine.snapshot.
-        rest_bytes_in_steps`). If a block is cut meanwhile it records the root itself, at
+        work between them (the live node's event loop): an engine's digest of everything but
+        its balances is taken a chunk at a time (:func:`~strikechain.engine.snapshot.
+        rest_hash_in_steps`). If a block is cut meanwhile it records the root itself, at
         once, and the steps end without recording anything."""
         height = self._pending_root
         if not height:
             return
         from strikechain.engine.engine import Engine  # (the runtime takes any StateMachine)
-        from strikechain.engine.snapshot import rest_bytes_in_steps
+        from strikechain.engine.snapshot import rest_hash_in_steps
 
         engine = self.engine
         if not isinstance(engine, Engine):
             self.record_pending_root()
             return
-        steps = rest_bytes_in_steps(engine)
+        steps = rest_hash_in_steps(engine)
         try:
             while True:
                 try:
                     next(steps)
                 except StopIteration as done:
-                    rest: bytes = done.value
+                    rest_hash: bytes = done.value
                     break
                 yield
                 if self._pending_root != height:  # a block came first and recorded it
                     return
         finally:
             steps.close()
-        self.log.set_state_root(height, engine.state_root(rest))
+        self.log.set_state_root(height, engine.state_root(rest_hash))
         self._pending_root = 0
 
     def cut(self, now_ns: int, reason: CutReason = CutReason.EXTERNAL) -> BlockResult | None:
