@@ -34,7 +34,7 @@ close writes what is waiting first.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Final, Protocol
 from urllib.parse import unquote
 
@@ -204,9 +204,10 @@ class DirectWebSocket(Protocol):
         :meth:`Endpoint.writable`."""
         ...
 
-    def send_text(self, message: bytes, *, now: bool = False) -> None:
-        """Send one text message (UTF-8 bytes); ``now``: to the socket at once (with what was
-        gathered before it), not at the end of the loop's turn (:class:`CoalescingTransport`)."""
+    def send_texts(self, messages: Sequence[bytes], *, now: bool = False) -> None:
+        """Send text messages (UTF-8 bytes), in order, with one write; ``now``: to the socket
+        at once (with what was gathered before them), not at the end of the loop's turn
+        (:class:`CoalescingTransport`)."""
         ...
 
     def close(self, code: int) -> None:
@@ -298,10 +299,11 @@ class NodeWebSocketProtocol(CoalescingWebSocketProtocol):
     def can_write(self) -> bool:
         return self.writable.is_set() and not self.close_sent and not self.transport.is_closing()
 
-    def send_text(self, message: bytes, *, now: bool = False) -> None:
+    def send_texts(self, messages: Sequence[bytes], *, now: bool = False) -> None:
         if self.close_sent or self.transport.is_closing():
             return
-        self.conn.send_text(message)
+        for message in messages:
+            self.conn.send_text(message)
         transport = self.transport
         transport.write(b"".join(self.conn.data_to_send()))
         if now and isinstance(transport, CoalescingTransport):

@@ -13,7 +13,7 @@ import json
 import secrets
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -660,6 +660,40 @@ def test_a_connection_has_at_most_its_requests_in_flight_and_the_rest_wait_in_or
             assert not endpoint.in_flight
             assert not endpoint.waiting
             assert session.socket.transport.is_reading()
+
+    asyncio.run(main())
+
+
+def test_a_connections_answers_to_one_block_leave_with_one_write(tmp_path: Path) -> None:
+    """A block resolves its orders all at once: the connection's answers are built together,
+    in the order sent, and written with one call (one system call, not one per order)."""
+
+    async def main() -> None:
+        async with connected(tmp_path) as (served, socket, ws):
+            (session,) = served.api.hub.sessions.values()
+            protocol = session.socket
+            node = served.node
+            node.cut_block = lambda: None  # type: ignore[method-assign]  # blocks held
+            writes: list[int] = []
+            send_texts = protocol.send_texts
+
+            def counted(messages: Sequence[bytes], *, now: bool = False) -> None:
+                writes.append(len(messages))
+                send_texts(messages, now=now)
+
+            protocol.send_texts = counted
+            ids = list(range(300, 312))
+            await send_buys(socket, ids)
+            for _ in range(500):
+                if len(node.runtime.inbox) == len(ids):
+                    break
+                await asyncio.sleep(0.01)
+            assert len(node.runtime.inbox) == len(ids)
+            del node.cut_block  # blocks again
+            replies = [await ws.next() for _ in ids]
+            assert [reply["id"] for reply in replies] == ids
+            assert all("result" in reply for reply in replies)
+            assert writes == [len(ids)]
 
     asyncio.run(main())
 

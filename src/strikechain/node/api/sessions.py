@@ -29,7 +29,7 @@ import asyncio
 import itertools
 import logging
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, Final
 
 import msgspec
@@ -116,26 +116,32 @@ class Session:
     def push(self, message: bytes, *, now: bool = False) -> bool:
         """Send ``message`` (an encoded JSON text) or queue it; False, and the connection
         closed with 1008, if the queue is full. ``now``: not gathered with the loop's other
-        writes (see :meth:`DirectWebSocket.send_text`)."""
+        writes (see :meth:`DirectWebSocket.send_texts`)."""
+        return self.push_all((message,), now=now)
+
+    def push_all(self, messages: Sequence[bytes], *, now: bool = False) -> bool:
+        """:meth:`push` each of ``messages``, in order: with one write while the socket
+        takes them (a system call per message was the largest cost of an answer)."""
         if self.overflowed:
             return False
         queue = self._queue
         if not queue and self.socket.can_write():
-            self.socket.send_text(message, now=now)
+            self.socket.send_texts(messages, now=now)
             return True
-        if len(queue) >= self._queue_max:
-            self.overflowed = True
-            queue.clear()
-            self.socket.close(POLICY_VIOLATION)
-            return False
-        queue.append(message)
+        for message in messages:
+            if len(queue) >= self._queue_max:
+                self.overflowed = True
+                queue.clear()
+                self.socket.close(POLICY_VIOLATION)
+                return False
+            queue.append(message)
         return True
 
     def drain(self) -> None:
         """Send what waits while the socket takes it (the socket drained)."""
         queue, socket = self._queue, self.socket
         while queue and not self.overflowed and socket.can_write():
-            socket.send_text(queue.popleft())
+            socket.send_texts((queue.popleft(),))
 
     def __len__(self) -> int:
         return len(self._queue)

@@ -322,21 +322,32 @@ class Api:
 class _WebSocket:
     """One WebSocket's endpoint (:class:`strikechain.node.server.Endpoint`): its messages in,
     at most :data:`REQUESTS_IN_FLIGHT` of the registry's methods waiting at once (later
-    messages wait, in order, and the socket stops being read), each answer sent as soon as it
-    is built (:meth:`Session.push`).
+    messages wait, in order, and the socket stops being read), answers sent as soon as they
+    are built (:meth:`Session.push_all`).
 
     A request's coroutine is driven here, not by an ``asyncio.Task``: it runs in the read that
     brought its message until it first waits (an order is submitted to the node right there,
-    so a message read before a block is cut is in that block), and each time what it waits
-    for is done it goes on (:meth:`_step`). A Task would start it a pass of the loop later and
-    costs a scheduling round per step; the coroutines here wait only on the node's futures."""
+    so a message read before a block is cut is in that block), and goes on once what it waits
+    for is done. A Task would start it a pass of the loop later and costs a scheduling round
+    per step; the coroutines here wait only on the node's futures.
+
+    Answers go out a connection at a time. A block resolves all its orders' futures at once;
+    when the first of this connection's is called back, every request of the connection whose
+    future is done goes on (:meth:`_resolved`), in the order they arrived, and their answers
+    leave with one write: one system call per connection and block, not one per order (on
+    loopback each also does the receiver's TCP work: ~20 us, the largest single cost of an
+    answer). The block's first orders are still answered first (their connections come first),
+    each behind at most its own connection's other answers."""
 
     def __init__(self, api: Api, session: Session) -> None:
         self.api = api
         self.session = session
         self.loop = asyncio.get_running_loop()
-        self.in_flight: set[Coroutine[Any, Any, bytes]] = set()
-        """The requests waiting (for their order's block)."""
+        self.in_flight: dict[Coroutine[Any, Any, bytes], tuple[asyncio.Future[Any] | None, int]]
+        self.in_flight = {}
+        """The requests waiting (for their order's block), in the order they arrived: what
+        each waits for (None: a bare ``yield``, on with the loop's next pass) and from when its
+        answer is urgent (see :attr:`Api.urgent_after_ns`)."""
         self.waiting: deque[tuple[bytes, int]] = deque()
         """Messages read while :data:`REQUESTS_IN_FLIGHT` were in flight, with their arrival."""
         self.gone = False
@@ -352,35 +363,59 @@ class _WebSocket:
     def _handle(self, message: bytes, received_us: int) -> None:
         pending = self.api.on_message(self.session, message, received_us)
         if pending is not None:
-            self._step(pending, received_us * 1_000 + self.api.urgent_after_ns, resumed=False)
+            urgent_ns = received_us * 1_000 + self.api.urgent_after_ns
+            answer = self._advance(pending, urgent_ns)
+            if answer is not None:
+                self.session.push(answer, now=time.time_ns() >= urgent_ns)
 
-    def _step(
-        self, request: Coroutine[Any, Any, bytes], urgent_ns: int, *, resumed: bool = True
-    ) -> None:
-        """Run ``request`` until it waits or ends (its answer then sent: at once, not gathered
-        with the loop's other writes, from ``urgent_ns`` on; see :attr:`Api.urgent_after_ns`)."""
-        if self.gone:
-            return
+    def _advance(self, request: Coroutine[Any, Any, bytes], urgent_ns: int) -> bytes | None:
+        """Run ``request`` until it waits (None; it is in flight until it ends) or ends: its
+        answer (None if what it waited for was cancelled: it has none)."""
         try:
             awaited = request.send(None)
         except StopIteration as ended:
-            self.in_flight.discard(request)
-            self.session.push(ended.value, now=time.time_ns() >= urgent_ns)
-            if resumed:
-                self._next()
-            return
-        except asyncio.CancelledError:  # what it waited for was cancelled: no answer
-            self.in_flight.discard(request)
-            return
-        self.in_flight.add(request)
+            self.in_flight.pop(request, None)
+            answer: bytes = ended.value
+            return answer
+        except asyncio.CancelledError:
+            self.in_flight.pop(request, None)
+            return None
         if awaited is None:  # a bare yield (``asyncio.sleep(0)``): on with the next pass
-            self.loop.call_soon(self._step, request, urgent_ns)
+            self.in_flight[request] = (None, urgent_ns)
+            self.loop.call_soon(self._resume, request)
         else:  # an asyncio future (``await`` yields it), as a Task would wait for it
             awaited._asyncio_future_blocking = False
-            awaited.add_done_callback(lambda _: self._step(request, urgent_ns))
+            self.in_flight[request] = (awaited, urgent_ns)
+            awaited.add_done_callback(self._resolved)
+        return None
 
-    def _next(self) -> None:
-        """Handle the messages that waited for a slot; read again once none waits."""
+    def _resolved(self, _: asyncio.Future[Any]) -> None:
+        """What a request waited for is done: on with every request whose wait is over (the
+        others of the block's futures called back after this one find theirs gone on)."""
+        if self.gone:
+            return
+        answers: list[bytes] = []
+        urgent_ns = 0
+        for request, (awaited, urgent) in list(self.in_flight.items()):
+            if awaited is not None and awaited.done():
+                answer = self._advance(request, urgent)
+                if answer is not None:
+                    answers.append(answer)
+                    urgent_ns = urgent if not urgent_ns else min(urgent_ns, urgent)
+        self._send(answers, urgent_ns)
+
+    def _resume(self, request: Coroutine[Any, Any, bytes]) -> None:
+        entry = self.in_flight.get(request)
+        if self.gone or entry is None:
+            return
+        answer = self._advance(request, entry[1])
+        self._send([] if answer is None else [answer], entry[1])
+
+    def _send(self, answers: list[bytes], urgent_ns: int) -> None:
+        """Send ``answers`` with one write (at once if the most urgent's time has come), then
+        handle the messages that waited for a slot; read again once none waits."""
+        if answers:
+            self.session.push_all(answers, now=time.time_ns() >= urgent_ns)
         waiting = self.waiting
         while waiting and len(self.in_flight) < REQUESTS_IN_FLIGHT:
             self._handle(*waiting.popleft())
