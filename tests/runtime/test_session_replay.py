@@ -108,23 +108,35 @@ def test_a_snapshot_is_checked_not_trusted(session: ScriptedSession) -> None:
     assert not replay(log, from_snapshot=False).mismatch  # the blocks themselves are fine
 
 
-def test_deferred_roots_are_the_same_roots_recorded_after_their_blocks(
+def test_deferred_roots_and_snapshots_are_the_same_recorded_after_their_blocks(
     session: ScriptedSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``defer_roots`` (the live node's setting): a root block is appended without its root and
-    delivered; the root follows (``record_pending_root``, its steps, or the next cut, also when
-    it comes in the middle of the steps), identical to the one an undeferred runtime records,
-    and replay checks every one of them."""
+    """``defer_roots`` and ``defer_snapshots`` (the live node's settings): a root or snapshot
+    block is appended without them and delivered; they follow (``record_pending``, its steps,
+    or the next cut, also when it comes in the middle of the steps), identical to what an
+    undeferred runtime records, and replay checks every one of them."""
     monkeypatch.setattr(snapshot, "ORDERS_PER_STEP", 16)  # many steps
+    monkeypatch.setattr(snapshot, "HASHED_BYTES_PER_STEP", 4_096)
     inline = MemoryLog()
-    run(session, inline, RuntimeConfig(root_every=10))
+    run(session, inline, RuntimeConfig(root_every=10, snapshot_every=50))
     expected = {r.height: r.state_root for r in inline.records() if r.state_root}
     assert len(expected) == 20
+    expected_snapshots = [(s.height, s.data) for s in inline._snapshots]
+    assert [height for height, _ in expected_snapshots] == [50, 100, 150, 200]
 
-    with SqliteLog(tmp_path / "deferred.sqlite", sync=Sync.NORMAL) as log:
+    snapshots: list[tuple[int, bytes]] = []
+
+    class Recording(SqliteLog):
+        def append_snapshot(self, record: SnapshotRecord) -> None:
+            snapshots.append((record.height, record.data))
+            super().append_snapshot(record)
+
+    with Recording(tmp_path / "deferred.sqlite", sync=Sync.NORMAL) as log:
         genesis = Genesis(venue=session.venue)
         log.write_genesis(genesis)
-        config = RuntimeConfig(root_every=10, defer_roots=True)
+        config = RuntimeConfig(
+            root_every=10, snapshot_every=50, defer_roots=True, defer_snapshots=True
+        )
         runtime = Runtime(
             genesis.build_engine(), log, BlockPolicy(ArrivalOrder(), External()), config
         )
@@ -134,24 +146,27 @@ def test_deferred_roots_are_the_same_roots_recorded_after_their_blocks(
                 runtime.submit(tx, block.timestamp_ns)
             result = runtime.cut(block.timestamp_ns)
             assert result is not None
-            if abandoned is not None:  # the cut recorded the root its steps were taking
+            if abandoned is not None:  # the cut recorded what its steps were taking
                 assert list(abandoned) == []
                 assert next(log.records(block.height - 1)).state_root != b""
                 abandoned = None
             assert result.state_root == b""  # never in the delivered result
             if block.height % 10 == 0:
-                assert runtime.root_pending
+                assert runtime.pending
                 assert next(log.records(block.height)).state_root == b""  # not yet
-                if block.height % 30 == 0:  # by the driver, in steps
-                    assert sum(1 for _ in runtime.record_pending_root_in_steps()) > 1
-                    assert not runtime.root_pending
-                elif block.height % 20 == 0:  # by the driver, at once
-                    assert runtime.record_pending_root()
-                else:  # a step or two by the driver, then the next cut records it
-                    abandoned = runtime.record_pending_root_in_steps()
+                written = len(snapshots)
+                if block.height % 30 == 0:  # by the driver, in steps (150: with a snapshot)
+                    assert sum(1 for _ in runtime.record_pending_in_steps()) > 10
+                    assert not runtime.pending
+                elif block.height % 20 == 0:  # by the driver, at once (100, 200: snapshots)
+                    assert runtime.record_pending()
+                else:  # a step by the driver, then the next cut records it (50: a snapshot)
+                    abandoned = runtime.record_pending_in_steps()
                     next(abandoned)
-                    assert runtime.root_pending
-        assert not runtime.record_pending_root()  # 200's went by the driver: none waits
+                    assert runtime.pending
+                    assert len(snapshots) == written
+        assert not runtime.record_pending()  # 200's went by the driver: none waits
+        assert snapshots == expected_snapshots
         recorded = {r.height: r.state_root for r in log.records() if r.state_root}
         assert recorded == expected
         with pytest.raises(LogError, match="last block is 200"):
@@ -163,3 +178,4 @@ def test_deferred_roots_are_the_same_roots_recorded_after_their_blocks(
         report = replay(log, from_snapshot=False)
         assert report.ok, report.mismatch
         assert report.roots_checked == 20
+        assert replay(log, from_snapshot=True).ok

@@ -133,8 +133,9 @@ class Node:
         self._last_transactions = 0
         self._overdue_cut = False
         """A cut of an overdue block is scheduled (after one more poll of the sockets)."""
-        self._root_steps: Generator[None, None, None] | None = None
-        """The deferred state root being taken in steps (:meth:`_record_root_in_steps`)."""
+        self._deferred_steps: Generator[None, None, None] | None = None
+        """The deferred state root or snapshot being taken in steps
+        (:meth:`_record_deferred_in_steps`)."""
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -169,6 +170,7 @@ class Node:
                 max_transactions_per_block=node.max_transactions_per_block,
                 root_every=node.root_every,
                 defer_roots=True,
+                defer_snapshots=True,
                 snapshot_every=node.snapshot_every,
             ),
             sinks=[self],
@@ -200,7 +202,7 @@ class Node:
                 await task
         self._tasks.clear()
         if self.runtime is not None and self.log is not None:
-            self._finish_root()  # a root still deferred is not lost with a clean stop
+            self._finish_deferred()  # a root or snapshot still deferred is not lost on a stop
         self.heap.stop()
         if self.chain is not None:
             await self.on_chain(self.chain.close)
@@ -318,12 +320,12 @@ class Node:
             # The block's answers are out: collect the young objects now, not in the middle of
             # the next block's cut (see strikechain.node.heap).
             self.heap.collect_young()
-            if runtime.root_pending:
+            if runtime.pending:
                 # The block's answers are out (they ran in the pass above; two passes let the
-                # gathered WebSocket writes go too): now its state root, off their path, in
-                # steps with the sockets served between them.
+                # gathered WebSocket writes go too): now its state root or snapshot, off their
+                # path, in steps with the sockets served between them.
                 await asyncio.sleep(0)
-                await self._record_root_in_steps()
+                await self._record_deferred_in_steps()
             if self.heap.due():
                 # A third of an interval on, the block's acknowledgements are out and the
                 # next block is far: collect now (see strikechain.node.heap).
@@ -343,7 +345,7 @@ class Node:
         """Cut, apply, log and acknowledge a block now (the timer calls this)."""
         runtime = self.runtime
         assert runtime is not None
-        self._finish_root()  # (the cut would take a root still in steps again from scratch)
+        self._finish_deferred()  # (the cut would take them again from scratch)
         if self.halted is not None:
             return
         try:
@@ -363,49 +365,51 @@ class Node:
         self.metrics.set_inbox(len(runtime.inbox))
         self.metrics.set_backlog(len(engine.liquidation_queue))
 
-    async def _record_root_in_steps(self) -> None:
-        """The deferred state root, a step per pass of the loop; the rest at once when the
-        next block falls due first (and :meth:`cut_block` finishes it if it comes before)."""
+    async def _record_deferred_in_steps(self) -> None:
+        """The deferred state root or snapshot, a step per pass of the loop; the rest at once
+        when the next block falls due first (and :meth:`cut_block` finishes it if it comes
+        before)."""
         runtime = self.runtime
         assert runtime is not None
-        self._root_steps = runtime.record_pending_root_in_steps()
-        while self._root_steps is not None and self.halted is None:
+        self._deferred_steps = runtime.record_pending_in_steps()
+        while self._deferred_steps is not None and self.halted is None:
             due = runtime.next_due_ns()
             if due is not None and self.clock() >= due:
-                self._finish_root()
+                self._finish_deferred()
                 return
-            if not self._root_step():
+            if not self._deferred_step():
                 return
             await asyncio.sleep(0)
 
-    def _root_step(self) -> bool:
-        """One step of the root in progress; False once it is recorded (or the node halted)."""
-        steps = self._root_steps
+    def _deferred_step(self) -> bool:
+        """One step of the deferred work in progress; False once it is recorded (or the node
+        halted)."""
+        steps = self._deferred_steps
         if steps is None:
             return False
         if self.halted is not None:  # nothing more goes to the log
-            self._root_steps = None
+            self._deferred_steps = None
             return False
         try:
             next(steps)
             return True
         except StopIteration:
-            self._root_steps = None
+            self._deferred_steps = None
             return False
         except Exception as error:  # the log refused the write: halt, as for a block
-            self._root_steps = None
+            self._deferred_steps = None
             runtime = self.runtime
             height = runtime.engine.height if runtime is not None else "?"
-            self._halt(f"the state root of block {height} was not logged: {error!r}")
+            self._halt(f"the root or snapshot of block {height} was not logged: {error!r}")
             return False
 
-    def _finish_root(self) -> None:
-        """Record the deferred state root now: the rest of the steps in progress, from where
-        they are, or the whole of it."""
+    def _finish_deferred(self) -> None:
+        """Record the deferred state root and snapshot now: the rest of the steps in progress,
+        from where they are, or the whole of them."""
         runtime = self.runtime
-        if self._root_steps is None and runtime is not None and runtime.root_pending:
-            self._root_steps = runtime.record_pending_root_in_steps()
-        while self._root_step():
+        if self._deferred_steps is None and runtime is not None and runtime.pending:
+            self._deferred_steps = runtime.record_pending_in_steps()
+        while self._deferred_step():
             pass
 
     def _sync_seconds(self) -> float:

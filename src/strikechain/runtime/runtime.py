@@ -13,9 +13,10 @@ Per block (:meth:`Runtime.cut`):
 3. the engine applies it; a block refused whole is a runtime bug (:class:`BlockRefused`);
 4. every ``root_every`` blocks the state root is computed and attached to the result (with
    ``defer_roots``, the live node's setting, it is recorded after step 6 instead, by
-   :meth:`Runtime.record_pending_root`, before the next block at the latest);
-5. the block's record is appended to the log (and every ``snapshot_every`` blocks a snapshot):
-   **before any sink sees the result**, so nothing is acknowledged that the log lacks;
+   :meth:`Runtime.record_pending`, before the next block at the latest);
+5. the block's record is appended to the log (and every ``snapshot_every`` blocks a snapshot,
+   deferred as the root with ``defer_snapshots``): **before any sink sees the result**, so
+   nothing is acknowledged that the log lacks;
 6. the chosen transactions leave the inbox, the selection learns how full the block was (the
    base fee moves), and the sinks receive a :class:`Committed`.
 
@@ -36,7 +37,7 @@ in-process code, and an error there is a bug, not an outcome to log and carry on
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterable
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import msgspec
 
@@ -63,6 +64,8 @@ class StateMachine(Protocol):
 
     def state_root(self) -> bytes: ...
 
+
+T = TypeVar("T")
 
 Snapshotter = Callable[[StateMachine], bytes]
 """Encodes an engine's whole state (default: :func:`engine_snapshot`)."""
@@ -93,13 +96,18 @@ class RuntimeConfig(msgspec.Struct, frozen=True, kw_only=True):
     defer_roots: bool = False
     """Record a due state root after the block's sinks ran instead of in its record: the
     block is appended without it, delivered (its acknowledgements leave), then the root goes
-    to the log by :meth:`Runtime.record_pending_root` (the live node calls it between blocks),
+    to the log by :meth:`Runtime.record_pending` (the live node calls it between blocks),
     at the next cut at the latest. The root digests the whole state (the books' resting orders
     among it): tens of milliseconds a block that every transaction of it otherwise waited
     for. Sinks see no root on that block's result; a crash before the root is recorded leaves
     that block without one (recovery checks the roots it finds)."""
     snapshot_every: int = 0
     """Write a snapshot to the log every N blocks (0: never)."""
+    defer_snapshots: bool = False
+    """As ``defer_roots``, for snapshots: the block is appended and delivered, the snapshot
+    written by :meth:`Runtime.record_pending` (or its steps, which share the encoding of the
+    state's rest with a root due at the same height), at the next cut at the latest. A crash
+    before leaves that block without one (recovery starts from an earlier snapshot)."""
     allow_empty: bool = True
     """Cut blocks with no transactions (block time still moves: expiries, funding)."""
 
@@ -172,6 +180,8 @@ class Runtime:
         self.last_cut_ns = engine.timestamp_ns
         self._pending_root = 0
         """The height whose deferred root waits to be recorded (0: none)."""
+        self._pending_snapshot = 0
+        """The height whose deferred snapshot waits to be written (0: none)."""
         self._stopped = False
 
     def add_sink(self, sink: Sink) -> None:
@@ -201,52 +211,79 @@ class Runtime:
         return self.engine.state_root()
 
     @property
-    def root_pending(self) -> bool:
-        """A deferred state root waits to be recorded (``defer_roots``)."""
-        return self._pending_root > 0
+    def pending(self) -> bool:
+        """A deferred state root or snapshot waits to be recorded (``defer_roots``,
+        ``defer_snapshots``)."""
+        return bool(self._pending_root or self._pending_snapshot)
 
-    def record_pending_root(self) -> bool:
-        """Compute and record the deferred root of the last block, if one waits (the state
-        has not moved since: no block is applied before it is recorded)."""
-        height = self._pending_root
+    def record_pending(self) -> bool:
+        """Compute and record the last block's deferred root and snapshot, whichever wait (the
+        state has not moved since: no block is applied before they are recorded)."""
+        height = self._pending_root or self._pending_snapshot
         if not height:
             return False
-        invariant(self.engine.height == height, f"the root of {height} at {self.engine.height}")
-        self.log.set_state_root(height, self.engine.state_root())
-        self._pending_root = 0
+        engine = self.engine
+        invariant(engine.height == height, f"the root of {height} at {engine.height}")
+        if self._pending_root:
+            self.log.set_state_root(height, engine.state_root())
+            self._pending_root = 0
+        if self._pending_snapshot:
+            self.log.append_snapshot(SnapshotRecord(height, self.snapshotter(engine)))
+            self._pending_snapshot = 0
         return True
 
-    def record_pending_root_in_steps(self) -> Generator[None, None, None]:
-        """:meth:`record_pending_root` in steps, a ``yield`` apart, for a caller that runs other
-        work between them (the live node's event loop): an engine's digest of everything but
-        its balances is taken a chunk at a time (:func:`~strikechain.engine.snapshot.
-        rest_hash_in_steps`). If a block is cut meanwhile it records the root itself, at
-        once, and the steps end without recording anything."""
-        height = self._pending_root
+    def record_pending_in_steps(self) -> Generator[None, None, None]:
+        """:meth:`record_pending` in steps, a ``yield`` apart, for a caller that runs other work
+        between them (the live node's event loop): an engine's encoding of everything but its
+        balances is taken a chunk at a time (:func:`~strikechain.engine.snapshot.
+        rest_bytes_in_steps`), hashed a chunk at a time for the root, and reused whole by the
+        snapshot. If a block is cut meanwhile it records what still waits itself, at once, and
+        the steps end there."""
+        height = self._pending_root or self._pending_snapshot
         if not height:
             return
+        from strikechain.engine import snapshot
         from strikechain.engine.engine import Engine  # (the runtime takes any StateMachine)
-        from strikechain.engine.snapshot import rest_hash_in_steps
 
         engine = self.engine
-        if not isinstance(engine, Engine):
-            self.record_pending_root()
+        if not isinstance(engine, Engine) or (
+            self._pending_snapshot and self.snapshotter is not engine_snapshot
+        ):
+            self.record_pending()
             return
-        steps = rest_hash_in_steps(engine)
+        rest = yield from self._while_pending(snapshot.rest_bytes_in_steps(engine), height)
+        if rest is None:
+            return
+        if self._pending_root:
+            rest_hash = yield from self._while_pending(snapshot.keccak_in_steps(rest), height)
+            if rest_hash is None:
+                return
+            self.log.set_state_root(height, engine.state_root(rest_hash))
+            self._pending_root = 0
+            if self._pending_snapshot:
+                yield
+        if self._pending_snapshot == height:
+            record = SnapshotRecord(height, snapshot.encode_snapshot_with_rest(engine, rest))
+            self.log.append_snapshot(record)
+            self._pending_snapshot = 0
+
+    def _while_pending(
+        self, steps: Generator[None, None, T], height: int
+    ) -> Generator[None, None, T | None]:
+        """Run ``steps`` a yield at a time while what waits for ``height`` still does: their
+        result, or None once a block came first (and recorded it)."""
         try:
             while True:
                 try:
                     next(steps)
                 except StopIteration as done:
-                    rest_hash: bytes = done.value
-                    break
+                    result: T = done.value
+                    return result
                 yield
-                if self._pending_root != height:  # a block came first and recorded it
-                    return
+                if (self._pending_root or self._pending_snapshot) != height:
+                    return None
         finally:
             steps.close()
-        self.log.set_state_root(height, engine.state_root(rest_hash))
-        self._pending_root = 0
 
     def cut(self, now_ns: int, reason: CutReason = CutReason.EXTERNAL) -> BlockResult | None:
         """Cut, apply, log and deliver the next block now; None if there is nothing to put
@@ -299,7 +336,7 @@ class Runtime:
             transactions=[entry.tx for entry in chosen],
         )
         base_fee = selected.base_fee
-        self.record_pending_root()  # the state it digests is about to move
+        self.record_pending()  # the state they digest is about to move
         self._stopped = True  # until the log has the block
         result = engine.apply(block)
         if result.rejected:
@@ -338,7 +375,10 @@ class Runtime:
             )
         )
         if config.snapshot_every and height % config.snapshot_every == 0:
-            self.log.append_snapshot(SnapshotRecord(height, self.snapshotter(self.engine)))
+            if config.defer_snapshots:
+                self._pending_snapshot = height
+            else:
+                self.log.append_snapshot(SnapshotRecord(height, self.snapshotter(self.engine)))
         return result, encoded
 
     def _deliver(
