@@ -88,6 +88,16 @@ class Ack(msgspec.Struct, frozen=True, kw_only=True):
     events: list[Event]
 
 
+class AckFuture(asyncio.Future[Ack]):
+    """A submission's acknowledgement (:meth:`Node.submit_nowait`): resolved by its block, or
+    failed by a halt or a stop, and in each case announced to the node's acknowledgement
+    listeners (:meth:`Node.on_acknowledged`) too. The node never cancels one."""
+
+
+AckListener = Callable[[list[AckFuture]], None]
+"""Called once per block (and per halt or stop) with the futures it resolved, in order."""
+
+
 class NodeHalted(RuntimeError):
     """The node stopped acknowledging: ``reason`` says why (a failed log write...)."""
 
@@ -114,8 +124,9 @@ class Node:
         self.operator: Operator | None = None
         self.batcher: Batcher | None = None
         self.halted: str | None = None
-        self._waiting: dict[int, tuple[asyncio.Future[Ack], int]] = {}
+        self._waiting: dict[int, tuple[AckFuture, int]] = {}
         """Submissions not acknowledged yet: inbox sequence -> (future, submitted at ns)."""
+        self._ack_listeners: list[AckListener] = []
         self.metrics = NodeMetrics()
         self._last_block_ns: int | None = None
         self._batches: deque[ClosedBatch] = deque()
@@ -211,10 +222,7 @@ class Node:
         if self.log is not None:
             self.log.close()
             self.log = None
-        for future, _ in self._waiting.values():
-            if not future.done():
-                future.set_exception(NodeHalted("the node stopped before the block"))
-        self._waiting.clear()
+        self._fail_waiting(NodeHalted("the node stopped before the block"))
 
     async def on_chain(self, function: Callable[..., T], *args: Any) -> T:
         """Run ``function(*args)`` on the chain thread (chain calls are serialized there)."""
@@ -224,7 +232,7 @@ class Node:
 
     # -- submissions -------------------------------------------------------------------------
 
-    def submit_nowait(self, tx: Transaction) -> asyncio.Future[Ack]:
+    def submit_nowait(self, tx: Transaction) -> AckFuture:
         """Queue ``tx``; the future resolves with its :class:`Ack` once its block is logged.
         Raises ``RuntimeRejection`` (``INBOX_FULL``...) or :class:`NodeHalted` at once."""
         if self.halted is not None:
@@ -243,9 +251,22 @@ class Node:
             loop = asyncio.get_running_loop()
             loop.call_soon(loop.call_soon, self._cut_overdue)
         receipt = runtime.submit(tx, now)
-        future: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
+        future = AckFuture()
         self._waiting[receipt.sequence] = (future, now)
         return future
+
+    def on_acknowledged(self, listener: AckListener) -> None:
+        """Have ``listener`` called with each block's resolved submissions, in the block's
+        order, in the loop's pass after the block is cut (all its sinks have run), before the
+        callbacks the futures themselves schedule. A caller with many submissions waiting (a
+        WebSocket connection) can answer them from here, a connection at a time, instead of
+        through a done callback each: a block resolves hundreds, and each callback is a
+        scheduled handle (~2 us apiece inside the cut, ~1 us more to run)."""
+        self._ack_listeners.append(listener)
+
+    def _announce(self, futures: list[AckFuture]) -> None:
+        for listener in self._ack_listeners:
+            listener(futures)
 
     async def submit(self, tx: Transaction) -> Ack:
         return await self.submit_nowait(tx)
@@ -259,10 +280,14 @@ class Node:
         block = committed.block
         now = self.clock()
         latencies: list[float] = []
+        resolved: list[AckFuture] = []
+        if self._ack_listeners:  # scheduled first: before the callbacks set_result schedules
+            asyncio.get_running_loop().call_soon(self._announce, resolved)
         for index, sequence in enumerate(committed.sequences):
             entry = self._waiting.pop(sequence, None)
             if entry is not None and not entry[0].done():
                 latencies.append(max(0, now - entry[1]) / NANOS_PER_SECOND)
+                resolved.append(entry[0])
                 entry[0].set_result(
                     Ack(
                         height=block.height,
@@ -419,10 +444,15 @@ class Node:
     def _halt(self, reason: str) -> None:
         self.halted = reason
         log.error("node halted", extra={"reason": reason})
-        for future, _ in self._waiting.values():
-            if not future.done():
-                future.set_exception(NodeHalted(reason))
+        self._fail_waiting(NodeHalted(reason))
+
+    def _fail_waiting(self, error: NodeHalted) -> None:
+        failed = [future for future, _ in self._waiting.values() if not future.done()]
         self._waiting.clear()
+        for future in failed:
+            future.set_exception(error)
+        if failed and self._ack_listeners:
+            asyncio.get_running_loop().call_soon(self._announce, failed)
 
     # -- settlement --------------------------------------------------------------------------
 

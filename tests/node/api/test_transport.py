@@ -27,6 +27,7 @@ from strikechain.engine.events import OrderAccepted
 from strikechain.engine.oracle import OracleReport, sign_report
 from strikechain.engine.txs import Deposit, PlaceOrder
 from strikechain.node.api import errors
+from strikechain.node.api.errors import INTERNAL_ERROR
 from strikechain.node.api.limits import ApiLimits, RateLimiter
 from strikechain.node.api.registry import METHODS, Context, method
 from strikechain.node.api.transport import REQUESTS_IN_FLIGHT, Api
@@ -694,6 +695,33 @@ def test_a_connections_answers_to_one_block_leave_with_one_write(tmp_path: Path)
             assert [reply["id"] for reply in replies] == ids
             assert all("result" in reply for reply in replies)
             assert writes == [len(ids)]
+
+    asyncio.run(main())
+
+
+def test_requests_waiting_when_the_node_halts_are_answered(
+    tmp_path: Path,
+) -> None:
+    """A connection's requests wait without a done callback each (the node announces its
+    acknowledgements): a halt announces its failures as well, and each is answered."""
+
+    async def main() -> None:
+        async with connected(tmp_path) as (served, socket, ws):
+            node = served.node
+            node.cut_block = lambda: None  # type: ignore[method-assign]  # blocks held
+            ids = [400, 401, 402]
+            await send_buys(socket, ids)
+            for _ in range(500):
+                if len(node.runtime.inbox) == len(ids):
+                    break
+                await asyncio.sleep(0.01)
+            assert len(served.api.waiters) == len(ids)
+            node._halt("the operator stopped it")
+            replies = [await ws.next() for _ in ids]
+            assert [reply["id"] for reply in replies] == ids
+            # (the stand-in lets NodeHalted through: the transport answers it as a 500 would)
+            assert {reply["error"]["code"] for reply in replies} == {INTERNAL_ERROR}
+            assert not served.api.waiters
 
     asyncio.run(main())
 

@@ -63,7 +63,7 @@ from strikechain.node.api.limits import ApiLimits, RateLimiter
 from strikechain.node.api.sessions import ApiMetrics, Hub, Session
 from strikechain.node.keys import KeyRecord, KeyStore, Scope
 from strikechain.node.server import DirectWebSocket
-from strikechain.node.service import Node
+from strikechain.node.service import AckFuture, Node
 
 log = logging.getLogger("strikechain.node.api")
 MUST_BE_WEBSOCKET: Final = 10030
@@ -157,6 +157,20 @@ class Api:
         self.history = history.attach(node)
         self.hub = Hub(node, self.history, limits, self.metrics)
         runtime.add_sink(self.hub)
+        self.waiters: dict[AckFuture, _WebSocket] = {}
+        """The WebSocket connections' requests waiting for their block, by acknowledgement:
+        answered from :meth:`_acknowledged`, not by a done callback each."""
+        node.on_acknowledged(self._acknowledged)
+
+    def _acknowledged(self, futures: list[AckFuture]) -> None:
+        """A block's acknowledgements (or a halt's failures): each connection waiting for
+        some goes on with all of its own at once, the connections in the order of their
+        first one in the block."""
+        waiters = self.waiters
+        for future in futures:
+            endpoint = waiters.pop(future, None)
+            if endpoint is not None:
+                endpoint.resolved()
 
     def routes(self) -> list[BaseRoute]:
         """The HTTP routes; the WebSocket is :data:`WEBSOCKET_PATH` served by
@@ -332,8 +346,8 @@ class _WebSocket:
     per step; the coroutines here wait only on the node's futures.
 
     Answers go out a connection at a time. A block resolves all its orders' futures at once;
-    when the first of this connection's is called back, every request of the connection whose
-    future is done goes on (:meth:`_resolved`), in the order they arrived, and their answers
+    when the first of this connection's is announced, every request of the connection whose
+    future is done goes on (:meth:`resolved`), in the order they arrived, and their answers
     leave with one write: one system call per connection and block, not one per order (on
     loopback each also does the receiver's TCP work: ~20 us, the largest single cost of an
     answer). The block's first orders are still answered first (their connections come first),
@@ -386,12 +400,16 @@ class _WebSocket:
         else:  # an asyncio future (``await`` yields it), as a Task would wait for it
             awaited._asyncio_future_blocking = False
             self.in_flight[request] = (awaited, urgent_ns)
-            awaited.add_done_callback(self._resolved)
+            if isinstance(awaited, AckFuture):  # announced with its block's (Api._acknowledged)
+                self.api.waiters[awaited] = self
+            else:
+                awaited.add_done_callback(lambda _: self.resolved())
         return None
 
-    def _resolved(self, _: asyncio.Future[Any]) -> None:
+    def resolved(self) -> None:
         """What a request waited for is done: on with every request whose wait is over (the
-        others of the block's futures called back after this one find theirs gone on)."""
+        others of the block's acknowledgements announced after this one find theirs gone
+        on)."""
         if self.gone:
             return
         answers: list[bytes] = []
