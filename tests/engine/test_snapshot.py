@@ -6,7 +6,7 @@ import hashlib
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from functools import cache
 from pathlib import Path
 
@@ -155,18 +155,23 @@ def test_resting_orders_are_captured_field_for_field_and_checked() -> None:
         rest_bytes(engine)
 
 
+def run_steps(steps: Generator[None, None, bytes]) -> tuple[int, bytes]:
+    """Drive ``steps`` to the end: (how many yields, what it returned)."""
+    count = 0
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            result: bytes = done.value
+            return count, result
+        count += 1
+
+
 @pytest.mark.parametrize("height", CAPTURE_HEIGHTS)
 def test_rest_bytes_in_steps_are_rest_bytes(height: int, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(snapshot, "ORDERS_PER_STEP", 7)
     engine, _ = run_to(1, height)
-    steps = rest_bytes_in_steps(engine)
-    count, result = 0, b""
-    while not result:
-        try:
-            next(steps)
-            count += 1
-        except StopIteration as done:
-            result = done.value
+    count, result = run_steps(rest_bytes_in_steps(engine))
     assert result == rest_bytes(engine)
     assert count >= len(engine.orders) // 7 + len(engine.books)
 
@@ -178,14 +183,7 @@ def test_rest_hash_in_steps_is_the_roots_rest_hash(
     monkeypatch.setattr(snapshot, "HASHED_BYTES_PER_STEP", 1_000)
     engine, _ = run_to(1, height)
     rest = rest_bytes(engine)
-    steps = rest_hash_in_steps(engine)
-    count, digest = 0, b""
-    while not digest:
-        try:
-            next(steps)
-            count += 1
-        except StopIteration as done:
-            digest = done.value
+    count, digest = run_steps(rest_hash_in_steps(engine))
     assert digest == keccak256(rest)
     assert count >= len(rest) // 1_000
     assert engine.state_root(digest) == engine.state_root()

@@ -233,6 +233,20 @@ async def send_buys(socket: aiohttp.ClientWebSocketResponse, ids: list[int]) -> 
         await socket.send_str(json.dumps({**request, "params": {"price_ticks": 90_000 + number}}))
 
 
+async def send_held_buys(
+    node: Node, socket: aiohttp.ClientWebSocketResponse, ids: list[int]
+) -> None:
+    """Hold the node's blocks (``del node.cut_block`` lets them go again), send buys with
+    ``ids`` and wait until all are in its inbox."""
+    node.cut_block = lambda: None  # type: ignore[method-assign]
+    await send_buys(socket, ids)
+    for _ in range(500):
+        if len(node.runtime.inbox) == len(ids):
+            break
+        await asyncio.sleep(0.01)
+    assert len(node.runtime.inbox) == len(ids)
+
+
 async def fund(node: Node, account: str) -> None:
     """Credit ``account`` and give BTC an index (orders need one)."""
     report = OracleReport(
@@ -674,7 +688,6 @@ def test_a_connections_answers_to_one_block_leave_with_one_write(tmp_path: Path)
             (session,) = served.api.hub.sessions.values()
             protocol = session.socket
             node = served.node
-            node.cut_block = lambda: None  # type: ignore[method-assign]  # blocks held
             writes: list[int] = []
             send_texts = protocol.send_texts
 
@@ -684,12 +697,7 @@ def test_a_connections_answers_to_one_block_leave_with_one_write(tmp_path: Path)
 
             protocol.send_texts = counted
             ids = list(range(300, 312))
-            await send_buys(socket, ids)
-            for _ in range(500):
-                if len(node.runtime.inbox) == len(ids):
-                    break
-                await asyncio.sleep(0.01)
-            assert len(node.runtime.inbox) == len(ids)
+            await send_held_buys(node, socket, ids)
             del node.cut_block  # blocks again
             replies = [await ws.next() for _ in ids]
             assert [reply["id"] for reply in replies] == ids
@@ -708,13 +716,8 @@ def test_requests_waiting_when_the_node_halts_are_answered(
     async def main() -> None:
         async with connected(tmp_path) as (served, socket, ws):
             node = served.node
-            node.cut_block = lambda: None  # type: ignore[method-assign]  # blocks held
             ids = [400, 401, 402]
-            await send_buys(socket, ids)
-            for _ in range(500):
-                if len(node.runtime.inbox) == len(ids):
-                    break
-                await asyncio.sleep(0.01)
+            await send_held_buys(node, socket, ids)
             assert len(served.api.waiters) == len(ids)
             node._halt("the operator stopped it")
             replies = [await ws.next() for _ in ids]
