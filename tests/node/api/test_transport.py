@@ -729,6 +729,43 @@ def test_requests_waiting_when_the_node_halts_are_answered(
     asyncio.run(main())
 
 
+def test_a_pass_reads_each_connections_first_message_then_a_round_of_the_rest(
+    tmp_path: Path,
+) -> None:
+    """Messages read in one pass are submitted a connection's first at once, then the rest
+    a round at a time (every connection's second, then third...): the block's order follows
+    the order they were sent in, not socket by socket."""
+
+    async def main() -> None:
+        async with (
+            connected(tmp_path) as (served, _, _),
+            aiohttp.ClientSession() as http,
+            http.ws_connect(served.ws) as other,
+        ):
+            await Ws(other).call("public/auth", client_signature(served.api_key, served.secret))
+            node = served.node
+            node.cut_block = lambda: None  # type: ignore[method-assign]  # blocks held
+            first, second = (s.socket.endpoint for s in served.api.hub.sessions.values())
+
+            def buy(price_ticks: int) -> bytes:
+                params = {"price_ticks": price_ticks}
+                request = {"jsonrpc": "2.0", "id": price_ticks, "method": "private/test_buy"}
+                return json.dumps({**request, "params": params}).encode()
+
+            for price in (90_001, 90_002, 90_003):  # one read of three messages
+                first.received(buy(price))
+            second.received(buy(90_004))
+            assert [p.tx.price_ticks for p in node.runtime.inbox] == [90_001, 90_004]
+            await asyncio.sleep(0)  # the turn's end: its rounds
+            prices = [p.tx.price_ticks for p in node.runtime.inbox]
+            assert prices == [90_001, 90_004, 90_002, 90_003]
+            second.received(buy(90_005))  # a new turn: at once again
+            assert [p.tx.price_ticks for p in node.runtime.inbox][-1] == 90_005
+            del node.cut_block
+
+    asyncio.run(main())
+
+
 def test_cancel_on_disconnect_cancels_the_accounts_resting_orders(tmp_path: Path) -> None:
     async def main() -> None:
         async with serving(tmp_path) as served, aiohttp.ClientSession() as http:
