@@ -54,11 +54,19 @@ def test_fresh_metrics_render() -> None:
         "strikechain_liquidation_backlog": "gauge",
         "strikechain_batches_committed": "counter",
         "strikechain_gas_spent": "counter",
+        "strikechain_deferred_postponed": "counter",
         "strikechain_chain_errors": "counter",
         "strikechain_gc_pause_seconds": "histogram",
         "strikechain_gc_frozen_objects": "gauge",
     }
     assert value(metrics, "strikechain_blocks_total") == 0
+
+
+def test_postponed_roots_are_counted() -> None:
+    metrics = NodeMetrics()
+    metrics.on_postponed()
+    metrics.on_postponed()
+    assert value(metrics, "strikechain_deferred_postponed_total") == 2
 
 
 def test_each_instance_has_its_own_registry() -> None:

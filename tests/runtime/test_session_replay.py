@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import msgspec
@@ -106,6 +107,41 @@ def test_a_snapshot_is_checked_not_trusted(session: ScriptedSession) -> None:
     assert report.mismatch is not None
     assert (report.mismatch.height, report.mismatch.field, report.blocks) == (180, "digest", 0)
     assert not replay(log, from_snapshot=False).mismatch  # the blocks themselves are fine
+
+
+def test_a_postponed_root_and_snapshot_are_recorded_at_the_next_block(
+    session: ScriptedSession, tmp_path: Path
+) -> None:
+    """``postpone_pending`` (the live node, when the next block falls due before a deferred
+    root or snapshot is done): they move to the next block, and replay checks them there."""
+    with SqliteLog(tmp_path / "postponed.sqlite", sync=Sync.NORMAL) as log:
+        genesis = Genesis(venue=session.venue)
+        log.write_genesis(genesis)
+        config = RuntimeConfig(
+            root_every=10, snapshot_every=50, defer_roots=True, defer_snapshots=True
+        )
+        runtime = Runtime(
+            genesis.build_engine(), log, BlockPolicy(ArrivalOrder(), External()), config
+        )
+        for block in session.blocks():
+            for tx in block.transactions:
+                runtime.submit(tx, block.timestamp_ns)
+            runtime.cut(block.timestamp_ns)
+            if block.height in (50, 51, 120):  # 50's twice in a row: at 52 then
+                assert runtime.postpone_pending()
+                assert not runtime.pending
+            else:
+                runtime.record_pending()
+        assert not runtime.postpone_pending()  # nothing waits
+        roots = [r.height for r in log.records() if r.state_root]
+        assert roots == [*range(10, 50, 10), 52, *range(60, 120, 10), 121, *range(130, 201, 10)]
+    with sqlite3.connect(tmp_path / "postponed.sqlite") as db:
+        snapshots = [height for (height,) in db.execute("SELECT height FROM snapshots")]
+        assert snapshots == [52, 100, 150, 200]
+    with SqliteLog(tmp_path / "postponed.sqlite") as log:
+        report = replay(log, from_snapshot=False)
+        assert report.ok, report.mismatch
+        assert replay(log, from_snapshot=True).ok
 
 
 def test_deferred_roots_and_snapshots_are_the_same_recorded_after_their_blocks(

@@ -116,6 +116,11 @@ class NodeMetrics:
         self._gas = Counter(
             "strikechain_gas_spent", "Gas spent committing batches.", registry=registry
         )
+        self._postponed = Counter(
+            "strikechain_deferred_postponed",
+            "Deferred state roots or snapshots moved to the next block (it fell due first).",
+            registry=registry,
+        )
         self._chain_errors = Counter(
             "strikechain_chain_errors",
             "Failed chain calls, by kind.",
@@ -171,6 +176,10 @@ class NodeMetrics:
         _check_non_negative(pause_s=pause_s, frozen=frozen)
         self._gc_pause.observe(pause_s)
         self._gc_frozen.set(frozen)
+
+    def on_postponed(self) -> None:
+        """A deferred root or snapshot was moved to the next block."""
+        self._postponed.inc()
 
     def on_chain_error(self, kind: str) -> None:
         """A chain call failed; ``kind`` names how (``timeout``, ``reverted``, ``nonce``...)."""

@@ -77,6 +77,16 @@ few passes through ASGI. Waiting until the input goes quiet instead never ends u
 before the grace does: every block was cut the whole grace late."""
 
 
+POSTPONED_MAX: Final = 10
+"""Blocks a deferred root or snapshot may be moved on by (:meth:`Node._postpone_or_finish`)
+before it is taken at once however long that pauses the node."""
+DEFERRED_SECONDS_PER_PASS: Final = 0.004
+"""How long a deferred root or snapshot runs its steps (~1.5-3 ms each) in one pass of the
+loop before the sockets are served again. A step a pass spread a root over ~20 passes; while
+the node reads the backlog of a block's answering time, passes are long and the steps still
+ran when the next block fell due, then all at once before it (cut 10-14 ms late)."""
+
+
 class Ack(msgspec.Struct, frozen=True, kw_only=True):
     """A transaction in the log: its block, its position there, and the events it caused
     (a ``Rejected`` event if the engine refused it)."""
@@ -144,6 +154,8 @@ class Node:
         self._last_transactions = 0
         self._overdue_cut = False
         """A cut of an overdue block is scheduled (after one more poll of the sockets)."""
+        self._postponed = 0
+        """Blocks the deferred root or snapshot in progress was moved on by, in a row."""
         self._deferred_steps: Generator[None, None, None] | None = None
         """The deferred state root or snapshot being taken in steps
         (:meth:`_record_deferred_in_steps`)."""
@@ -370,7 +382,7 @@ class Node:
         """Cut, apply, log and acknowledge a block now (the timer calls this)."""
         runtime = self.runtime
         assert runtime is not None
-        self._finish_deferred()  # (the cut would take them again from scratch)
+        self._postpone_or_finish()  # (the cut would take them again from scratch, at once)
         if self.halted is not None:
             return
         try:
@@ -391,19 +403,21 @@ class Node:
         self.metrics.set_backlog(len(engine.liquidation_queue))
 
     async def _record_deferred_in_steps(self) -> None:
-        """The deferred state root or snapshot, a step per pass of the loop; the rest at once
-        when the next block falls due first (and :meth:`cut_block` finishes it if it comes
-        before)."""
+        """The deferred state root or snapshot, :data:`DEFERRED_SECONDS_PER_PASS` of its steps
+        per pass of the loop; the rest at once when the next block falls due first (and
+        :meth:`cut_block` finishes it if it comes before)."""
         runtime = self.runtime
         assert runtime is not None
         self._deferred_steps = runtime.record_pending_in_steps()
         while self._deferred_steps is not None and self.halted is None:
             due = runtime.next_due_ns()
             if due is not None and self.clock() >= due:
-                self._finish_deferred()
+                self._postpone_or_finish()
                 return
-            if not self._deferred_step():
-                return
+            started = time.perf_counter()
+            while time.perf_counter() - started < DEFERRED_SECONDS_PER_PASS:
+                if not self._deferred_step():
+                    return
             await asyncio.sleep(0)
 
     def _deferred_step(self) -> bool:
@@ -420,6 +434,8 @@ class Node:
             return True
         except StopIteration:
             self._deferred_steps = None
+            if self.runtime is not None and not self.runtime.pending:
+                self._postponed = 0
             return False
         except Exception as error:  # the log refused the write: halt, as for a block
             self._deferred_steps = None
@@ -427,6 +443,23 @@ class Node:
             height = runtime.engine.height if runtime is not None else "?"
             self._halt(f"the root or snapshot of block {height} was not logged: {error!r}")
             return False
+
+    def _postpone_or_finish(self) -> None:
+        """A block falls due while a deferred root or snapshot is not done: move it to that
+        block (the runtime records it after it instead) up to :data:`POSTPONED_MAX` times in a
+        row, then finish it now."""
+        runtime = self.runtime
+        if runtime is None or not runtime.pending:
+            return
+        if self._postponed < POSTPONED_MAX:
+            steps, self._deferred_steps = self._deferred_steps, None
+            if steps is not None:
+                steps.close()
+            runtime.postpone_pending()
+            self._postponed += 1
+            self.metrics.on_postponed()
+            return
+        self._finish_deferred()
 
     def _finish_deferred(self) -> None:
         """Record the deferred state root and snapshot now: the rest of the steps in progress,

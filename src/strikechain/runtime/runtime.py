@@ -182,6 +182,9 @@ class Runtime:
         """The height whose deferred root waits to be recorded (0: none)."""
         self._pending_snapshot = 0
         """The height whose deferred snapshot waits to be written (0: none)."""
+        self._owed_root = False
+        self._owed_snapshot = False
+        """A deferred root or snapshot postponed to the next block (:meth:`postpone_pending`)."""
         self._stopped = False
 
     def add_sink(self, sink: Sink) -> None:
@@ -230,6 +233,19 @@ class Runtime:
         if self._pending_snapshot:
             self.log.append_snapshot(SnapshotRecord(height, self.snapshotter(engine)))
             self._pending_snapshot = 0
+        return True
+
+    def postpone_pending(self) -> bool:
+        """Move the deferred root and snapshot, whichever wait, to the next block (the live
+        node, when that block falls due before their steps are done: recording them at once
+        would pause it tens of milliseconds right then, and under load every later block with
+        it). The log then has them at that next block's height; replay checks the roots where
+        they are. False if nothing waited."""
+        if not (self._pending_root or self._pending_snapshot):
+            return False
+        self._owed_root = self._owed_root or bool(self._pending_root)
+        self._owed_snapshot = self._owed_snapshot or bool(self._pending_snapshot)
+        self._pending_root = self._pending_snapshot = 0
         return True
 
     def record_pending_in_steps(self) -> Generator[None, None, None]:
@@ -355,7 +371,8 @@ class Runtime:
         """Attach the root when due and append the block (and a snapshot when due); the
         result and the block's canonical bytes (the sinks may reuse them)."""
         height, config = block.height, self.config
-        if config.root_every and height % config.root_every == 0:
+        if (config.root_every and height % config.root_every == 0) or self._owed_root:
+            self._owed_root = False
             if config.defer_roots:
                 self._pending_root = height
             else:
@@ -374,7 +391,8 @@ class Runtime:
                 cut_reason=reason,
             )
         )
-        if config.snapshot_every and height % config.snapshot_every == 0:
+        if (config.snapshot_every and height % config.snapshot_every == 0) or self._owed_snapshot:
+            self._owed_snapshot = False
             if config.defer_snapshots:
                 self._pending_snapshot = height
             else:
