@@ -137,6 +137,7 @@ class Node:
         self._waiting: dict[int, tuple[AckFuture, int]] = {}
         """Submissions not acknowledged yet: inbox sequence -> (future, submitted at ns)."""
         self._ack_listeners: list[AckListener] = []
+        self._before_cut: list[Callable[[], None]] = []
         self.metrics = NodeMetrics()
         self._last_block_ns: int | None = None
         self._batches: deque[ClosedBatch] = deque()
@@ -276,6 +277,11 @@ class Node:
         scheduled handle (~2 us apiece inside the cut, ~1 us more to run)."""
         self._ack_listeners.append(listener)
 
+    def before_cut(self, hook: Callable[[], None]) -> None:
+        """Have ``hook`` called at the start of every cut: a front end submits there what it
+        has read but not submitted yet (those messages arrived before the cut)."""
+        self._before_cut.append(hook)
+
     def _announce(self, futures: list[AckFuture]) -> None:
         for listener in self._ack_listeners:
             listener(futures)
@@ -382,6 +388,8 @@ class Node:
         """Cut, apply, log and acknowledge a block now (the timer calls this)."""
         runtime = self.runtime
         assert runtime is not None
+        for hook in self._before_cut:
+            hook()
         self._postpone_or_finish()  # (the cut would take them again from scratch, at once)
         if self.halted is not None:
             return

@@ -762,6 +762,12 @@ def test_a_pass_reads_each_connections_first_message_then_a_round_of_the_rest(
             second.received(buy(90_005))  # a new turn: at once again
             assert [p.tx.price_ticks for p in node.runtime.inbox][-1] == 90_005
             del node.cut_block
+            for price in (90_006, 90_007):  # read, and a cut in the same pass: in its block
+                second.received(buy(price))
+            assert second.deferred
+            node.cut_block()
+            assert not second.deferred
+            assert node._last_transactions == 7
 
     asyncio.run(main())
 

@@ -165,6 +165,7 @@ class Api:
         """The WebSocket connections' requests waiting for their block, by acknowledgement:
         answered from :meth:`_acknowledged`, not by a done callback each."""
         node.on_acknowledged(self._acknowledged)
+        node.before_cut(self._end_turn)
 
     def _read_in_turn(self) -> None:
         """A connection's message was handled in this pass: end the turn after it."""
@@ -186,8 +187,10 @@ class Api:
         ms more for the latency's tail. Round by round, the block is close to the order the
         messages were sent in (the kernel's order of the sockets' first bytes, then one each
         at a time). Nothing else changes: a connection's messages keep their order, each its
-        arrival time, and all of them are submitted before the next block is cut (its timer
-        waits at least one pass; an overdue cut, two)."""
+        arrival time, and all of them are submitted before the next block is cut (a cut ends
+        the turn first: :meth:`Node.before_cut`)."""
+        if not self._turn_ending:  # ended already (a cut came first: see Node.before_cut)
+            return
         self._turn_ending = False
         self.turn += 1
         endpoints, self._deferring = self._deferring, []
