@@ -77,9 +77,11 @@ few passes through ASGI. Waiting until the input goes quiet instead never ends u
 before the grace does: every block was cut the whole grace late."""
 
 
-POSTPONED_MAX: Final = 10
+POSTPONED_MAX: Final = 1
 """Blocks a deferred root or snapshot may be moved on by (:meth:`Node._postpone_or_finish`)
-before it is taken at once however long that pauses the node."""
+before it is taken at once however long that pauses the node. Each move starts it again
+from scratch (the state moved): once is enough for one that fits in an interval; more only
+repeat the work of one that does not (an interpreted engine's, with many orders resting)."""
 DEFERRED_SECONDS_PER_PASS: Final = 0.004
 """How long a deferred root or snapshot runs its steps (~1.5-3 ms each) in one pass of the
 loop before the sockets are served again. A step a pass spread a root over ~20 passes; while

@@ -761,13 +761,26 @@ def test_a_pass_reads_each_connections_first_message_then_a_round_of_the_rest(
             assert prices == [90_001, 90_004, 90_002, 90_003]
             second.received(buy(90_005))  # a new turn: at once again
             assert [p.tx.price_ticks for p in node.runtime.inbox][-1] == 90_005
+            real = served.api.on_message
+
+            def failing(session: Any, raw: bytes, received_us: int) -> Any:
+                if b"90008" in raw:
+                    raise RuntimeError("a bug")
+                return real(session, raw, received_us)
+
+            served.api.on_message = failing  # type: ignore[method-assign]
+            for price in (90_006, 90_008, 90_007):  # 90_008 fails: logged, the others go on
+                second.received(buy(price))
+            await asyncio.sleep(0)
+            assert [p.tx.price_ticks for p in node.runtime.inbox][-2:] == [90_006, 90_007]
+            del served.api.on_message
             del node.cut_block
-            for price in (90_006, 90_007):  # read, and a cut in the same pass: in its block
+            for price in (90_009, 90_010):  # read, and a cut in the same pass: in its block
                 second.received(buy(price))
             assert second.deferred
             node.cut_block()
             assert not second.deferred
-            assert node._last_transactions == 7
+            assert node._last_transactions == 9
 
     asyncio.run(main())
 

@@ -195,7 +195,14 @@ class Api:
         self.turn += 1
         endpoints, self._deferring = self._deferring, []
         while endpoints:
-            endpoints = [endpoint for endpoint in endpoints if endpoint.take_deferred()]
+            endpoints = [endpoint for endpoint in endpoints if self._take_deferred(endpoint)]
+
+    def _take_deferred(self, endpoint: _WebSocket) -> bool:
+        try:
+            return endpoint.take_deferred()
+        except Exception:  # a bug: logged; the connection's other messages go on
+            log.exception("a deferred message failed")
+            return bool(endpoint.deferred)
 
     def _acknowledged(self, futures: list[AckFuture]) -> None:
         """A block's acknowledgements (or a halt's failures): each connection waiting for
