@@ -109,20 +109,22 @@ def test_a_snapshot_is_checked_not_trusted(session: ScriptedSession) -> None:
     assert not replay(log, from_snapshot=False).mismatch  # the blocks themselves are fine
 
 
+def deferring_runtime(session: ScriptedSession, log: SqliteLog) -> Runtime:
+    """A runtime on a fresh ``log`` as the live node runs one: roots every 10 blocks and
+    snapshots every 50, both deferred."""
+    genesis = Genesis(venue=session.venue)
+    log.write_genesis(genesis)
+    config = RuntimeConfig(root_every=10, snapshot_every=50, defer_roots=True, defer_snapshots=True)
+    return Runtime(genesis.build_engine(), log, BlockPolicy(ArrivalOrder(), External()), config)
+
+
 def test_a_postponed_root_and_snapshot_are_recorded_at_the_next_block(
     session: ScriptedSession, tmp_path: Path
 ) -> None:
     """``postpone_pending`` (the live node, when the next block falls due before a deferred
     root or snapshot is done): they move to the next block, and replay checks them there."""
     with SqliteLog(tmp_path / "postponed.sqlite", sync=Sync.NORMAL) as log:
-        genesis = Genesis(venue=session.venue)
-        log.write_genesis(genesis)
-        config = RuntimeConfig(
-            root_every=10, snapshot_every=50, defer_roots=True, defer_snapshots=True
-        )
-        runtime = Runtime(
-            genesis.build_engine(), log, BlockPolicy(ArrivalOrder(), External()), config
-        )
+        runtime = deferring_runtime(session, log)
         for block in session.blocks():
             for tx in block.transactions:
                 runtime.submit(tx, block.timestamp_ns)
@@ -168,14 +170,7 @@ def test_deferred_roots_and_snapshots_are_the_same_recorded_after_their_blocks(
             super().append_snapshot(record)
 
     with Recording(tmp_path / "deferred.sqlite", sync=Sync.NORMAL) as log:
-        genesis = Genesis(venue=session.venue)
-        log.write_genesis(genesis)
-        config = RuntimeConfig(
-            root_every=10, snapshot_every=50, defer_roots=True, defer_snapshots=True
-        )
-        runtime = Runtime(
-            genesis.build_engine(), log, BlockPolicy(ArrivalOrder(), External()), config
-        )
+        runtime = deferring_runtime(session, log)
         abandoned = None
         for block in session.blocks():
             for tx in block.transactions:
