@@ -414,8 +414,8 @@ class Node:
 
     async def _record_deferred_in_steps(self) -> None:
         """The deferred state root or snapshot, :data:`DEFERRED_SECONDS_PER_PASS` of its steps
-        per pass of the loop; the rest at once when the next block falls due first (and
-        :meth:`cut_block` finishes it if it comes before)."""
+        per pass of the loop; if the next block falls due first (or is cut first), moved to
+        it or finished at once (:meth:`_postpone_or_finish`)."""
         runtime = self.runtime
         assert runtime is not None
         self._deferred_steps = runtime.record_pending_in_steps()

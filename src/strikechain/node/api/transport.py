@@ -485,13 +485,13 @@ class _WebSocket:
         if self.gone:
             return
         answers: list[bytes] = []
-        urgent_ns = 0
+        urgent_ns = 0  # the most urgent answer's time (see _send); only read with answers
         for request, (awaited, urgent) in list(self.in_flight.items()):
             if awaited is not None and awaited.done():
                 answer = self._advance(request, urgent)
                 if answer is not None:
+                    urgent_ns = min(urgent_ns, urgent) if answers else urgent
                     answers.append(answer)
-                    urgent_ns = urgent if not urgent_ns else min(urgent_ns, urgent)
         self._send(answers, urgent_ns)
 
     def _resume(self, request: Coroutine[Any, Any, bytes]) -> None:
