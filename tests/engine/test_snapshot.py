@@ -27,13 +27,17 @@ from strikechain.engine.snapshot import (
     attribute_names,
     capture,
     decode_snapshot,
+    encode_rest_in_steps,
     encode_snapshot,
+    encode_snapshot_with_rest,
     known_attributes,
     msgpack_array_header,
     rest_bytes,
     rest_bytes_in_steps,
     rest_hash_in_steps,
     restore,
+    take_balances,
+    take_rest_in_steps,
 )
 from strikechain.engine.txs import Block
 from strikechain.sim import ScriptedSession, SessionParams
@@ -177,6 +181,38 @@ def test_rest_bytes_in_steps_are_rest_bytes(height: int, monkeypatch: pytest.Mon
 
 
 @pytest.mark.parametrize("height", CAPTURE_HEIGHTS)
+def test_a_taken_rest_encodes_as_its_state_after_later_blocks(
+    height: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What :func:`take_rest_in_steps` returns is values no later block changes: the live
+    node encodes it while blocks go on. Encoded after ten more blocks (orders filled,
+    cancelled and placed, marks and positions moved), it is still the state's rest bytes at
+    its own height, as are the balances taken with it."""
+    monkeypatch.setattr(snapshot, "ORDERS_PER_STEP", 7)
+    engine, _ = run_to(1, height)
+    expected = rest_bytes(engine)
+    expected_snapshot = encode_snapshot(capture(engine))
+    taking = take_rest_in_steps(engine)
+    count, taken = run_steps(taking)
+    assert count >= len(engine.orders) // 7 + 2 * len(engine.books)
+    balances = take_balances(engine)
+    for block in blocks(1)[height : height + 10]:
+        assert not engine.apply(block).rejected
+    assert rest_bytes(engine) != expected  # the state did move
+    _, encoded = run_steps(encode_rest_in_steps(taken))
+    assert encoded == expected
+    assert encode_snapshot_with_rest(balances, encoded) == expected_snapshot
+
+
+def test_a_rest_cannot_be_taken_in_the_middle_of_a_block() -> None:
+    engine, _ = run_to(1, 40)
+    account = next(mine for mine in engine.accounts.values() if mine.ledgers)
+    engine._touched.append(next(iter(account.ledgers.values())))  # (as while one is applied)
+    with pytest.raises(InvariantViolation, match="between blocks"):
+        run_steps(take_rest_in_steps(engine))
+
+
+@pytest.mark.parametrize("height", CAPTURE_HEIGHTS)
 def test_rest_hash_in_steps_is_the_roots_rest_hash(
     height: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -187,6 +223,7 @@ def test_rest_hash_in_steps_is_the_roots_rest_hash(
     assert digest == keccak256(rest)
     assert count >= len(rest) // 1_000
     assert engine.state_root(digest) == engine.state_root()
+    assert engine.combine_root(engine.ledger_root(), digest) == engine.state_root()
 
 
 @pytest.mark.parametrize("length", [0, 1, 15, 16, 17, 65_535, 65_536, 70_000])

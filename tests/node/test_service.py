@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from strikechain.engine import snapshot
 from strikechain.engine.events import Fill, OrderAccepted
 from strikechain.engine.oracle import OracleReport, sign_report
 from strikechain.engine.signing import address_of, keccak256
@@ -247,6 +248,68 @@ def test_a_due_block_takes_what_arrives_within_the_grace_then_submissions_cut_it
         await node.stop()
 
     run(main())
+
+
+def test_a_root_taken_before_a_block_is_encoded_after_it_and_one_being_taken_moves_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deferred root's steps across cuts (what the block timer drives between blocks): a
+    root taken already goes on being encoded while blocks are cut and lands on its own height;
+    one still being taken when the next block is cut moves to that block, once; the second
+    time its taking is finished before the cut and its encoding goes on after it. An older
+    root still being encoded when a newer one must move on is finished first."""
+    monkeypatch.setattr(snapshot, "HASHED_BYTES_PER_STEP", 64)  # many steps
+    cfg = config(tmp_path, block_interval_ms=60_000.0)  # the timer never cuts: the test does
+    clock = Clock()
+
+    async def main() -> None:
+        node = await started(unsettled(cfg), clock, BoaChain)
+        runtime, log = node.runtime, node.log
+        assert runtime is not None
+        assert log is not None
+
+        def cut() -> None:
+            node.submit_nowait(report(clock))
+            node.cut_block()
+
+        def rooted() -> list[int]:
+            assert log is not None
+            return [record.height for record in log.records() if record.state_root]
+
+        while not runtime.pending:
+            cut()
+        assert node.engine.height == 5
+        node._deferred_steps = runtime.record_pending_in_steps()
+        while runtime.pending:  # taken
+            assert node._deferred_step()
+        assert runtime.recording
+        for _ in range(5):  # blocks 6 to 10 go on; 10's root falls due meanwhile
+            cut()
+        assert runtime.recording
+        assert runtime.pending
+        assert rooted() == []
+        cut()  # 11: 5's encoding finished first, 10's (not started) moved on to 11
+        assert rooted() == [5]
+        assert not runtime.recording
+        assert runtime.pending
+        assert node.engine.height == 11
+        node._deferred_steps = runtime.record_pending_in_steps()
+        assert node._deferred_step()  # being taken when 12 is cut: taken at once, this time
+        cut()
+        assert not runtime.pending
+        assert runtime.recording
+        assert rooted() == [5]
+        node._drain_deferred()
+        assert rooted() == [5, 11]
+        assert not runtime.recording
+        assert b"\nstrikechain_deferred_postponed_total 1.0\n" in node.metrics.render()
+        await node.stop()
+
+    run(main())
+    with SqliteLog(tmp_path / "data" / "blocks.sqlite") as log:
+        checked = replay(log)
+        assert checked.ok, checked.mismatch
+        assert checked.roots_checked == 2
 
 
 def test_the_timer_drains_input_already_arriving_before_it_cuts(tmp_path: Path) -> None:

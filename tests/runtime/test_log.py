@@ -3,6 +3,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from strikechain.engine.codec import CodecError
@@ -52,6 +53,24 @@ def test_round_trip(log: BlockLog) -> None:
     log.append_snapshot(SnapshotRecord(4, b"four"))
     log.append_snapshot(SnapshotRecord(9, b"nine"))
     assert log.latest_snapshot() == SnapshotRecord(9, b"nine")
+    log.close()
+
+
+def test_a_deferred_root_lands_on_its_own_block_even_an_earlier_one(log: BlockLog) -> None:
+    """A root encoded while later blocks went on (the live node's) is set on its own record,
+    the others untouched; a height not appended, or a root not 32 bytes, is refused."""
+    log.write_genesis(genesis())
+    for height in range(1, 6):
+        log.append(msgspec.structs.replace(record(height), state_root=b""))
+    log.set_state_root(2, b"\x02" * 32)
+    log.set_state_root(5, b"\x05" * 32)
+    assert [r.state_root for r in log.records()] == [b"", b"\x02" * 32, b"", b"", b"\x05" * 32]
+    for height in (0, 6):
+        with pytest.raises(LogError, match="last block is 5"):
+            log.set_state_root(height, bytes(32))
+    with pytest.raises(LogError, match="32 bytes"):
+        log.set_state_root(3, b"\x03")
+    assert [r.state_root for r in log.records()][2] == b""
     log.close()
 
 

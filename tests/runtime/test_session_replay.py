@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Generator
 from pathlib import Path
 
 import msgspec
@@ -151,8 +152,9 @@ def test_deferred_roots_and_snapshots_are_the_same_recorded_after_their_blocks(
 ) -> None:
     """``defer_roots`` and ``defer_snapshots`` (the live node's settings): a root or snapshot
     block is appended without them and delivered; they follow (``record_pending``, its steps,
-    or the next cut, also when it comes in the middle of the steps), identical to what an
-    undeferred runtime records, and replay checks every one of them."""
+    or the next cut, also when it comes in the middle of the steps; or taken by the steps,
+    then encoded and recorded while later blocks are cut), identical to what an undeferred
+    runtime records, and replay checks every one of them."""
     monkeypatch.setattr(snapshot, "ORDERS_PER_STEP", 16)  # many steps
     monkeypatch.setattr(snapshot, "HASHED_BYTES_PER_STEP", 4_096)
     inline = MemoryLog()
@@ -172,11 +174,15 @@ def test_deferred_roots_and_snapshots_are_the_same_recorded_after_their_blocks(
     with Recording(tmp_path / "deferred.sqlite", sync=Sync.NORMAL) as log:
         runtime = deferring_runtime(session, log)
         abandoned = None
+        recording: dict[int, Generator[None, None, None]] = {}
         for block in session.blocks():
             for tx in block.transactions:
                 runtime.submit(tx, block.timestamp_ns)
             result = runtime.cut(block.timestamp_ns)
             assert result is not None
+            if block.height in recording:  # the taken root (and snapshot) land on theirs
+                assert list(recording.pop(block.height)) != []
+                assert not runtime.recording
             if abandoned is not None:  # the cut recorded what its steps were taking
                 assert list(abandoned) == []
                 assert next(log.records(block.height - 1)).state_root != b""
@@ -186,10 +192,15 @@ def test_deferred_roots_and_snapshots_are_the_same_recorded_after_their_blocks(
                 assert runtime.pending
                 assert next(log.records(block.height)).state_root == b""  # not yet
                 written = len(snapshots)
-                if block.height % 30 == 0:  # by the driver, in steps (150: with a snapshot)
+                if block.height in (70, 100):  # taken, then encoded while 3 blocks go on
+                    recording[block.height + 3] = runtime.record_pending_in_steps()
+                    while runtime.pending:
+                        next(recording[block.height + 3])
+                    assert runtime.recording
+                elif block.height % 30 == 0:  # by the driver, in steps (150: with a snapshot)
                     assert sum(1 for _ in runtime.record_pending_in_steps()) > 10
                     assert not runtime.pending
-                elif block.height % 20 == 0:  # by the driver, at once (100, 200: snapshots)
+                elif block.height % 20 == 0:  # by the driver, at once (200: a snapshot)
                     assert runtime.record_pending()
                 else:  # a step by the driver, then the next cut records it (50: a snapshot)
                     abandoned = runtime.record_pending_in_steps()
@@ -200,8 +211,9 @@ def test_deferred_roots_and_snapshots_are_the_same_recorded_after_their_blocks(
         assert snapshots == expected_snapshots
         recorded = {r.height: r.state_root for r in log.records() if r.state_root}
         assert recorded == expected
-        with pytest.raises(LogError, match="last block is 200"):
-            log.set_state_root(199, bytes(32))
+        for height in (0, 201):
+            with pytest.raises(LogError, match="last block is 200"):
+                log.set_state_root(height, bytes(32))
         with pytest.raises(LogError, match="32 bytes"):
             log.set_state_root(200, b"\x01")
 

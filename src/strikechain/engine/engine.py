@@ -80,6 +80,7 @@ from strikechain.engine.book import BUY, Book, Order
 from strikechain.engine.codec import GENESIS_DIGEST, SUPPORTED_VERSIONS, chain_digest
 from strikechain.engine.codes import CancelReason, RejectCode, Rejection
 from strikechain.engine.commitment import LedgerTree, ledger_leaf, system_leaf
+from strikechain.engine.commitment import state_root as commitment_root
 from strikechain.engine.dynamic import new_state as new_dynamic_state
 from strikechain.engine.dynamic import observe_block, realized_vol_ppm
 from strikechain.engine.events import (
@@ -2603,19 +2604,30 @@ class Engine:
     def state_root(self, rest_hash: bytes | None = None) -> bytes:
         """The commitment to the whole state as of the last block (layout in
         :mod:`~strikechain.engine.commitment`): the ledger tree over the system accounts' leaf
-        and every sub-ledger that ever moved money or positions, hashed with the digest of
-        everything else (:func:`~strikechain.engine.snapshot.rest_bytes`).
+        and every sub-ledger that ever moved money or positions (:meth:`ledger_root`), hashed
+        with the digest of everything else (:func:`~strikechain.engine.snapshot.rest_bytes`).
 
-        Asked for every N blocks by the driver, and on demand. Only leaves that changed since
-        the last root are rehashed: sub-ledgers whose money or positions moved, and every
-        holder on an underlying whose marks moved (their exit values moved with the marks).
-        The first root (and the first after a restore) builds the tree from every leaf.
+        Asked for every N blocks by the driver, and on demand.
 
         ``rest_hash``: the Keccak-256 of :func:`~strikechain.engine.snapshot.rest_bytes` of
-        this very state, taken by the caller (the live node takes it in steps between blocks,
-        :func:`~strikechain.engine.snapshot.rest_hash_in_steps`)."""
+        this very state, taken by the caller."""
         from strikechain.engine.snapshot import rest_bytes  # snapshot imports this module
 
+        tree_root = self.ledger_root()
+        if rest_hash is None:
+            rest_hash = keccak256(rest_bytes(self))
+        return self.combine_root(tree_root, rest_hash)
+
+    def ledger_root(self) -> bytes:
+        """The ledger tree's root as of the last block: the first half of :meth:`state_root`,
+        for a caller that takes the rest's digest later (the live node: it takes the rest
+        between two blocks and encodes and hashes it while later blocks go on, then
+        :meth:`combine_root`).
+
+        Only leaves that changed since the last call are rehashed: sub-ledgers whose money or
+        positions moved, and every holder on an underlying whose marks moved (their exit
+        values moved with the marks). The first call (and the first after a restore) builds
+        the tree from every leaf."""
         tree = self._ledger_tree
         stale: list[SubLedger]
         if tree is None:
@@ -2646,10 +2658,16 @@ class Engine:
             items.append((ledger.leaf_index, ledger_leaf(ledger)))
         self._stale_leaves = []
         tree.update(items)
-        if rest_hash is None:
-            rest_hash = keccak256(rest_bytes(self))
-        self._rest_hash = rest_hash
-        return tree.state_root(rest_hash)
+        return tree.tree_root()
+
+    def combine_root(self, tree_root: bytes, rest_hash: bytes) -> bytes:
+        """The state root of a :meth:`ledger_root` and the rest's digest taken with it (the
+        same state). :meth:`ledger_proof` answers against it from here on, unless the tree has
+        moved on since that :meth:`ledger_root` (a later root's digest is then the one)."""
+        tree = self._ledger_tree
+        if tree is not None and tree.tree_root() == tree_root:
+            self._rest_hash = rest_hash
+        return commitment_root(tree_root, rest_hash)
 
     def ledger_proof(self, account: str, underlying: str) -> tuple[int, list[bytes], bytes]:
         """``(leaf index, sibling hashes from the leaf up, rest hash)`` for a sub-ledger

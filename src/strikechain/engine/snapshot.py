@@ -54,7 +54,7 @@ from strikechain.engine.auction_triggers import (
     PriceHistory,
     TradingMode,
 )
-from strikechain.engine.book import Book, Order, _Side, order_rows
+from strikechain.engine.book import Book, Order, OrderRow, _Side, order_rows
 from strikechain.engine.codec import CodecError, Kind, decode_body, frame, unframe
 from strikechain.engine.codes import RejectCode, Rejection
 from strikechain.engine.dynamic import DynamicState
@@ -708,24 +708,50 @@ HASHED_BYTES_PER_STEP: Final = 1 << 19
 """Bytes :func:`rest_hash_in_steps` feeds Keccak a step (~1.5 ms)."""
 
 
+class TakenRest:
+    """Everything but the balances of one state, taken between two blocks as values no later
+    block changes (:func:`take_rest_in_steps`): the resting orders as rows, the books' levels,
+    the rest of :class:`RestState` with its orders left out. Its encoding
+    (:func:`encode_rest_in_steps`) is the state's :func:`rest_bytes` whenever it is done."""
+
+    __slots__ = ("count", "height", "rest", "rows")
+
+    def __init__(
+        self, height: int, rows: list[list[OrderRow]], count: int, rest: RestState
+    ) -> None:
+        self.height = height
+        self.rows = rows
+        """The resting orders' rows (what :class:`OrderSnapshot` encodes as: it is
+        ``array_like``), :data:`ORDERS_PER_STEP` to a list."""
+        self.count = count
+        self.rest = rest
+
+
 def rest_bytes_in_steps(engine: Engine) -> Generator[None, None, bytes]:
-    """:func:`rest_bytes`, in steps: the resting orders :data:`ORDERS_PER_STEP` at a time,
-    captured and encoded, then each book, each a ``yield`` apart, so that a caller runs other
-    work in between (the live node serves its sockets: with tens of thousands of orders
-    resting, the digest in one piece paused its event loop for 40-70 ms every ``root_every``
-    blocks). The last step puts the encoded orders into the state's encoding as they are
-    (``msgspec.Raw``: the same bytes, copied). The state must not change until it returns (the
-    node abandons it, with ``close()``, if a block comes first)."""
+    """:func:`rest_bytes` in steps (:func:`take_rest_in_steps`, then
+    :func:`encode_rest_in_steps`), a ``yield`` apart, so that a caller runs other work in
+    between. The state must not change until the taking is done."""
+    taken = yield from take_rest_in_steps(engine)
+    return (yield from encode_rest_in_steps(taken))
+
+
+def take_rest_in_steps(engine: Engine) -> Generator[None, None, TakenRest]:
+    """Take the state's rest (:class:`TakenRest`): the resting orders
+    :data:`ORDERS_PER_STEP` at a time, then each side of each book, each a ``yield`` apart,
+    so that a caller runs other work in between (the live node serves its sockets: with tens
+    of thousands of orders resting, a state root in one piece paused its event loop for
+    40-70 ms every ``root_every`` blocks). The state must not change until it returns (the
+    node abandons it, with ``close()``, if a block comes first); what it returns no later
+    block changes, so that the encoding, about as long again, can wait for them."""
     _check_between_blocks(engine)
     height = engine.height
-    encoded: list[bytes | memoryview] = []
+    chunks: list[list[OrderRow]] = []
     count = 0
     remaining = iter(engine.orders.values())
     while True:
         rows = order_rows(itertools.islice(remaining, ORDERS_PER_STEP), engine.accounts)
         if rows:
-            chunk = _ENCODER.encode(msgspec.convert(rows, list[OrderSnapshot]))
-            encoded.append(memoryview(chunk)[len(msgpack_array_header(len(rows))) :])
+            chunks.append(rows)
             count += len(rows)
         if len(rows) < ORDERS_PER_STEP:
             break
@@ -733,14 +759,29 @@ def rest_bytes_in_steps(engine: Engine) -> Generator[None, None, bytes]:
     books = []
     for book in engine.books.values():
         yield
-        books.append(_book(book))
-    yield  # (each of the last three copies or walks megabytes: ~2-3 ms apiece on a busy node)
-    orders = msgspec.Raw(b"".join([msgpack_array_header(count), *encoded]))
+        bids = _side(book.bids)
+        yield
+        books.append(BookSnapshot(name=book.name, bids=bids, asks=_side(book.asks)))
     yield
-    rest = _capture_rest(engine, tuple(books), orders)
+    rest = _capture_rest(engine, tuple(books), msgspec.Raw(b""))
+    invariant(engine.height == height, "the state moved while it was being taken")
+    return TakenRest(height, chunks, count, rest)
+
+
+def encode_rest_in_steps(taken: TakenRest) -> Generator[None, None, bytes]:
+    """:func:`rest_bytes` of the state ``taken`` was taken from, a chunk of orders a step:
+    it reads nothing of the engine, so blocks may be applied meanwhile. The orders are
+    encoded as rows (the same bytes as their ``array_like`` structs) and go into the state's
+    encoding as they are (``msgspec.Raw``)."""
+    encoded: list[bytes | memoryview] = []
+    for rows in taken.rows:
+        yield
+        chunk = _ENCODER.encode(rows)
+        encoded.append(memoryview(chunk)[len(msgpack_array_header(len(rows))) :])
+    yield  # (each of the last two copies megabytes: ~2-3 ms apiece on a busy node)
+    orders = msgspec.Raw(b"".join([msgpack_array_header(taken.count), *encoded]))
     yield
-    invariant(engine.height == height, "the state moved while its digest was being taken")
-    return _ENCODER.encode(rest)
+    return _ENCODER.encode(msgspec.structs.replace(taken.rest, orders=orders))
 
 
 def rest_hash_in_steps(engine: Engine) -> Generator[None, None, bytes]:
@@ -781,11 +822,18 @@ def capture(engine: Engine) -> Snapshot:
     return _capture(engine, _capture_rest(engine))
 
 
-def encode_snapshot_with_rest(engine: Engine, rest: bytes) -> bytes:
-    """:func:`encode_snapshot` of :func:`capture`, given the state's :func:`rest_bytes`
-    (taken in steps, :func:`rest_bytes_in_steps`): the balances are captured here, the rest's
-    bytes go in as they are (the same encoding)."""
-    return encode_snapshot(_capture(engine, cast(RestState, msgspec.Raw(rest))))
+def take_balances(engine: Engine) -> Snapshot:
+    """The state's balances (the sub-ledgers' leaves, the venue's own), between blocks, as a
+    :class:`Snapshot` whose rest is still to come (:func:`encode_snapshot_with_rest`)."""
+    return _capture(engine, cast(RestState, msgspec.Raw(b"")))
+
+
+def encode_snapshot_with_rest(balances: Snapshot, rest: bytes) -> bytes:
+    """:func:`encode_snapshot` of a state, from its :func:`take_balances` and its
+    :func:`rest_bytes` (taken and encoded in steps), the rest's bytes put in as they are."""
+    return encode_snapshot(
+        msgspec.structs.replace(balances, rest=cast(RestState, msgspec.Raw(rest)))
+    )
 
 
 def _capture(engine: Engine, rest: RestState) -> Snapshot:

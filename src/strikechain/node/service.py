@@ -78,15 +78,24 @@ before the grace does: every block was cut the whole grace late."""
 
 
 POSTPONED_MAX: Final = 1
-"""Blocks a deferred root or snapshot may be moved on by (:meth:`Node._postpone_or_finish`)
-before it is taken at once however long that pauses the node. Each move starts it again
-from scratch (the state moved): once is enough for one that fits in an interval; more only
-repeat the work of one that does not (an interpreted engine's, with many orders resting)."""
+"""Blocks a deferred root or snapshot still being taken may be moved on by
+(:meth:`Node._postpone_or_finish`) before its taking is finished at once, however long that
+pauses the node (about half of the whole: the encoding and hashing go on in steps after it).
+Each move starts the taking again from scratch (the state moved): once is enough for one
+that fits in an interval; more only repeat the work of one that does not (an interpreted
+engine's, with many orders resting)."""
 DEFERRED_SECONDS_PER_PASS: Final = 0.004
 """How long a deferred root or snapshot runs its steps (~1.5-3 ms each) in one pass of the
 loop before the sockets are served again. A step a pass spread a root over ~20 passes; while
 the node reads the backlog of a block's answering time, passes are long and the steps still
 ran when the next block fell due, then all at once before it (cut 10-14 ms late)."""
+
+ENCODING_PASSES_PER_BLOCK: Final = 1
+"""Passes of deferred steps a block gives the encoding and hashing of a root or snapshot taken
+already. Under load the node has a fifth of each interval to spare, and every millisecond of
+extra work in a block is a backlog of messages that takes about five to clear: all of the
+encoding right after the taking (~15 ms with 33k orders resting) left the next block cut
+~20 ms late. A pass a block spreads it over a few blocks; a root lands that much later."""
 
 
 class Ack(msgspec.Struct, frozen=True, kw_only=True):
@@ -160,7 +169,7 @@ class Node:
         self._postponed = 0
         """Blocks the deferred root or snapshot in progress was moved on by, in a row."""
         self._deferred_steps: Generator[None, None, None] | None = None
-        """The deferred state root or snapshot being taken in steps
+        """The deferred state root or snapshot being taken or encoded in steps
         (:meth:`_record_deferred_in_steps`)."""
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -365,10 +374,11 @@ class Node:
             # The block's answers are out: collect the young objects now, not in the middle of
             # the next block's cut (see strikechain.node.heap).
             self.heap.collect_young()
-            if runtime.pending:
+            if runtime.pending or self._deferred_steps is not None:
                 # The block's answers are out (they ran in the pass above; two passes let the
-                # gathered WebSocket writes go too): now its state root or snapshot, off their
-                # path, in steps with the sockets served between them.
+                # gathered WebSocket writes go too): now its state root or snapshot (or the
+                # encoding of one taken earlier), off their path, in steps with the sockets
+                # served between them.
                 await asyncio.sleep(0)
                 await self._record_deferred_in_steps()
             if self.heap.due():
@@ -413,21 +423,31 @@ class Node:
         self.metrics.set_backlog(len(engine.liquidation_queue))
 
     async def _record_deferred_in_steps(self) -> None:
-        """The deferred state root or snapshot, :data:`DEFERRED_SECONDS_PER_PASS` of its steps
-        per pass of the loop; if the next block falls due first (or is cut first), moved to
-        it or finished at once (:meth:`_postpone_or_finish`)."""
+        """The deferred state root or snapshot (:meth:`Runtime.record_pending_in_steps`),
+        :data:`DEFERRED_SECONDS_PER_PASS` of its steps per pass of the loop. The taking runs
+        until it is done or the next block falls due (then it is moved to that block, or
+        finished at once: :meth:`_postpone_or_finish`); the encoding, which reads nothing of
+        the state, :data:`ENCODING_PASSES_PER_BLOCK` passes a block."""
         runtime = self.runtime
         assert runtime is not None
-        self._deferred_steps = runtime.record_pending_in_steps()
-        while self._deferred_steps is not None and self.halted is None:
+        encoding_passes = 0
+        while self.halted is None:
+            if self._deferred_steps is None:
+                if not runtime.pending:
+                    return
+                self._deferred_steps = runtime.record_pending_in_steps()
             due = runtime.next_due_ns()
             if due is not None and self.clock() >= due:
                 self._postpone_or_finish()
                 return
+            if not runtime.pending:  # taken: encoded a pass a block, the rest after the next
+                if encoding_passes == ENCODING_PASSES_PER_BLOCK:
+                    return
+                encoding_passes += 1
             started = time.perf_counter()
             while time.perf_counter() - started < DEFERRED_SECONDS_PER_PASS:
                 if not self._deferred_step():
-                    return
+                    break
             await asyncio.sleep(0)
 
     def _deferred_step(self) -> bool:
@@ -455,30 +475,41 @@ class Node:
             return False
 
     def _postpone_or_finish(self) -> None:
-        """A block falls due while a deferred root or snapshot is not done: move it to that
-        block (the runtime records it after it instead) up to :data:`POSTPONED_MAX` times in a
-        row, then finish it now."""
+        """A block falls due while a deferred root or snapshot is still being taken: move it
+        to that block (the runtime records it after it instead) up to :data:`POSTPONED_MAX`
+        times in a row, then finish the taking now (its encoding goes on in steps after the
+        block). One taken already is left to its steps; if it is still being encoded when
+        another falls due, it is finished first."""
         runtime = self.runtime
         if runtime is None or not runtime.pending:
             return
+        if runtime.recording:  # an older one's encoding, not done after a whole root_every
+            self._drain_deferred()
+        steps, self._deferred_steps = self._deferred_steps, None
         if self._postponed < POSTPONED_MAX:
-            steps, self._deferred_steps = self._deferred_steps, None
             if steps is not None:
-                steps.close()
+                steps.close()  # (taken from scratch after the block)
             runtime.postpone_pending()
             self._postponed += 1
             self.metrics.on_postponed()
             return
-        self._finish_deferred()
+        self._deferred_steps = steps if steps is not None else runtime.record_pending_in_steps()
+        while runtime.pending and self._deferred_step():
+            pass
 
-    def _finish_deferred(self) -> None:
-        """Record the deferred state root and snapshot now: the rest of the steps in progress,
-        from where they are, or the whole of them."""
-        runtime = self.runtime
-        if self._deferred_steps is None and runtime is not None and runtime.pending:
-            self._deferred_steps = runtime.record_pending_in_steps()
+    def _drain_deferred(self) -> None:
+        """Run the deferred steps in progress to their end, at once."""
         while self._deferred_step():
             pass
+
+    def _finish_deferred(self) -> None:
+        """Record the deferred state roots and snapshots now: the steps in progress, from
+        where they are, then whatever still waits, whole."""
+        runtime = self.runtime
+        self._drain_deferred()
+        if runtime is not None and runtime.pending and self.halted is None:
+            self._deferred_steps = runtime.record_pending_in_steps()
+            self._drain_deferred()
 
     def _sync_seconds(self) -> float:
         timed = self.log

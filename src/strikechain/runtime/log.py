@@ -77,8 +77,9 @@ class BlockLog(Protocol):
     def append_snapshot(self, snapshot: SnapshotRecord) -> None: ...
 
     def set_state_root(self, height: int, root: bytes) -> None:
-        """Record the state root of block ``height``, the last one appended, after its record
-        (a runtime with ``defer_roots``), durably per the adapter's sync policy."""
+        """Record the state root of block ``height`` (appended already: the last one, or an
+        earlier one) after its record (a runtime with ``defer_roots``), durably per the
+        adapter's sync policy."""
         ...
 
     def records(self, from_height: int = 1) -> Iterator[BlockRecord]:
@@ -111,8 +112,9 @@ def check_append(last_height: int, record: BlockRecord, has_genesis: bool) -> No
 
 
 def check_root(last_height: int, height: int, root: bytes) -> None:
-    """A deferred root names the last block appended and is a digest."""
-    if height != last_height or height < 1:
+    """A deferred root names a block appended (the last one, or an earlier one when its state
+    was encoded while blocks went on) and is a digest."""
+    if not 1 <= height <= last_height:
         raise LogError(f"a state root for block {height}, but the last block is {last_height}")
     if len(root) != DIGEST_BYTES:
         raise LogError(f"a state root is {DIGEST_BYTES} bytes, not {len(root)}")
@@ -149,7 +151,8 @@ class MemoryLog:
 
     def set_state_root(self, height: int, root: bytes) -> None:
         check_root(len(self._records), height, root)
-        self._records[-1] = msgspec.structs.replace(self._records[-1], state_root=root)
+        index = height - 1
+        self._records[index] = msgspec.structs.replace(self._records[index], state_root=root)
 
     def append_snapshot(self, snapshot: SnapshotRecord) -> None:
         check_snapshot(len(self._records), snapshot)

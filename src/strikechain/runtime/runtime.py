@@ -185,6 +185,8 @@ class Runtime:
         self._owed_root = False
         self._owed_snapshot = False
         """A deferred root or snapshot postponed to the next block (:meth:`postpone_pending`)."""
+        self._recording = 0
+        """Taken roots or snapshots being encoded (:meth:`record_pending_in_steps`)."""
         self._stopped = False
 
     def add_sink(self, sink: Sink) -> None:
@@ -250,11 +252,16 @@ class Runtime:
 
     def record_pending_in_steps(self) -> Generator[None, None, None]:
         """:meth:`record_pending` in steps, a ``yield`` apart, for a caller that runs other work
-        between them (the live node's event loop): an engine's encoding of everything but its
-        balances is taken a chunk at a time (:func:`~strikechain.engine.snapshot.
-        rest_bytes_in_steps`), hashed a chunk at a time for the root, and reused whole by the
-        snapshot. If a block is cut meanwhile it records what still waits itself, at once, and
-        the steps end there."""
+        between them (the live node's event loop). Two parts:
+
+        - *taking* (:attr:`pending` stays true): the engine's rest a chunk at a time
+          (:func:`~strikechain.engine.snapshot.take_rest_in_steps`), then at once its ledger
+          tree's root and, for a snapshot, its balances. The state must not move meanwhile: if
+          a block is cut first, the cut records what waits itself, at once, and the steps end.
+        - *recording* (:attr:`recording`): the rest encoded and hashed a chunk at a time, the
+          root and the snapshot written for their height. It reads nothing of the engine:
+          blocks may be cut meanwhile, and the root lands on its block in the log afterwards.
+        """
         height = self._pending_root or self._pending_snapshot
         if not height:
             return
@@ -267,21 +274,31 @@ class Runtime:
         ):
             self.record_pending()
             return
-        rest = yield from self._while_pending(snapshot.rest_bytes_in_steps(engine), height)
-        if rest is None:
+        taken = yield from self._while_pending(snapshot.take_rest_in_steps(engine), height)
+        if taken is None:
             return
-        if self._pending_root:
-            rest_hash = yield from self._while_pending(snapshot.keccak_in_steps(rest), height)
-            if rest_hash is None:
-                return
-            self.log.set_state_root(height, engine.state_root(rest_hash))
-            self._pending_root = 0
-            if self._pending_snapshot:
-                yield
-        if self._pending_snapshot == height:
-            record = SnapshotRecord(height, snapshot.encode_snapshot_with_rest(engine, rest))
-            self.log.append_snapshot(record)
-            self._pending_snapshot = 0
+        tree_root = engine.ledger_root() if self._pending_root else None
+        balances = snapshot.take_balances(engine) if self._pending_snapshot else None
+        self._pending_root = self._pending_snapshot = 0
+        self._recording += 1
+        try:
+            rest = yield from snapshot.encode_rest_in_steps(taken)
+            if tree_root is not None:
+                rest_hash = yield from snapshot.keccak_in_steps(rest)
+                self.log.set_state_root(height, engine.combine_root(tree_root, rest_hash))
+                if balances is not None:
+                    yield
+            if balances is not None:
+                data = snapshot.encode_snapshot_with_rest(balances, rest)
+                self.log.append_snapshot(SnapshotRecord(height, data))
+        finally:
+            self._recording -= 1
+
+    @property
+    def recording(self) -> bool:
+        """A root or snapshot taken by :meth:`record_pending_in_steps` is still being encoded
+        (and will be recorded if its steps are driven on; closing them drops it)."""
+        return self._recording > 0
 
     def _while_pending(
         self, steps: Generator[None, None, T], height: int
