@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 import msgspec
@@ -103,6 +104,43 @@ def test_sqlite_reopen_continues(tmp_path: Path) -> None:
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     db.close()
+
+
+def big(height: int) -> BlockRecord:
+    """A record of a loaded block's size (~60 KB: 15 pages of the write-ahead log)."""
+    return msgspec.structs.replace(record(height), block=bytes([height % 256]) * 60_000)
+
+
+def test_sqlite_checkpoints_on_its_own_thread_keep_the_wal_short(tmp_path: Path) -> None:
+    """``checkpoint_interval_s``: no commit runs SQLite's automatic checkpoint (the WAL only
+    grows between the thread's checkpoints), the thread's checkpoints copy it into the file
+    while appends go on, after which the WAL starts over, and everything reads back."""
+    path = tmp_path / "log.sqlite"
+    wal = tmp_path / "log.sqlite-wal"
+    with SqliteLog(path, checkpoint_interval_s=3_600.0) as log:  # (the thread waits)
+        log.write_genesis(genesis())
+        for height in range(1, 121):  # ~1,800 pages: past SQLite's automatic 1,000
+            log.append(big(height))
+        assert wal.stat().st_size > 7_000_000  # nothing was checkpointed by a commit
+        pages, copied = log.checkpoint()
+        assert pages == copied > 1_800
+        log.append(big(121))  # the WAL starts over after a complete checkpoint
+        pages, copied = log.checkpoint()
+        assert pages == copied < 30
+    with SqliteLog(path, checkpoint_interval_s=0.01) as log:
+        for height in range(122, 301):
+            log.append(big(height))
+            if height == 200:
+                deadline = time.monotonic() + 20
+                while log.checkpoints < 3 and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                assert log.checkpoints >= 3
+        assert [r.height for r in log.records()] == list(range(1, 301))
+    with SqliteLog(path) as again:
+        assert again.last_height() == 300
+        assert next(again.records(300)) == big(300)
+    with pytest.raises(ValueError, match="checkpoint_interval_s"):
+        SqliteLog(tmp_path / "other.sqlite", checkpoint_interval_s=0.0)
 
 
 def test_sqlite_refuses_foreign_schema(tmp_path: Path) -> None:

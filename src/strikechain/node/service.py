@@ -90,6 +90,10 @@ loop before the sockets are served again. A step a pass spread a root over ~20 p
 the node reads the backlog of a block's answering time, passes are long and the steps still
 ran when the next block fell due, then all at once before it (cut 10-14 ms late)."""
 
+CHECKPOINT_INTERVAL_S: Final = 1.0
+"""How often the block log's write-ahead log is copied into its file, on a thread of its own
+(:class:`~strikechain.runtime.sqlite_log.SqliteLog`): SQLite's own checkpoints ran inside a
+commit every ~60 blocks, that block's cut 10 ms longer."""
 ENCODING_PASSES_PER_BLOCK: Final = 1
 """Passes of deferred steps a block gives the encoding and hashing of a root or snapshot taken
 already. Under load the node has a fifth of each interval to spare, and every millisecond of
@@ -188,7 +192,9 @@ class Node:
         directory = config.data_dir
         directory.mkdir(parents=True, exist_ok=True)
         sync = Sync.FULL if config.node.sync == "full" else Sync.NORMAL
-        self.log = block_log = _TimedLog(directory / "blocks.sqlite", sync=sync)
+        self.log = block_log = _TimedLog(
+            directory / "blocks.sqlite", sync=sync, checkpoint_interval_s=CHECKPOINT_INTERVAL_S
+        )
         fresh = block_log.get_genesis() is None
         if fresh:
             block_log.write_genesis(config.genesis())
