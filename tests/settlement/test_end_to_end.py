@@ -6,12 +6,13 @@ anvil in test_anvil_settlement.py)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import msgspec
 import pytest
 
 from strikechain.engine.events import ForcedWithdrawalServed
-from strikechain.engine.txs import Withdraw
+from strikechain.engine.txs import Deposit, ForcedWithdrawal, Withdraw
 from strikechain.settlement.chain import Chain, ChainReverted
 from strikechain.settlement.embedded import BoaChain, ChainProcess
 from strikechain.settlement.records import BatchRecord
@@ -248,6 +249,36 @@ def test_a_served_forced_withdrawal_pays_and_cannot_freeze(chain: Chain) -> None
     venue.settlement.withdraw(claim.record, claim.withdrawal, claim.index, claim.proof)
     assert venue.settlement.balance(ALICE) == 300 * USDC
     check_money(venue)
+
+
+def test_the_relay_reads_each_chain_block_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The operator relays from where it left off: each call reads the contract's events of
+    the blocks confirmed since the last one only, and relays each deposit and forced request
+    once, in order, however many calls come between."""
+    chain = BoaChain()
+    venue = SettledVenue(chain)
+    ranges: list[tuple[int, int | None]] = []
+    read = chain.logs
+
+    def logs(address: str, from_block: int = 0, to_block: int | None = None) -> list[Any]:
+        ranges.append((from_block, to_block))
+        return read(address, from_block, to_block)
+
+    monkeypatch.setattr(chain, "logs", logs)
+    venue.fund(ALICE, 1_000 * USDC)
+    (first,) = venue.operator.relay()
+    assert isinstance(first, Deposit)
+    assert (first.deposit_id, first.amount) == (1, 1_000 * USDC)
+    assert venue.operator.relay() == []  # nothing new: the chain is not read at all
+    venue.fund(BOB, 500 * USDC)
+    venue.settlement.request_forced_withdrawal(ALICE, "BTC", 30 * USDC)
+    second, third = venue.operator.relay()
+    assert isinstance(second, Deposit)
+    assert isinstance(third, ForcedWithdrawal)
+    assert (second.deposit_id, second.beneficiary, third.request_id) == (2, BOB.lower(), 1)
+    assert len(ranges) == 2
+    assert ranges[1][0] == ranges[0][1] + 1  # the second read starts after the first
+    assert ranges[1][1] == chain.block_number() == venue.operator.scanned_block
 
 
 def test_a_stale_operator_lets_anyone_freeze(chain: Chain) -> None:

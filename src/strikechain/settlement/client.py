@@ -325,9 +325,11 @@ class Settlement:
     def read(self, name: str, *args: Any) -> Any:
         return self.chain.call(self.address, name, args)
 
-    def logs(self, from_block: int | None = None) -> list[Log]:
+    def logs(self, from_block: int | None = None, to_block: int | None = None) -> list[Log]:
+        """The contract's events from ``from_block`` (its deployment's block if None) to
+        ``to_block`` (the latest if None)."""
         start = self.deployment.block if from_block is None else from_block
-        return self.chain.logs(self.address, start)
+        return self.chain.logs(self.address, start, to_block)
 
     def records(self) -> list[BatchRecord]:
         """The live batch records in order, genesis first (commits minus vetoed ones), as
@@ -349,12 +351,7 @@ class Settlement:
         """Every deposit with at least ``confirmations`` blocks on top of its own."""
         last = self.chain.block_number() - confirmations
         return [
-            DepositEvent(
-                index=log.args["index"],
-                beneficiary=log.args["beneficiary"],
-                underlying=underlying_name(log.args["underlying"]),
-                amount=log.args["amount"],
-            )
+            deposit_event(log)
             for log in self.logs()
             if log.event == "Deposited" and log.block_number <= last
         ]
@@ -370,18 +367,33 @@ class Settlement:
         """Every forced-withdrawal request and the chain time it was made at."""
         last = self.chain.block_number() - confirmations
         return [
-            (
-                ForcedRequest(
-                    index=log.args["index"],
-                    account=log.args["account"],
-                    underlying=underlying_name(log.args["underlying"]),
-                    amount=log.args["amount"],
-                ),
-                log.args["requested_at"],
-            )
+            forced_request(log)
             for log in self.logs()
             if log.event == "ForcedWithdrawalRequested" and log.block_number <= last
         ]
+
+
+def deposit_event(log: Log) -> DepositEvent:
+    """A ``Deposited`` event's deposit."""
+    return DepositEvent(
+        index=log.args["index"],
+        beneficiary=log.args["beneficiary"],
+        underlying=underlying_name(log.args["underlying"]),
+        amount=log.args["amount"],
+    )
+
+
+def forced_request(log: Log) -> tuple[ForcedRequest, int]:
+    """A ``ForcedWithdrawalRequested`` event's request and the chain time it was made at."""
+    return (
+        ForcedRequest(
+            index=log.args["index"],
+            account=log.args["account"],
+            underlying=underlying_name(log.args["underlying"]),
+            amount=log.args["amount"],
+        ),
+        log.args["requested_at"],
+    )
 
 
 class Vetoed(msgspec.Struct, frozen=True, kw_only=True):

@@ -23,7 +23,7 @@ from typing import Final
 from strikechain.engine.invariant import invariant
 from strikechain.engine.txs import Deposit, ForcedWithdrawal, Transaction
 from strikechain.settlement.batcher import ClosedBatch
-from strikechain.settlement.client import Committed, Settlement
+from strikechain.settlement.client import Committed, Settlement, deposit_event, forced_request
 from strikechain.settlement.records import BatchRecord, Withdrawal
 
 RELAY_ACCOUNT: Final = "operator"
@@ -65,6 +65,8 @@ class Operator:
         self.commits: list[Committed] = []
         self.next_deposit = 1
         self.next_forced = 1
+        self.scanned_block = settlement.deployment.block - 1
+        """The last chain block :meth:`relay` read (confirmed)."""
 
     @property
     def tip(self) -> BatchRecord:
@@ -82,9 +84,22 @@ class Operator:
         return committed
 
     def relay(self) -> list[Transaction]:
-        """New deposits and forced-withdrawal requests, confirmed, as engine transactions."""
+        """New deposits and forced-withdrawal requests, confirmed, as engine transactions.
+
+        Reads only the chain blocks confirmed since the last call (the node calls this twice
+        a second: reading every event since the deployment each time grew with the chain's
+        history, and with it the chain's work and the pickled logs on the node's core)."""
+        settlement = self.settlement
+        last = settlement.chain.block_number() - self.confirmations
+        start = max(self.scanned_block + 1, settlement.deployment.block)
+        if last < start:
+            return []
+        logs = settlement.logs(start, last)
+        self.scanned_block = last
+        deposits = [deposit_event(log) for log in logs if log.event == "Deposited"]
+        forced = [forced_request(log) for log in logs if log.event == "ForcedWithdrawalRequested"]
         out: list[Transaction] = []
-        for event in self.settlement.deposits(self.confirmations):
+        for event in deposits:
             if event.index < self.next_deposit:
                 continue
             invariant(event.index == self.next_deposit, f"deposit {event.index} skipped one")
@@ -98,7 +113,7 @@ class Operator:
                 )
             )
             self.next_deposit += 1
-        for request, _ in self.settlement.forced_requests(self.confirmations):
+        for request, _ in forced:
             if request.index < self.next_forced:
                 continue
             out.append(
