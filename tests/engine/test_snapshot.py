@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import subprocess
 import sys
@@ -181,27 +182,56 @@ def test_rest_bytes_in_steps_are_rest_bytes(height: int, monkeypatch: pytest.Mon
 
 
 @pytest.mark.parametrize("height", CAPTURE_HEIGHTS)
-def test_a_taken_rest_encodes_as_its_state_after_later_blocks(
-    height: int, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("blocks_per_step", [1, 3])
+def test_a_rest_taken_while_blocks_go_on_is_its_state_at_the_start(
+    height: int, blocks_per_step: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """What :func:`take_rest_in_steps` returns is values no later block changes: the live
-    node encodes it while blocks go on. Encoded after ten more blocks (orders filled,
-    cancelled and placed, marks and positions moved), it is still the state's rest bytes at
-    its own height, as are the balances taken with it."""
+    """Copy on write: a rest taken in steps with blocks applied between them (orders filled,
+    amended, cancelled and placed, levels emptied and refilled, marks and positions moved),
+    then encoded, is the state's rest bytes at the height it started at, as are the balances
+    taken with it; the books stop noting changes once it is done."""
     monkeypatch.setattr(snapshot, "ORDERS_PER_STEP", 7)
     engine, _ = run_to(1, height)
     expected = rest_bytes(engine)
     expected_snapshot = encode_snapshot(capture(engine))
-    taking = take_rest_in_steps(engine)
-    count, taken = run_steps(taking)
-    assert count >= len(engine.orders) // 7 + 2 * len(engine.books)
     balances = take_balances(engine)
-    for block in blocks(1)[height : height + 10]:
-        assert not engine.apply(block).rejected
+    later = iter(blocks(1)[height:])
+    steps = take_rest_in_steps(engine)
+    count = 0
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            taken = done.value
+            break
+        count += 1
+        for block in itertools.islice(later, blocks_per_step):
+            assert not engine.apply(block).rejected
+    assert count >= len(taken.rows) + 2 * len(engine.books)
+    assert engine.height > height
     assert rest_bytes(engine) != expected  # the state did move
+    assert all(
+        book.bids.taking is None and book.asks.taking is None for book in engine.books.values()
+    )
     _, encoded = run_steps(encode_rest_in_steps(taken))
     assert encoded == expected
     assert encode_snapshot_with_rest(balances, encoded) == expected_snapshot
+    engine.check()
+
+
+def test_a_taking_closed_midway_releases_the_books_and_one_at_a_time() -> None:
+    engine, _ = run_to(1, 110)
+    steps = take_rest_in_steps(engine)
+    next(steps)
+    with pytest.raises(InvariantViolation, match="another state is being taken"):
+        run_steps(take_rest_in_steps(engine))
+    assert all(book.bids.taking is not None for book in engine.books.values())
+    steps.close()
+    assert all(
+        book.bids.taking is None and book.asks.taking is None for book in engine.books.values()
+    )
+    _, rest = run_steps(rest_bytes_in_steps(engine))
+    assert rest == rest_bytes(engine)
 
 
 def test_a_rest_cannot_be_taken_in_the_middle_of_a_block() -> None:

@@ -250,15 +250,16 @@ def test_a_due_block_takes_what_arrives_within_the_grace_then_submissions_cut_it
     run(main())
 
 
-def test_a_root_taken_before_a_block_is_encoded_after_it_and_one_being_taken_moves_on(
+def test_a_root_taken_before_a_block_is_recorded_after_it_and_one_not_started_moves_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The deferred root's steps across cuts (what the block timer drives between blocks): a
-    root taken already goes on being encoded while blocks are cut and lands on its own height;
-    one still being taken when the next block is cut moves to that block, once; the second
-    time its taking is finished before the cut and its encoding goes on after it. An older
-    root still being encoded when a newer one must move on is finished first."""
+    """The deferred root's steps across cuts (what the block timer drives between blocks): its
+    first step takes the state, the rest goes on while blocks are cut (orders filled and
+    placed meanwhile) and the root lands on its own height; one not started when the next
+    block is cut moves to that block, once, and is taken at once before the second cut. An
+    older root still being recorded when a newer one must move on is finished first."""
     monkeypatch.setattr(snapshot, "HASHED_BYTES_PER_STEP", 64)  # many steps
+    monkeypatch.setattr(snapshot, "ORDERS_PER_STEP", 1)
     cfg = config(tmp_path, block_interval_ms=60_000.0)  # the timer never cuts: the test does
     clock = Clock()
 
@@ -280,36 +281,45 @@ def test_a_root_taken_before_a_block_is_encoded_after_it_and_one_being_taken_mov
             cut()
         assert node.engine.height == 5
         node._deferred_steps = runtime.record_pending_in_steps()
-        while runtime.pending:  # taken
-            assert node._deferred_step()
+        assert node._deferred_step()  # taken
+        assert not runtime.pending
         assert runtime.recording
         for _ in range(5):  # blocks 6 to 10 go on; 10's root falls due meanwhile
             cut()
+            assert node._deferred_step()
         assert runtime.recording
         assert runtime.pending
         assert rooted() == []
-        cut()  # 11: 5's encoding finished first, 10's (not started) moved on to 11
+        cut()  # 11: 5's finished first, 10's (not started) moved on to 11
         assert rooted() == [5]
         assert not runtime.recording
         assert runtime.pending
         assert node.engine.height == 11
         node._deferred_steps = runtime.record_pending_in_steps()
-        assert node._deferred_step()  # being taken when 12 is cut: taken at once, this time
+        assert node._deferred_step()  # taken: the cut leaves it to its steps
         cut()
         assert not runtime.pending
         assert runtime.recording
         assert rooted() == [5]
         node._drain_deferred()
         assert rooted() == [5, 11]
-        assert not runtime.recording
-        assert b"\nstrikechain_deferred_postponed_total 1.0\n" in node.metrics.render()
+        while not runtime.pending:
+            cut()
+        assert node.engine.height == 15
+        cut()  # 15's moved on to 16 (not started)
+        cut()  # 16's, not started again: taken at once before 17
+        assert not runtime.pending
+        assert runtime.recording
+        node._drain_deferred()
+        assert rooted() == [5, 11, 16]
+        assert b"\nstrikechain_deferred_postponed_total 2.0\n" in node.metrics.render()
         await node.stop()
 
     run(main())
     with SqliteLog(tmp_path / "data" / "blocks.sqlite") as log:
         checked = replay(log)
         assert checked.ok, checked.mismatch
-        assert checked.roots_checked == 2
+        assert checked.roots_checked == 3
 
 
 def test_the_timer_drains_input_already_arriving_before_it_cuts(tmp_path: Path) -> None:

@@ -152,9 +152,9 @@ def test_deferred_roots_and_snapshots_are_the_same_recorded_after_their_blocks(
 ) -> None:
     """``defer_roots`` and ``defer_snapshots`` (the live node's settings): a root or snapshot
     block is appended without them and delivered; they follow (``record_pending``, its steps,
-    or the next cut, also when it comes in the middle of the steps; or taken by the steps,
-    then encoded and recorded while later blocks are cut), identical to what an undeferred
-    runtime records, and replay checks every one of them."""
+    or the next cut when the steps have not started; or taken by their first step, then
+    read copy on write, encoded and recorded while later blocks are cut), identical to what
+    an undeferred runtime records, and replay checks every one of them."""
     monkeypatch.setattr(snapshot, "ORDERS_PER_STEP", 16)  # many steps
     monkeypatch.setattr(snapshot, "HASHED_BYTES_PER_STEP", 4_096)
     inline = MemoryLog()
@@ -183,7 +183,7 @@ def test_deferred_roots_and_snapshots_are_the_same_recorded_after_their_blocks(
             if block.height in recording:  # the taken root (and snapshot) land on theirs
                 assert list(recording.pop(block.height)) != []
                 assert not runtime.recording
-            if abandoned is not None:  # the cut recorded what its steps were taking
+            if abandoned is not None:  # the cut recorded what its steps would have taken
                 assert list(abandoned) == []
                 assert next(log.records(block.height - 1)).state_root != b""
                 abandoned = None
@@ -192,19 +192,18 @@ def test_deferred_roots_and_snapshots_are_the_same_recorded_after_their_blocks(
                 assert runtime.pending
                 assert next(log.records(block.height)).state_root == b""  # not yet
                 written = len(snapshots)
-                if block.height in (70, 100):  # taken, then encoded while 3 blocks go on
+                if block.height in (70, 100):  # taken, then recorded while 3 blocks go on
                     recording[block.height + 3] = runtime.record_pending_in_steps()
-                    while runtime.pending:
-                        next(recording[block.height + 3])
+                    next(recording[block.height + 3])  # the first step takes the state
+                    assert not runtime.pending
                     assert runtime.recording
                 elif block.height % 30 == 0:  # by the driver, in steps (150: with a snapshot)
                     assert sum(1 for _ in runtime.record_pending_in_steps()) > 10
                     assert not runtime.pending
                 elif block.height % 20 == 0:  # by the driver, at once (200: a snapshot)
                     assert runtime.record_pending()
-                else:  # a step by the driver, then the next cut records it (50: a snapshot)
+                else:  # steps not started: the next cut records it at once (50: a snapshot)
                     abandoned = runtime.record_pending_in_steps()
-                    next(abandoned)
                     assert runtime.pending
                     assert len(snapshots) == written
         assert not runtime.record_pending()  # 200's went by the driver: none waits

@@ -132,13 +132,15 @@ Level = OrderedDict[int, Order]
 class _Side:
     """One side of a book. ``sign`` is +1 for asks (low price first), -1 for bids."""
 
-    __slots__ = ("heap", "in_heap", "levels", "sign")
+    __slots__ = ("heap", "in_heap", "levels", "sign", "taking")
 
     def __init__(self, sign: int) -> None:
         self.sign = sign
         self.levels: dict[int, Level] = {}
         self.heap: list[int] = []
         self.in_heap: set[int] = set()
+        self.taking: Taking | None = None
+        """A state being taken (:class:`Taking`): what this side changes is noted first."""
 
     def best(self) -> int | None:
         heap, levels = self.heap, self.levels
@@ -153,6 +155,9 @@ class _Side:
     def add(self, order: Order) -> None:
         price = order.price
         level = self.levels.get(price)
+        taking = self.taking
+        if taking is not None:
+            taking.note_level(self, price, level)
         if level is None:
             level = self.levels[price] = OrderedDict()
             if price not in self.in_heap:
@@ -166,9 +171,21 @@ class _Side:
         """Take ``order`` off its level (cancel, or a maker filled completely)."""
         price = order.price
         level = self.levels[price]
+        taking = self.taking
+        if taking is not None:
+            taking.note_order(order)
+            taking.note_level(self, price, level)
         del level[order.order_id]
         if not level:
             del self.levels[price]
+
+    def reduce(self, order: Order, lots: int) -> None:
+        """``order`` filled ``lots`` (or was amended down, or only its size changes next, with
+        ``lots`` 0) and stays on its level, in place."""
+        taking = self.taking
+        if taking is not None:
+            taking.note_order(order)
+        order.remaining -= lots
 
     def size(self, price: int) -> int:
         """Total remaining lots at ``price`` (summed when asked: the hot path never needs it)."""
@@ -203,6 +220,85 @@ OrderRow = tuple[int, str, str, int, int, int, int, str, int, int, bool, int, in
 """A resting order's fields in the order of the snapshot's array-like ``OrderSnapshot``."""
 
 
+def order_row(order: Order) -> OrderRow:
+    """``order``'s :data:`OrderRow`."""
+    return (
+        order.order_id,
+        order.account,
+        order.instrument,
+        order.side,
+        order.price,
+        order.size,
+        order.remaining,
+        order.client_order_id,
+        order.post_only,
+        order.self_trade,
+        order.reduce_only,
+        order.expire_at_ns,
+        order.loss_per_lot,
+    )
+
+
+class Taking:
+    """The resting orders and book levels of one state (a height), kept while that state is
+    taken a chunk at a time across later blocks (the live node's state roots and snapshots:
+    :func:`strikechain.engine.snapshot.begin_taking`): copy on write.
+
+    Every side of every book holds it meanwhile (``_Side.taking``) and notes here, before it
+    changes them, an order of the state as it was (:meth:`note_order`: the side removes it,
+    reduces it, or the engine amends it in place after a reduce of 0) and a level as it was
+    (:meth:`note_level`: an order joins or leaves it). What no later block changed is read
+    from the book itself. Orders from ``first_new`` on came after the state."""
+
+    __slots__ = ("first_new", "levels", "orders")
+
+    def __init__(self, first_new: int) -> None:
+        self.first_new = first_new
+        self.orders: dict[int, OrderRow] = {}
+        """Orders of the state changed since: their rows as they were."""
+        self.levels: dict[_Side, dict[int, tuple[int, ...] | None]] = {}
+        """Per side, levels changed since: their order ids as they were (None: no level)."""
+
+    def note_order(self, order: Order) -> None:
+        order_id = order.order_id
+        if order_id < self.first_new and order_id not in self.orders:
+            self.orders[order_id] = order_row(order)
+
+    def note_level(self, side: _Side, price: int, level: Level | None) -> None:
+        noted = self.levels.get(side)
+        if noted is None:
+            noted = self.levels[side] = {}
+        if price not in noted:
+            noted[price] = None if level is None else tuple(level)
+
+    def rows(
+        self, order_ids: list[int], orders: dict[int, Order], accounts: dict[str, Account]
+    ) -> list[OrderRow]:
+        """The state's rows of ``order_ids`` (orders of the state): as noted, or as they are
+        (unchanged since), each current one's exposure checked to be its account's."""
+        noted = self.orders
+        rows: list[OrderRow] = []
+        for order_id in order_ids:
+            row = noted.get(order_id)
+            if row is None:
+                order = orders[order_id]
+                if order.exposure is not accounts[order.account].exposures.get(order.instrument):
+                    invariant(False, f"order {order_id}'s exposure is not its account's")
+                row = order_row(order)
+            rows.append(row)
+        return rows
+
+    def level(self, side: _Side, price: int) -> tuple[int, ...]:
+        """The order ids of the state's level at ``price`` on ``side`` (one it had)."""
+        noted = self.levels.get(side)
+        if noted is not None and price in noted:
+            ids = noted[price]
+            invariant(ids is not None, f"no level at {price} in the state taken")
+            assert ids is not None
+            return ids
+        return tuple(side.levels[price])
+
+
 def order_rows(orders: Iterable[Order], accounts: dict[str, Account]) -> list[OrderRow]:
     """Resting orders as :data:`OrderRow` (``msgspec.convert`` makes the snapshot's structs of
     them), each order's exposure checked to be its account's.
@@ -215,23 +311,7 @@ def order_rows(orders: Iterable[Order], accounts: dict[str, Account]) -> list[Or
     for order in orders:
         if order.exposure is not accounts[order.account].exposures.get(order.instrument):
             invariant(False, f"order {order.order_id}'s exposure is not its account's")
-        rows.append(
-            (
-                order.order_id,
-                order.account,
-                order.instrument,
-                order.side,
-                order.price,
-                order.size,
-                order.remaining,
-                order.client_order_id,
-                order.post_only,
-                order.self_trade,
-                order.reduce_only,
-                order.expire_at_ns,
-                order.loss_per_lot,
-            )
-        )
+        rows.append(order_row(order))
     return rows
 
 
@@ -277,8 +357,9 @@ class Book:
         (self.bids if order.side == BUY else self.asks).remove(order)
 
     def reduce(self, order: Order, lots: int) -> None:
-        """``order`` filled ``lots`` (or was amended down) and stays on the book, in place."""
-        order.remaining -= lots
+        """``order`` filled ``lots`` (or was amended down, or only its size changes next, with
+        ``lots`` 0) and stays on the book, in place."""
+        (self.bids if order.side == BUY else self.asks).reduce(order, lots)
 
     def depth(self, side: int, levels: int) -> list[tuple[int, int]]:
         """The best ``levels`` (price, total lots) of one side, best first."""

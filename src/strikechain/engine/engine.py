@@ -994,7 +994,7 @@ class Engine:
                 maker.remaining = 0
                 self._forget(maker)
             else:
-                maker.remaining -= lots
+                opposite.reduce(maker, lots)
             self._fill(market, maker, taker, best, lots, index, False)
         return None
 

@@ -40,7 +40,6 @@ Failures: undecodable or inconsistent snapshot bytes raise :class:`Rejection`
 
 from __future__ import annotations
 
-import itertools
 from collections import OrderedDict
 from collections.abc import Generator
 from typing import Final, cast
@@ -54,7 +53,7 @@ from strikechain.engine.auction_triggers import (
     PriceHistory,
     TradingMode,
 )
-from strikechain.engine.book import Book, Order, OrderRow, _Side, order_rows
+from strikechain.engine.book import Book, Order, OrderRow, Taking, _Side, order_rows
 from strikechain.engine.codec import CodecError, Kind, decode_body, frame, unframe
 from strikechain.engine.codes import RejectCode, Rejection
 from strikechain.engine.dynamic import DynamicState
@@ -344,7 +343,8 @@ DERIVED: Final[dict[str, frozenset[str]]] = {
     # The heap of prices (and in_heap, its set) keeps stale prices until a read of the best
     # price drops them, so its layout depends on who looked at the book: only the live prices
     # are state, and a restore heapifies them. The order of matching never depends on it.
-    "_Side": frozenset({"heap", "in_heap", "sign"}),
+    # taking: a state being taken in steps (begin_taking), released before anything restores.
+    "_Side": frozenset({"heap", "in_heap", "sign", "taking"}),
     # params (and _position, keep_ns and max_samples read from them): the underlying's oracle
     # parameters in force (OracleState.reconfigure).
     "OracleState": frozenset({"_position", "params"}),
@@ -709,10 +709,10 @@ HASHED_BYTES_PER_STEP: Final = 1 << 19
 
 
 class TakenRest:
-    """Everything but the balances of one state, taken between two blocks as values no later
-    block changes (:func:`take_rest_in_steps`): the resting orders as rows, the books' levels,
-    the rest of :class:`RestState` with its orders left out. Its encoding
-    (:func:`encode_rest_in_steps`) is the state's :func:`rest_bytes` whenever it is done."""
+    """Everything but the balances of one state, as values no later block changes
+    (:func:`take_rest_in_steps`): the resting orders as rows, the books' levels, the rest of
+    :class:`RestState` with its orders left out. Its encoding (:func:`encode_rest_in_steps`)
+    is the state's :func:`rest_bytes` whenever it is done."""
 
     __slots__ = ("count", "height", "rest", "rows")
 
@@ -730,42 +730,103 @@ class TakenRest:
 def rest_bytes_in_steps(engine: Engine) -> Generator[None, None, bytes]:
     """:func:`rest_bytes` in steps (:func:`take_rest_in_steps`, then
     :func:`encode_rest_in_steps`), a ``yield`` apart, so that a caller runs other work in
-    between. The state must not change until the taking is done."""
+    between; blocks may be applied meanwhile (the bytes are the state's when it started)."""
     taken = yield from take_rest_in_steps(engine)
     return (yield from encode_rest_in_steps(taken))
 
 
-def take_rest_in_steps(engine: Engine) -> Generator[None, None, TakenRest]:
-    """Take the state's rest (:class:`TakenRest`): the resting orders
-    :data:`ORDERS_PER_STEP` at a time, then each side of each book, each a ``yield`` apart,
-    so that a caller runs other work in between (the live node serves its sockets: with tens
-    of thousands of orders resting, a state root in one piece paused its event loop for
-    40-70 ms every ``root_every`` blocks). The state must not change until it returns (the
-    node abandons it, with ``close()``, if a block comes first); what it returns no later
-    block changes, so that the encoding, about as long again, can wait for them."""
+class RestTaking:
+    """A state's rest being taken (:func:`begin_taking`): what was read of it at once, and
+    the resting orders and levels still to read (copy on write, :class:`Taking`)."""
+
+    __slots__ = ("height", "journal", "order_ids", "rest", "sides")
+
+    def __init__(
+        self,
+        height: int,
+        journal: Taking,
+        order_ids: list[int],
+        sides: list[tuple[str, _Side, list[int], _Side, list[int]]],
+        rest: RestState,
+    ) -> None:
+        self.height = height
+        self.journal = journal
+        self.order_ids = order_ids
+        """The resting orders' ids, in the state's order."""
+        self.sides = sides
+        """Per book: its name, then each side with its prices, in the state's order."""
+        self.rest = rest
+        """Everything else, read at once (its books and orders left out)."""
+
+    def release(self) -> None:
+        """Stop noting changes (the taking is done or abandoned)."""
+        for _, bids, _, asks, _ in self.sides:
+            for side in (bids, asks):
+                if side.taking is self.journal:
+                    side.taking = None
+
+
+def begin_taking(engine: Engine) -> RestTaking:
+    """Start taking the state's rest, between blocks: the order ids and the books' prices, and
+    everything but the orders and levels (~2 ms with 33k orders resting), at once; from here
+    on each side of each book notes an order or level of this state before a block changes it
+    (:class:`Taking`), and :func:`finish_taking_in_steps` reads them while blocks go on. One
+    state at a time; the caller finishes it or closes its steps (which releases it)."""
     _check_between_blocks(engine)
-    height = engine.height
-    chunks: list[list[OrderRow]] = []
-    count = 0
-    remaining = iter(engine.orders.values())
-    while True:
-        rows = order_rows(itertools.islice(remaining, ORDERS_PER_STEP), engine.accounts)
-        if rows:
-            chunks.append(rows)
-            count += len(rows)
-        if len(rows) < ORDERS_PER_STEP:
-            break
-        yield
-    books = []
+    journal = Taking(engine.next_order_id)
+    sides: list[tuple[str, _Side, list[int], _Side, list[int]]] = []
     for book in engine.books.values():
-        yield
-        bids = _side(book.bids)
-        yield
-        books.append(BookSnapshot(name=book.name, bids=bids, asks=_side(book.asks)))
-    yield
-    rest = _capture_rest(engine, tuple(books), msgspec.Raw(b""))
-    invariant(engine.height == height, "the state moved while it was being taken")
-    return TakenRest(height, chunks, count, rest)
+        for side in (book.bids, book.asks):
+            invariant(side.taking is None, "another state is being taken")
+        bids, asks = book.bids, book.asks
+        sides.append((book.name, bids, list(bids.levels), asks, list(asks.levels)))
+    for _, bids, _, asks, _ in sides:
+        bids.taking = asks.taking = journal
+    rest = _capture_rest(engine, (), msgspec.Raw(b""))
+    return RestTaking(engine.height, journal, list(engine.orders), sides, rest)
+
+
+def take_rest_in_steps(engine: Engine) -> Generator[None, None, TakenRest]:
+    """Take the state's rest (:class:`TakenRest`): :func:`begin_taking` at once, then
+    :func:`finish_taking_in_steps`."""
+    return (yield from finish_taking_in_steps(engine, begin_taking(engine)))
+
+
+def finish_taking_in_steps(engine: Engine, taking: RestTaking) -> Generator[None, None, TakenRest]:
+    """The rest of :func:`begin_taking`'s state: its resting orders :data:`ORDERS_PER_STEP`
+    at a time, then each side of each book, each a ``yield`` apart, so that a caller runs
+    other work in between (the live node serves its sockets: with tens of thousands of orders
+    resting, a state root in one piece paused its event loop for 40-70 ms every
+    ``root_every`` blocks). Blocks may be applied meanwhile: what they change was noted as it
+    was. Closing the steps releases the taking."""
+    journal = taking.journal
+    try:
+        chunks: list[list[OrderRow]] = []
+        ids = taking.order_ids
+        for start in range(0, len(ids), ORDERS_PER_STEP):
+            yield
+            chunks.append(
+                journal.rows(ids[start : start + ORDERS_PER_STEP], engine.orders, engine.accounts)
+            )
+        books = []
+        for name, bids, bid_prices, asks, ask_prices in taking.sides:
+            yield
+            bid_levels = _taken_side(journal, bids, bid_prices)
+            yield
+            asks_levels = _taken_side(journal, asks, ask_prices)
+            books.append(BookSnapshot(name=name, bids=bid_levels, asks=asks_levels))
+        rest = msgspec.structs.replace(taking.rest, books=tuple(books))
+        return TakenRest(taking.height, chunks, len(ids), rest)
+    finally:
+        taking.release()
+
+
+def _taken_side(journal: Taking, side: _Side, prices: list[int]) -> SideSnapshot:
+    return SideSnapshot(
+        levels=tuple(
+            LevelSnapshot(price=price, order_ids=journal.level(side, price)) for price in prices
+        )
+    )
 
 
 def encode_rest_in_steps(taken: TakenRest) -> Generator[None, None, bytes]:

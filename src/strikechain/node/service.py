@@ -78,12 +78,10 @@ before the grace does: every block was cut the whole grace late."""
 
 
 POSTPONED_MAX: Final = 1
-"""Blocks a deferred root or snapshot still being taken may be moved on by
-(:meth:`Node._postpone_or_finish`) before its taking is finished at once, however long that
-pauses the node (about half of the whole: the encoding and hashing go on in steps after it).
-Each move starts the taking again from scratch (the state moved): once is enough for one
-that fits in an interval; more only repeat the work of one that does not (an interpreted
-engine's, with many orders resting)."""
+"""Blocks a deferred root or snapshot not started yet may be moved on by
+(:meth:`Node._postpone_or_finish`) before it is taken at once. Its first step takes the state
+(a few milliseconds: the rest is read copy on write while blocks go on), so this only comes
+into play when the next block falls due before the steps could start at all."""
 DEFERRED_SECONDS_PER_PASS: Final = 0.004
 """How long a deferred root or snapshot runs its steps (~1.5-3 ms each) in one pass of the
 loop before the sockets are served again. A step a pass spread a root over ~20 passes; while
@@ -94,12 +92,12 @@ CHECKPOINT_INTERVAL_S: Final = 1.0
 """How often the block log's write-ahead log is copied into its file, on a thread of its own
 (:class:`~strikechain.runtime.sqlite_log.SqliteLog`): SQLite's own checkpoints ran inside a
 commit every ~60 blocks, that block's cut 10 ms longer."""
-ENCODING_PASSES_PER_BLOCK: Final = 1
-"""Passes of deferred steps a block gives the encoding and hashing of a root or snapshot taken
-already. Under load the node has a fifth of each interval to spare, and every millisecond of
-extra work in a block is a backlog of messages that takes about five to clear: all of the
-encoding right after the taking (~15 ms with 33k orders resting) left the next block cut
-~20 ms late. A pass a block spreads it over a few blocks; a root lands that much later."""
+RECORDING_PASSES_PER_BLOCK: Final = 1
+"""Passes of deferred steps a block gives a root or snapshot once its state is taken (reading
+its orders and levels, encoding, hashing). Under load the node has a fifth of each interval to
+spare, and every millisecond of extra work in a block is a backlog of messages that takes
+about five to clear: ~30 ms of it (33k orders resting) in one block left the next block cut
+~20 ms late. A pass a block spreads it over several blocks; a root lands that much later."""
 
 
 class Ack(msgspec.Struct, frozen=True, kw_only=True):
@@ -430,13 +428,13 @@ class Node:
 
     async def _record_deferred_in_steps(self) -> None:
         """The deferred state root or snapshot (:meth:`Runtime.record_pending_in_steps`),
-        :data:`DEFERRED_SECONDS_PER_PASS` of its steps per pass of the loop. The taking runs
-        until it is done or the next block falls due (then it is moved to that block, or
-        finished at once: :meth:`_postpone_or_finish`); the encoding, which reads nothing of
-        the state, :data:`ENCODING_PASSES_PER_BLOCK` passes a block."""
+        :data:`DEFERRED_SECONDS_PER_PASS` of its steps per pass of the loop,
+        :data:`RECORDING_PASSES_PER_BLOCK` passes a block: its first step takes the state,
+        the rest goes on across blocks. Not started when the next block falls due, it is moved
+        to that block, or taken at once (:meth:`_postpone_or_finish`)."""
         runtime = self.runtime
         assert runtime is not None
-        encoding_passes = 0
+        recording_passes = 0
         while self.halted is None:
             if self._deferred_steps is None:
                 if not runtime.pending:
@@ -446,10 +444,10 @@ class Node:
             if due is not None and self.clock() >= due:
                 self._postpone_or_finish()
                 return
-            if not runtime.pending:  # taken: encoded a pass a block, the rest after the next
-                if encoding_passes == ENCODING_PASSES_PER_BLOCK:
+            if not runtime.pending:  # taken: a pass a block, the rest after the next
+                if recording_passes == RECORDING_PASSES_PER_BLOCK:
                     return
-                encoding_passes += 1
+                recording_passes += 1
             started = time.perf_counter()
             while time.perf_counter() - started < DEFERRED_SECONDS_PER_PASS:
                 if not self._deferred_step():
@@ -481,20 +479,20 @@ class Node:
             return False
 
     def _postpone_or_finish(self) -> None:
-        """A block falls due while a deferred root or snapshot is still being taken: move it
-        to that block (the runtime records it after it instead) up to :data:`POSTPONED_MAX`
-        times in a row, then finish the taking now (its encoding goes on in steps after the
-        block). One taken already is left to its steps; if it is still being encoded when
-        another falls due, it is finished first."""
+        """A block falls due while a deferred root or snapshot is not taken yet: move it to
+        that block (the runtime records it after it instead) up to :data:`POSTPONED_MAX`
+        times in a row, then take it now (the rest goes on in steps after the block). One
+        taken already is left to its steps; if it is still being recorded when another falls
+        due, it is finished first (one taking at a time)."""
         runtime = self.runtime
         if runtime is None or not runtime.pending:
             return
-        if runtime.recording:  # an older one's encoding, not done after a whole root_every
+        if runtime.recording:  # an older one, not done after a whole root_every
             self._drain_deferred()
         steps, self._deferred_steps = self._deferred_steps, None
         if self._postponed < POSTPONED_MAX:
             if steps is not None:
-                steps.close()  # (taken from scratch after the block)
+                steps.close()  # (not started: nothing taken yet)
             runtime.postpone_pending()
             self._postponed += 1
             self.metrics.on_postponed()

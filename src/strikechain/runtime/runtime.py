@@ -37,7 +37,7 @@ in-process code, and an error there is a bug, not an outcome to log and carry on
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterable
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 import msgspec
 
@@ -64,8 +64,6 @@ class StateMachine(Protocol):
 
     def state_root(self) -> bytes: ...
 
-
-T = TypeVar("T")
 
 Snapshotter = Callable[[StateMachine], bytes]
 """Encodes an engine's whole state (default: :func:`engine_snapshot`)."""
@@ -252,15 +250,14 @@ class Runtime:
 
     def record_pending_in_steps(self) -> Generator[None, None, None]:
         """:meth:`record_pending` in steps, a ``yield`` apart, for a caller that runs other work
-        between them (the live node's event loop). Two parts:
-
-        - *taking* (:attr:`pending` stays true): the engine's rest a chunk at a time
-          (:func:`~strikechain.engine.snapshot.take_rest_in_steps`), then at once its ledger
-          tree's root and, for a snapshot, its balances. The state must not move meanwhile: if
-          a block is cut first, the cut records what waits itself, at once, and the steps end.
-        - *recording* (:attr:`recording`): the rest encoded and hashed a chunk at a time, the
-          root and the snapshot written for their height. It reads nothing of the engine:
-          blocks may be cut meanwhile, and the root lands on its block in the log afterwards.
+        between them (the live node's event loop). The first step takes the state at once
+        (:func:`~strikechain.engine.snapshot.begin_taking`, the ledger tree's root, the
+        balances for a snapshot: a few milliseconds) and :attr:`pending` turns false; the
+        rest (:attr:`recording`) reads the resting orders and levels a chunk at a time, copy
+        on write, then encodes and hashes them, and writes the root and the snapshot for
+        their height: blocks may be cut meanwhile, and the root lands on its block in the
+        log afterwards. Steps not started before the next cut do nothing (the cut recorded
+        what waited, at once). One taking at a time: finish (or close) these before the next.
         """
         height = self._pending_root or self._pending_snapshot
         if not height:
@@ -274,14 +271,14 @@ class Runtime:
         ):
             self.record_pending()
             return
-        taken = yield from self._while_pending(snapshot.take_rest_in_steps(engine), height)
-        if taken is None:
-            return
+        invariant(engine.height == height, f"the root of {height} at {engine.height}")
+        taking = snapshot.begin_taking(engine)
         tree_root = engine.ledger_root() if self._pending_root else None
         balances = snapshot.take_balances(engine) if self._pending_snapshot else None
         self._pending_root = self._pending_snapshot = 0
         self._recording += 1
         try:
+            taken = yield from snapshot.finish_taking_in_steps(engine, taking)
             rest = yield from snapshot.encode_rest_in_steps(taken)
             if tree_root is not None:
                 rest_hash = yield from snapshot.keccak_in_steps(rest)
@@ -292,31 +289,14 @@ class Runtime:
                 data = snapshot.encode_snapshot_with_rest(balances, rest)
                 self.log.append_snapshot(SnapshotRecord(height, data))
         finally:
+            taking.release()  # (done already, unless the steps were closed before)
             self._recording -= 1
 
     @property
     def recording(self) -> bool:
-        """A root or snapshot taken by :meth:`record_pending_in_steps` is still being encoded
-        (and will be recorded if its steps are driven on; closing them drops it)."""
+        """A root or snapshot taken by :meth:`record_pending_in_steps` is still being read and
+        encoded (and will be recorded if its steps are driven on; closing them drops it)."""
         return self._recording > 0
-
-    def _while_pending(
-        self, steps: Generator[None, None, T], height: int
-    ) -> Generator[None, None, T | None]:
-        """Run ``steps`` a yield at a time while what waits for ``height`` still does: their
-        result, or None once a block came first (and recorded it)."""
-        try:
-            while True:
-                try:
-                    next(steps)
-                except StopIteration as done:
-                    result: T = done.value
-                    return result
-                yield
-                if (self._pending_root or self._pending_snapshot) != height:
-                    return None
-        finally:
-            steps.close()
 
     def cut(self, now_ns: int, reason: CutReason = CutReason.EXTERNAL) -> BlockResult | None:
         """Cut, apply, log and deliver the next block now; None if there is nothing to put
