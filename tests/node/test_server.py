@@ -9,10 +9,12 @@ import asyncio
 from typing import Any
 
 import aiohttp
+import pytest
 import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from strikechain.node import server
 from strikechain.node.server import EAGER_WRITES, FLUSH_BYTES, CoalescingTransport, server_config
@@ -157,5 +159,104 @@ async def _a_burst() -> None:
             assert received == list(range(500))
             await socket.send_str("done")
     finally:
+        uv.should_exit = True
+        await task
+
+
+def client_frame(payload: bytes, *, opcode: int = 0x1, fin: bool = True) -> bytes:
+    """A client's (masked) frame."""
+    mask = b"\x0f\xa5\x5a\xf0"
+    first = (0x80 if fin else 0) | opcode
+    if len(payload) < 126:
+        head = bytes([first, 0x80 | len(payload)])
+    else:
+        head = bytes([first, 0x80 | 126]) + len(payload).to_bytes(2, "big")
+    masked = bytes(byte ^ mask[index % 4] for index, byte in enumerate(payload))
+    return head + mask + masked
+
+
+def test_a_direct_websocket_gets_every_message_however_its_frames_arrive(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    parsed: list[bytes] = []  # what reached websockets' parser
+    parse = WebSocketsSansIOProtocol.data_received
+
+    def spy(self: Any, data: bytes) -> None:
+        parsed.append(bytes(data))
+        parse(self, data)
+
+    monkeypatch.setattr(WebSocketsSansIOProtocol, "data_received", spy)
+    asyncio.run(_direct_frames(parsed))
+
+
+async def _direct_frames(parsed: list[bytes]) -> None:
+    """Whole text frames are handed over as they are read (several in one read, with a long
+    length), and whatever else goes to websockets' parser as before: a ping between them, a
+    frame cut by the reads, a fragmented message, one too big (closed with 1009)."""
+    received: list[bytes] = []
+
+    class Recorder:
+        def __init__(self, socket: Any) -> None:
+            self.socket = socket
+
+        def received(self, message: bytes) -> None:
+            received.append(message)
+
+        def writable(self) -> None:
+            return None
+
+        def lost(self) -> None:
+            return None
+
+    app = Starlette()
+    app.state.direct_websockets = {"/direct": Recorder}
+    port = free_port()
+    uv = uvicorn.Server(server_config(app, "127.0.0.1", port, ws_max_size=1_000))
+    task = asyncio.create_task(uv.serve())
+    while not uv.started:
+        await asyncio.sleep(0.01)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(
+            b"GET /direct HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"Sec-WebSocket-Version: 13\r\n\r\n"
+        )
+        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
+        long = b"L" * 300
+        cut = client_frame(b"cut in two")
+        writer.write(
+            client_frame(b"one")
+            + client_frame(long)
+            + client_frame(b"ping", opcode=0x9)
+            + client_frame(b"two")
+            + cut[:5]
+        )
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        writer.write(cut[5:] + client_frame(b"frag", fin=False) + client_frame(b"mented", opcode=0))
+        writer.write(client_frame(b"three"))
+        await writer.drain()
+        expected = [b"one", long, b"two", b"cut in two", b"fragmented", b"three"]
+        for _ in range(200):
+            if len(received) >= len(expected):
+                break
+            await asyncio.sleep(0.01)
+        assert received == expected
+        handshake = parsed.pop(0)
+        assert handshake.startswith(b"GET /direct")
+        # The whole text frames went straight to the endpoint, the rest to the parser:
+        assert parsed[0] == client_frame(b"ping", opcode=0x9) + client_frame(b"two") + cut[:5]
+        assert parsed[1].startswith(cut[5:])
+        pong = await reader.readexactly(6)
+        assert pong == b"\x8a\x04ping"
+        writer.write(client_frame(b"x" * 1_001))  # past ws_max_size
+        await writer.drain()
+        close = await reader.readexactly(4)
+        assert close[0] == 0x88
+        assert int.from_bytes(close[2:4], "big") == 1009
+        assert received == expected
+    finally:
+        writer.close()
         uv.should_exit = True
         await task
