@@ -29,7 +29,11 @@ NANOS_PER_SECOND: Final = 1_000_000_000
 LISTING_CHECK_NS: Final = 2 * NANOS_PER_SECOND
 OPTION_MIN_EXPIRY_NS: Final = 60 * NANOS_PER_SECOND
 """An option this close to expiry is not quoted (nor given a maker)."""
-OPTION_SIZE_LOTS: Final = 10
+OPTION_SIZE_LOTS: Final = 2
+"""Lots of each option quote (0.02 BTC). The makers quote three levels a side of every listed
+strike on the BTC sub-ledger their perpetual quotes share: at 10 lots the options' reserve
+passed the development funding and the perpetual quotes were refused for margin now and
+then, both makers' at once sometimes, leaving the perpetual's book empty until a requote."""
 
 
 def reference_paths(underlyings: dict[str, float], start_ns: int) -> Any:

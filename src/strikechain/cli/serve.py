@@ -80,7 +80,7 @@ async def serve(
                 price_of = paths.price
             tasks.append(asyncio.create_task(development.report_prices(node, price_of=price_of)))
             if with_market_makers:
-                await _first_index(node)
+                await _first_index(node, len(accounts) * len(config.venue().underlyings))
                 start_makers(node, accounts, paths)
         server = uvicorn.Server(
             server_config(
@@ -115,12 +115,15 @@ async def serve(
         keys.close()
 
 
-async def _first_index(node: Any, seconds: float = 30.0) -> None:
-    """Wait until every underlying has an index and every dev deposit is credited."""
+async def _first_index(node: Any, deposits: int, seconds: float = 30.0) -> None:
+    """Wait until every underlying has an index and the ``deposits`` of the development
+    accounts are credited (makers that start on part of their collateral see their first
+    quotes refused)."""
     for _ in range(int(seconds / 0.1)):
         engine = node.engine
         states = engine.underlyings.values()
-        if all(s.oracle is not None and s.oracle.index for s in states) and engine.deposits_total:
+        indexed = all(s.oracle is not None and s.oracle.index for s in states)
+        if indexed and engine.next_deposit_id > deposits:
             return
         await asyncio.sleep(0.1)
 
