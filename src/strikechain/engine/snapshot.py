@@ -703,7 +703,7 @@ def rest_bytes(engine: Engine) -> bytes:
 
 
 ORDERS_PER_STEP: Final = 4_096
-"""Resting orders :func:`rest_bytes_in_steps` captures and encodes a step (~2 ms)."""
+"""Resting orders :func:`finish_taking_in_steps` reads and encodes a step (~1.5 ms)."""
 HASHED_BYTES_PER_STEP: Final = 1 << 19
 """Bytes :func:`rest_hash_in_steps` feeds Keccak a step (~1.5 ms)."""
 

@@ -272,9 +272,9 @@ class Runtime:
             self.record_pending()
             return
         invariant(engine.height == height, f"the root of {height} at {engine.height}")
-        taking = snapshot.begin_taking(engine)
         tree_root = engine.ledger_root() if self._pending_root else None
         balances = snapshot.take_balances(engine) if self._pending_snapshot else None
+        taking = snapshot.begin_taking(engine)  # (released by its steps, done or closed)
         self._pending_root = self._pending_snapshot = 0
         self._recording += 1
         try:
@@ -289,7 +289,6 @@ class Runtime:
                 data = snapshot.encode_snapshot_with_rest(balances, rest)
                 self.log.append_snapshot(SnapshotRecord(height, data))
         finally:
-            taking.release()  # (done already, unless the steps were closed before)
             self._recording -= 1
 
     @property
