@@ -385,6 +385,56 @@ def test_a_failed_log_write_halts_the_node_without_acknowledging(tmp_path: Path)
     run(main())
 
 
+def test_followers_get_each_block_after_its_answers_and_one_that_fails_halts(
+    tmp_path: Path,
+) -> None:
+    """A follower (the settlement batcher is one) receives each block in the loop's pass
+    after the cut, after the acknowledgement listeners and before the tasks the block woke;
+    one that raises halts the node, as a runtime sink that raises stops the runtime."""
+    cfg = config(tmp_path, block_interval_ms=60_000.0)  # the timer never cuts: the test does
+    clock = Clock()
+
+    async def main() -> None:
+        node = await started(unsettled(cfg), clock, BoaChain)
+        seen: list[tuple[str, int]] = []
+
+        class Follower:
+            fail = False
+
+            def on_block(self, committed: Any) -> None:
+                if self.fail:
+                    raise RuntimeError("a bug")
+                seen.append(("followed", committed.block.height))
+
+        follower = Follower()
+        node.follow(follower)
+        node.on_acknowledged(lambda futures: seen.append(("announced", len(futures))))
+
+        async def woken() -> None:
+            ack = await node.submit(report(clock))
+            seen.append(("woken", ack.height))
+
+        task = asyncio.create_task(woken())
+        await asyncio.sleep(0)
+        node.cut_block()
+        height = node.engine.height
+        assert ("followed", height) not in seen  # not inside the cut
+        await task
+        assert seen == [("announced", 1), ("followed", height), ("woken", height)]
+        follower.fail = True
+        pending = node.submit_nowait(report(clock))
+        node.cut_block()
+        assert (await pending).height == height + 1  # acknowledged: in the log
+        await asyncio.sleep(0)
+        assert node.halted is not None
+        assert "not followed" in node.halted
+        with pytest.raises(NodeHalted):
+            node.submit_nowait(report(clock))
+        await node.stop()
+
+    run(main())
+
+
 def test_a_chain_that_stops_answering_delays_settlement_only(tmp_path: Path) -> None:
     cfg, clock = config(tmp_path), Clock()
 

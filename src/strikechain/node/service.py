@@ -2,10 +2,10 @@
 
 Composition (:class:`Node`): a SQLite block log in the data directory (WAL; ``sync = "full"``
 fsyncs every block), the engine rebuilt from it on start, the runtime's bounded inbox, a block
-timer, and settlement: the batcher as a runtime sink, batches committed to the chain by a
-separate task (the embedded chain runs in a child process and is journaled in the data
-directory; a JSON-RPC chain is any endpoint), deposits and forced withdrawals relayed from the
-contract's events once they are ``confirmations`` deep.
+timer, and settlement: the batcher following the blocks (:meth:`Node.follow`), batches
+committed to the chain by a separate task (the embedded chain runs in a child process and is
+journaled in the data directory; a JSON-RPC chain is any endpoint), deposits and forced
+withdrawals relayed from the contract's events once they are ``confirmations`` deep.
 
 Acknowledgement. :meth:`Node.submit` returns once the block holding the transaction is in the
 log: the runtime appends (and with ``sync = "full"`` fsyncs) a block's record before any sink
@@ -51,7 +51,7 @@ from strikechain.node.metrics import NodeMetrics
 from strikechain.runtime.cutting import BySlot, CutReason
 from strikechain.runtime.errors import RuntimeRejection, RuntimeStopped
 from strikechain.runtime.replay import rebuild as rebuild_engine
-from strikechain.runtime.runtime import BlockPolicy, Committed, Runtime, RuntimeConfig
+from strikechain.runtime.runtime import BlockPolicy, Committed, Runtime, RuntimeConfig, Sink
 from strikechain.runtime.selection import ArrivalOrder
 from strikechain.runtime.sqlite_log import SqliteLog, Sync
 from strikechain.settlement.batcher import Batcher, BatchPolicy, ClosedBatch
@@ -150,6 +150,8 @@ class Node:
         self._waiting: dict[int, tuple[AckFuture, int]] = {}
         """Submissions not acknowledged yet: inbox sequence -> (future, submitted at ns)."""
         self._ack_listeners: list[AckListener] = []
+        self._followers: list[Sink] = []
+        """Sinks that receive a block after its acknowledgements are out (:meth:`follow`)."""
         self._before_cut: list[Callable[[], None]] = []
         self.metrics = NodeMetrics()
         self._last_block_ns: int | None = None
@@ -215,7 +217,7 @@ class Node:
             sinks=[self],
         )
         if self.batcher is not None:
-            self.runtime.add_sink(self.batcher)
+            self.follow(self.batcher)
         if fresh:
             for instrument in config.listings():
                 self.runtime.submit(
@@ -292,6 +294,16 @@ class Node:
         scheduled handle (~2 us apiece inside the cut, ~1 us more to run)."""
         self._ack_listeners.append(listener)
 
+    def follow(self, sink: Sink) -> None:
+        """Have ``sink`` receive each block after its acknowledgements are announced (in the
+        loop's pass after the cut, right after :meth:`on_acknowledged`'s listeners, before
+        anything else runs: the next message read, a request's task woken by its block, the
+        next cut), not inside the cut as the runtime's own sinks do: for what neither an
+        answer nor a notification of the block reads (the settlement batcher), off the path of
+        the orders that waited longest for it. A follower that raises halts the node, as a
+        runtime sink that raises stops the runtime."""
+        self._followers.append(sink)
+
     def before_cut(self, hook: Callable[[], None]) -> None:
         """Have ``hook`` called at the start of every cut: a front end submits there what it
         has read but not submitted yet (those messages arrived before the cut)."""
@@ -300,6 +312,15 @@ class Node:
     def _announce(self, futures: list[AckFuture]) -> None:
         for listener in self._ack_listeners:
             listener(futures)
+
+    def _follow(self, committed: Committed) -> None:
+        for sink in self._followers:
+            try:
+                sink.on_block(committed)
+            except Exception as error:  # a bug: nothing more is cut on a state it missed
+                log.exception("a block follower failed", extra={"height": committed.block.height})
+                self._halt(f"block {committed.block.height} was not followed: {error!r}")
+                return
 
     async def submit(self, tx: Transaction) -> Ack:
         return await self.submit_nowait(tx)
@@ -314,8 +335,14 @@ class Node:
         now = self.clock()
         latencies: list[float] = []
         resolved: list[AckFuture] = []
-        if self._ack_listeners:  # scheduled first: before the callbacks set_result schedules
-            asyncio.get_running_loop().call_soon(self._announce, resolved)
+        if self._ack_listeners or self._followers:
+            # Scheduled first: before the callbacks set_result schedules (a task woken by its
+            # acknowledgement finds the followers up to date with the block).
+            loop = asyncio.get_running_loop()
+            if self._ack_listeners:
+                loop.call_soon(self._announce, resolved)
+            if self._followers:
+                loop.call_soon(self._follow, committed)
         for index, sequence in enumerate(committed.sequences):
             entry = self._waiting.pop(sequence, None)
             if entry is not None and not entry[0].done():

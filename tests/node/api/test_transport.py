@@ -785,6 +785,69 @@ def test_a_pass_reads_each_connections_first_message_then_a_round_of_the_rest(
     asyncio.run(main())
 
 
+def test_a_blocks_answers_that_waited_longest_go_first_a_connection_at_a_time(
+    tmp_path: Path,
+) -> None:
+    """A block's answers go in two rounds: first those whose requests waited
+    ``first_after_ns`` or more (a connection at a time, in the block's order), then the rest:
+    a connection's new request is not answered before another connection's older one, as it
+    was when a connection's answers all went together."""
+
+    async def main() -> None:
+        async with (
+            connected(tmp_path) as (served, _, _),
+            aiohttp.ClientSession() as http,
+            http.ws_connect(served.ws) as other,
+        ):
+            await Ws(other).call("public/auth", client_signature(served.api_key, served.secret))
+            node, api = served.node, served.api
+            node.cut_block = lambda: None  # type: ignore[method-assign]  # blocks held
+            first, second = (s.socket.endpoint for s in api.hub.sessions.values())
+            pushed: list[tuple[str, list[int]]] = []
+            for name, endpoint in (("first", first), ("second", second)):
+                real = endpoint.session.push_all
+
+                def push_all(messages: Any, *, now: bool = False, n: str = name, r: Any = real):
+                    pushed.append((n, [json.loads(m)["id"] for m in messages]))
+                    return r(messages, now=now)
+
+                endpoint.session.push_all = push_all
+
+            def buy(request_id: int) -> bytes:
+                params = {"price_ticks": 90_000 + request_id}
+                request = {"jsonrpc": "2.0", "id": request_id, "method": "private/test_buy"}
+                return json.dumps({**request, "params": params}).encode()
+
+            api.first_after_ns = 50_000_000
+            first.received(buy(1))
+            second.received(buy(2))
+            await asyncio.sleep(0.08)  # 1 and 2 have waited 80 ms: the first round's
+            first.received(buy(3))
+            second.received(buy(4))
+            del node.cut_block
+            node.cut_block()
+            for _ in range(100):
+                if sum(len(ids) for _, ids in pushed) == 4:
+                    break
+                await asyncio.sleep(0.01)
+            assert pushed == [("first", [1]), ("second", [2]), ("first", [3]), ("second", [4])]
+            assert not api.waiters
+            pushed.clear()
+            api.first_after_ns = 10**12  # none waited that long: one round, as before
+            for request_id in (5, 6):
+                first.received(buy(request_id))
+                await asyncio.sleep(0)
+            second.received(buy(7))
+            node.cut_block()
+            for _ in range(100):
+                if sum(len(ids) for _, ids in pushed) == 3:
+                    break
+                await asyncio.sleep(0.01)
+            assert pushed == [("first", [5, 6]), ("second", [7])]
+
+    asyncio.run(main())
+
+
 def test_cancel_on_disconnect_cancels_the_accounts_resting_orders(tmp_path: Path) -> None:
     async def main() -> None:
         async with serving(tmp_path) as served, aiohttp.ClientSession() as http:

@@ -69,6 +69,9 @@ log = logging.getLogger("strikechain.node.api")
 MUST_BE_WEBSOCKET: Final = 10030
 TRY_AGAIN_LATER: Final = 1013
 REQUESTS_IN_FLIGHT: Final = 32
+FIRST_ANSWERS_AFTER: Final = 0.6
+"""The share of the block interval a request has waited when its block's answers begin that puts its
+answer in the block's first round (:meth:`Api._acknowledged`)."""
 WEBSOCKET_PATH: Final = "/ws/api/v2"
 ENCODER: Final = msgspec.json.Encoder(decimal_format="number")
 DECODER: Final = msgspec.json.Decoder()
@@ -145,12 +148,16 @@ class Api:
         self.address_rate = RateLimiter(
             limits.ip_rate_per_s, limits.ip_burst, limits.rate_buckets_max, clock_ns
         )
-        self.urgent_after_ns = node.config.node.block_interval_ns // 2
+        interval_ns = node.config.node.block_interval_ns
+        self.urgent_after_ns = interval_ns // 2
         """A WebSocket answer to a request that has waited this long is written at once, not
         gathered with the rest of the loop's turn (:class:`strikechain.node.server.
         CoalescingTransport`): the orders that arrived early in a block's interval waited
         longest for it, and an answer gathered waits for the whole block's answers to be
         built (~20 ms for 650 orders), which made them the 99th percentile."""
+        self.first_after_ns = int(interval_ns * FIRST_ANSWERS_AFTER)
+        """A block's answers to requests that have waited this long are built and written
+        before all others (:meth:`_acknowledged`)."""
         runtime = node.runtime
         assert runtime is not None, "start the node before its API"
         # The history is a sink before the hub: a block's notifications read what it recorded.
@@ -161,8 +168,9 @@ class Api:
         """The loop's passes that read WebSocket messages, counted (see :meth:`_end_turn`)."""
         self._turn_ending = False
         self._deferring: list[_WebSocket] = []
-        self.waiters: dict[AckFuture, _WebSocket] = {}
+        self.waiters: dict[AckFuture, tuple[_WebSocket, int]] = {}
         """The WebSocket connections' requests waiting for their block, by acknowledgement:
+        the connection and the request's urgent time (``received + urgent_after_ns``);
         answered from :meth:`_acknowledged`, not by a done callback each."""
         node.on_acknowledged(self._acknowledged)
         node.before_cut(self._end_turn)
@@ -205,14 +213,36 @@ class Api:
             return bool(endpoint.deferred)
 
     def _acknowledged(self, futures: list[AckFuture]) -> None:
-        """A block's acknowledgements (or a halt's failures): each connection waiting for
-        some goes on with all of its own at once, the connections in the order of their
-        first one in the block."""
+        """A block's acknowledgements (or a halt's failures), answered in two rounds, each a
+        connection at a time in the order of its first request of the round in the block
+        (one write per connection and round): first the requests that have waited
+        :attr:`first_after_ns` or more, then all the others.
+
+        One round (all of a connection's answers together) answered the block's first orders
+        first but not the next ones: the orders sent just after a cut are read together once
+        its answers are out, a connection's first of them in the order they were sent, and
+        the 100th connection's first order waited for the answers of every other order of
+        the 99 connections before it (~10 each: ~15 ms for a block of 1,300), up to ~10 ms
+        more than the block's very first order, and those orders made the 99th percentile.
+        Within the first round a connection has only the few requests of the interval's
+        first part, so its place in the round costs it less than the orders sent before
+        its own waited (measured: ``strikechain bench node``; the README's acknowledgement
+        path); the second round's orders arrived late in the interval and have time to
+        spare."""
         waiters = self.waiters
+        first = time.time_ns() - self.first_after_ns + self.urgent_after_ns
+        answered: set[_WebSocket] = set()
         for future in futures:
-            endpoint = waiters.pop(future, None)
-            if endpoint is not None:
-                endpoint.resolved()
+            entry = waiters.get(future)
+            if entry is not None and entry[1] <= first and entry[0] not in answered:
+                answered.add(entry[0])
+                entry[0].resolved(first)
+        answered.clear()
+        for future in futures:
+            entry = waiters.pop(future, None)
+            if entry is not None and entry[0] not in answered:
+                answered.add(entry[0])
+                entry[0].resolved()
 
     def routes(self) -> list[BaseRoute]:
         """The HTTP routes; the WebSocket is :data:`WEBSOCKET_PATH` served by
@@ -473,20 +503,23 @@ class _WebSocket:
             awaited._asyncio_future_blocking = False
             self.in_flight[request] = (awaited, urgent_ns)
             if isinstance(awaited, AckFuture):  # announced with its block's (Api._acknowledged)
-                self.api.waiters[awaited] = self
+                self.api.waiters[awaited] = (self, urgent_ns)
             else:
                 awaited.add_done_callback(lambda _: self.resolved())
         return None
 
-    def resolved(self) -> None:
+    def resolved(self, until_ns: int | None = None) -> None:
         """What a request waited for is done: on with every request whose wait is over (the
         others of the block's acknowledgements announced after this one find theirs gone
-        on)."""
+        on); with ``until_ns``, only those urgent by then (the first round of
+        :meth:`Api._acknowledged`)."""
         if self.gone:
             return
         answers: list[bytes] = []
         urgent_ns = 0  # the most urgent answer's time (see _send); only read with answers
         for request, (awaited, urgent) in list(self.in_flight.items()):
+            if until_ns is not None and urgent > until_ns:
+                break  # (in the order they arrived: the later ones are later still)
             if awaited is not None and awaited.done():
                 answer = self._advance(request, urgent)
                 if answer is not None:

@@ -116,20 +116,25 @@ ACK_SUM: Final = "strikechain_ack_latency_seconds_sum"
 ACK_COUNT: Final = "strikechain_ack_latency_seconds_count"
 ENCODER: Final = msgspec.json.Encoder(decimal_format="number")
 
-_LIQUIDATION_EVENTS: Final = (
-    LiquidationQueued,
-    LiquidationQueueLeft,
-    LiquidationOrder,
-    LiquidationFee,
-    InsurancePaid,
-    BackstopTaken,
-    LiquidationAuctionStarted,
-    LiquidationAuctionEnded,
-    StressMode,
-    MarginCall,
-    CircuitBreakerOpened,
-    CircuitBreakerClosed,
+_LIQUIDATION_EVENTS: Final = frozenset(
+    {
+        LiquidationQueued,
+        LiquidationQueueLeft,
+        LiquidationOrder,
+        LiquidationFee,
+        InsurancePaid,
+        BackstopTaken,
+        LiquidationAuctionStarted,
+        LiquidationAuctionEnded,
+        StressMode,
+        MarginCall,
+        CircuitBreakerOpened,
+        CircuitBreakerClosed,
+    }
 )
+"""The event types the liquidations view keeps, matched by exact type (events are final
+structs): a block's thousands of order events pass through here, and ``isinstance`` against
+a tuple cost ~1 ms a 1,300-order block, inside its cut."""
 _EVENT_NAMES: Final = {
     LiquidationQueued: "liquidation_queued",
     LiquidationQueueLeft: "liquidation_left",
@@ -236,9 +241,10 @@ class VenueMonitor:
 
     def _record_events(self, engine: Any, events: Iterable[Event], height: int, now: int) -> None:
         for event in events:
-            if isinstance(event, Deleveraged):
+            kind = type(event)
+            if kind is Deleveraged:
                 self.adl_events.append(_event_shape(engine, event, height, now))
-            elif isinstance(event, _LIQUIDATION_EVENTS):
+            elif kind in _LIQUIDATION_EVENTS:
                 self.liquidation_events.append(_event_shape(engine, event, height, now))
 
     # -- channels -------------------------------------------------------------------------------
