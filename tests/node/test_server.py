@@ -15,6 +15,8 @@ from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.frames import Frame, Opcode
+from websockets.protocol import Protocol
 
 from strikechain.node import server
 from strikechain.node.server import EAGER_WRITES, FLUSH_BYTES, CoalescingTransport, server_config
@@ -256,6 +258,70 @@ async def _direct_frames(parsed: list[bytes]) -> None:
         assert close[0] == 0x88
         assert int.from_bytes(close[2:4], "big") == 1009
         assert received == expected
+    finally:
+        writer.close()
+        uv.should_exit = True
+        await task
+
+
+def test_a_direct_websockets_frames_are_what_websockets_makes_of_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made: list[bytes] = []  # frames websockets' own send_text made
+    send_text = Protocol.send_text
+
+    def spy(self: Any, data: bytes, fin: bool = True) -> None:
+        made.append(bytes(data))
+        send_text(self, data, fin)
+
+    monkeypatch.setattr(Protocol, "send_text", spy)
+    asyncio.run(_sent_frames())
+    assert made == []  # every one made by the node's own framing
+
+
+async def _sent_frames() -> None:
+    """Messages an endpoint sends (``send_texts``: its answers, its notifications) arrive as
+    the text frames websockets would make, whatever their length (7-bit, 16-bit and 64-bit
+    lengths), in order, after a pong queued before them."""
+    sizes = [0, 1, 125, 126, 127, 65_535, 65_536, 70_000]
+    messages = [bytes([ord("a") + index]) * size for index, size in enumerate(sizes)]
+
+    class Sender:
+        def __init__(self, socket: Any) -> None:
+            self.socket = socket
+
+        def received(self, message: bytes) -> None:
+            self.socket.send_texts(messages[:3])
+            self.socket.send_texts(messages[3:], now=True)
+
+        def writable(self) -> None:
+            return None
+
+        def lost(self) -> None:
+            return None
+
+    app = Starlette()
+    app.state.direct_websockets = {"/direct": Sender}
+    port = free_port()
+    uv = uvicorn.Server(server_config(app, "127.0.0.1", port))
+    task = asyncio.create_task(uv.serve())
+    while not uv.started:
+        await asyncio.sleep(0.01)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(
+            b"GET /direct HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"Sec-WebSocket-Version: 13\r\n\r\n"
+        )
+        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
+        writer.write(client_frame(b"ping", opcode=0x9) + client_frame(b"go"))
+        await writer.drain()
+        expected = b"\x8a\x04ping"
+        for message in messages:
+            frame = Frame(Opcode.TEXT, message)
+            expected += frame.serialize(mask=False, extensions=[])
+        assert await asyncio.wait_for(reader.readexactly(len(expected)), 10) == expected
     finally:
         writer.close()
         uv.should_exit = True

@@ -357,10 +357,15 @@ class NodeWebSocketProtocol(CoalescingWebSocketProtocol):
     def send_texts(self, messages: Sequence[bytes], *, now: bool = False) -> None:
         if self.close_sent or self.transport.is_closing():
             return
-        for message in messages:
-            self.conn.send_text(message)
+        conn = self.conn
+        if conn.state is State.OPEN and not conn.extensions and not conn.expect_continuation_frame:
+            data = _text_frames(messages, conn.data_to_send())
+        else:
+            for message in messages:
+                conn.send_text(message)
+            data = b"".join(conn.data_to_send())
         transport = self.transport
-        transport.write(b"".join(self.conn.data_to_send()))
+        transport.write(data)
         if now and isinstance(transport, CoalescingTransport):
             transport.flush()
 
@@ -382,6 +387,28 @@ class NodeWebSocketProtocol(CoalescingWebSocketProtocol):
         if self.read_paused:
             self.read_paused = False
             self.transport.resume_reading()
+
+
+def _text_frames(messages: Sequence[bytes], before: list[bytes]) -> bytes:
+    """``before`` (what the connection has to send already), then each message as one final,
+    unmasked text frame with no extension bits: the frames websockets' ``send_text`` makes on
+    an open connection without extensions (a server's frames are not masked), without its
+    ``Frame`` object and checks (~2 us of each answer's ~12)."""
+    parts = before
+    for message in messages:
+        length = len(message)
+        if length < 126:
+            parts.append(bytes((FIN_TEXT, length)))
+        elif length < 1 << 16:
+            parts.append(_LENGTH_16 + length.to_bytes(2, "big"))
+        else:
+            parts.append(_LENGTH_64 + length.to_bytes(8, "big"))
+        parts.append(message)
+    return b"".join(parts)
+
+
+_LENGTH_16: Final = bytes((FIN_TEXT, 126))
+_LENGTH_64: Final = bytes((FIN_TEXT, 127))
 
 
 def server_config(app: Any, host: str, port: int, **options: Any) -> uvicorn.Config:

@@ -429,11 +429,6 @@ def error_of(code: str, message: str) -> ApiError:
 # --- submission -------------------------------------------------------------------------------
 
 
-async def _submit(node: Any, tx: Transaction) -> Ack:
-    """Submit ``tx``, wait for its block; a refusal (inbox, node, engine) as an ApiError."""
-    return await submit_checked(node, tx)
-
-
 def submit_checked(node: Any, tx: Transaction) -> Awaitable[Ack]:
     """Queue ``tx`` now (a full inbox or a halted node refuses at once, as an ApiError); the
     awaitable answers its :class:`Ack`, or the engine's refusal as an ApiError."""
@@ -539,12 +534,15 @@ def _current_record(context: Context, account: str, order_id: int) -> OrderRecor
 # --- orders -----------------------------------------------------------------------------------
 
 
-async def _trade(context: Context, side: Side, params: OrderParams) -> dict[str, Any]:
+def _trade(context: Context, side: Side, params: OrderParams) -> Awaitable[dict[str, Any]]:
+    """Check and submit the order now; awaited, its answer. A plain function (as ``buy`` and
+    ``sell`` are), not a coroutine: each frame of an order's answer is resumed once per
+    order, inside its block's answers."""
     account = context.require_account()
     engine = context.node.engine
     instrument = require_instrument(engine, params.instrument_name)
     place = _place_order(account, int(side), params, instrument, engine)
-    return await order_result(context, place, instrument, _submit(context.node, place))
+    return order_result(context, place, instrument, submit_checked(context.node, place))
 
 
 async def order_result(
@@ -563,13 +561,13 @@ async def order_result(
 
 
 @method("private/buy", OrderParams, Scope.TRADE)
-async def buy(context: Context, params: OrderParams) -> Any:
-    return await _trade(context, Side.BUY, params)
+def buy(context: Context, params: OrderParams) -> Awaitable[Any]:
+    return _trade(context, Side.BUY, params)
 
 
 @method("private/sell", OrderParams, Scope.TRADE)
-async def sell(context: Context, params: OrderParams) -> Any:
-    return await _trade(context, Side.SELL, params)
+def sell(context: Context, params: OrderParams) -> Awaitable[Any]:
+    return _trade(context, Side.SELL, params)
 
 
 @method("private/edit", EditParams, Scope.TRADE)
@@ -592,7 +590,7 @@ async def edit(context: Context, params: EditParams) -> Any:
     amend = Amend(
         account=account, order_id=order_id, price_ticks=price, size_lots=lots, post_only=post_only
     )
-    ack = await _submit(context.node, amend)
+    ack = await submit_checked(context.node, amend)
     history = require_history(context.node)
     record = history.get_order(account, order_id)
     if record is None:  # predates the history: the engine's view after the block
@@ -620,7 +618,7 @@ async def cancel(context: Context, params: OrderIdParams) -> Any:
     if order is None or order.account != account:
         raise _not_found(order_id)
     before = record_of_engine_order(order, 0)
-    ack = await _submit(context.node, Cancel(account=account, order_id=order_id))
+    ack = await submit_checked(context.node, Cancel(account=account, order_id=order_id))
     record = require_history(context.node).get_order(account, order_id)
     if record is None:
         before.state, before.cancel_reason = "cancelled", "REQUESTED"
@@ -661,7 +659,7 @@ def _check_cancel_type(kind: str) -> None:
 @method("private/cancel_all", CancelAllParams, Scope.TRADE)
 async def cancel_all(context: Context, params: CancelAllParams) -> Any:
     account = context.require_account()
-    ack = await _submit(context.node, CancelAll(account=account))
+    ack = await submit_checked(context.node, CancelAll(account=account))
     return _cancelled([ack], account)
 
 
@@ -670,7 +668,7 @@ async def cancel_all_by_instrument(context: Context, params: CancelAllByInstrume
     account = context.require_account()
     _check_cancel_type(params.type)
     instrument = require_instrument(context.node.engine, params.instrument_name)
-    ack = await _submit(context.node, CancelAll(account=account, instrument=instrument.name))
+    ack = await submit_checked(context.node, CancelAll(account=account, instrument=instrument.name))
     return _cancelled([ack], account)
 
 
@@ -706,7 +704,8 @@ async def cancel_by_label(context: Context, params: CancelByLabelParams) -> Any:
     if order is None or (names is not None and order.instrument not in names):
         return 0
     try:
-        ack = await _submit(context.node, Cancel(account=account, client_order_id=params.label))
+        cancel = Cancel(account=account, client_order_id=params.label)
+        ack = await submit_checked(context.node, cancel)
     except ApiError as error:
         if error.code == ORDER_NOT_FOUND:  # filled or cancelled before its block
             return 0
@@ -1010,7 +1009,7 @@ async def withdraw(context: Context, params: WithdrawParams) -> Any:
     minor = _minor(params.amount)
     if minor > engine.limits.max_amount_minor:
         raise invalid_params("amount", "is above the venue's largest withdrawal")
-    ack = await _submit(
+    ack = await submit_checked(
         context.node, Withdraw(account=account, underlying=underlying, amount=minor)
     )
     event = next(e for e in ack.events if isinstance(e, WithdrawalRequested))

@@ -92,11 +92,14 @@ def method(
     return register
 
 
-async def call(
+def call(
     name: str, params: dict[str, Any] | None, context: Context, *, strings: bool = False
-) -> Any:
-    """Validate and run method ``name`` for ``context``; :class:`ApiError` for any refusal.
-    ``strings``: the parameters came as a query string (numbers and booleans as text)."""
+) -> Awaitable[Any]:
+    """Validate method ``name``'s parameters and start it for ``context``: what it answers,
+    to await; :class:`ApiError` for any refusal (raised at once for the method, the scope and
+    the parameters). ``strings``: the parameters came as a query string (numbers and
+    booleans as text). Not a coroutine itself: an order's answer is resumed through every
+    frame between the node's acknowledgement and the transport, once per order."""
     found = METHODS.get(name)
     if found is None:
         raise ApiError(METHOD_NOT_FOUND, "Method not found", {"method": name})
@@ -109,7 +112,7 @@ async def call(
         value = msgspec.convert(params or {}, found.params, strict=not strings)
     except msgspec.ValidationError as error:
         raise invalid_params(_param_of(str(error)), str(error)) from None
-    return await found.handler(context, value)
+    return found.handler(context, value)
 
 
 def _param_of(message: str) -> str:
