@@ -6,6 +6,8 @@ of a burst in order through it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
@@ -165,6 +167,49 @@ async def _a_burst() -> None:
         await task
 
 
+@contextlib.asynccontextmanager
+async def direct_websocket(
+    on_message: Callable[[Any, bytes], None], **options: Any
+) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    """A node server (``server_config(..., **options)``) whose ``/direct`` path is a direct
+    WebSocket calling ``on_message(socket, message)`` for each message, and a raw client
+    connection to it past the handshake."""
+
+    class Endpoint:
+        def __init__(self, socket: Any) -> None:
+            self.socket = socket
+
+        def received(self, message: bytes) -> None:
+            on_message(self.socket, message)
+
+        def writable(self) -> None:
+            return None
+
+        def lost(self) -> None:
+            return None
+
+    app = Starlette()
+    app.state.direct_websockets = {"/direct": Endpoint}
+    port = free_port()
+    uv = uvicorn.Server(server_config(app, "127.0.0.1", port, **options))
+    task = asyncio.create_task(uv.serve())
+    while not uv.started:
+        await asyncio.sleep(0.01)
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(
+            b"GET /direct HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            b"Sec-WebSocket-Version: 13\r\n\r\n"
+        )
+        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
+        yield reader, writer
+    finally:
+        writer.close()
+        uv.should_exit = True
+        await task
+
+
 def client_frame(payload: bytes, *, opcode: int = 0x1, fin: bool = True) -> bytes:
     """A client's (masked) frame."""
     mask = b"\x0f\xa5\x5a\xf0"
@@ -196,35 +241,8 @@ async def _direct_frames(parsed: list[bytes]) -> None:
     length), and whatever else goes to websockets' parser as before: a ping between them, a
     frame cut by the reads, a fragmented message, one too big (closed with 1009)."""
     received: list[bytes] = []
-
-    class Recorder:
-        def __init__(self, socket: Any) -> None:
-            self.socket = socket
-
-        def received(self, message: bytes) -> None:
-            received.append(message)
-
-        def writable(self) -> None:
-            return None
-
-        def lost(self) -> None:
-            return None
-
-    app = Starlette()
-    app.state.direct_websockets = {"/direct": Recorder}
-    port = free_port()
-    uv = uvicorn.Server(server_config(app, "127.0.0.1", port, ws_max_size=1_000))
-    task = asyncio.create_task(uv.serve())
-    while not uv.started:
-        await asyncio.sleep(0.01)
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        writer.write(
-            b"GET /direct HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-            b"Sec-WebSocket-Version: 13\r\n\r\n"
-        )
-        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
+    direct = direct_websocket(lambda _, message: received.append(message), ws_max_size=1_000)
+    async with direct as (reader, writer):
         long = b"L" * 300
         cut = client_frame(b"cut in two")
         writer.write(
@@ -258,10 +276,6 @@ async def _direct_frames(parsed: list[bytes]) -> None:
         assert close[0] == 0x88
         assert int.from_bytes(close[2:4], "big") == 1009
         assert received == expected
-    finally:
-        writer.close()
-        uv.should_exit = True
-        await task
 
 
 def test_a_direct_websockets_frames_are_what_websockets_makes_of_them(
@@ -286,35 +300,11 @@ async def _sent_frames() -> None:
     sizes = [0, 1, 125, 126, 127, 65_535, 65_536, 70_000]
     messages = [bytes([ord("a") + index]) * size for index, size in enumerate(sizes)]
 
-    class Sender:
-        def __init__(self, socket: Any) -> None:
-            self.socket = socket
+    def send(socket: Any, message: bytes) -> None:
+        socket.send_texts(messages[:3])
+        socket.send_texts(messages[3:], now=True)
 
-        def received(self, message: bytes) -> None:
-            self.socket.send_texts(messages[:3])
-            self.socket.send_texts(messages[3:], now=True)
-
-        def writable(self) -> None:
-            return None
-
-        def lost(self) -> None:
-            return None
-
-    app = Starlette()
-    app.state.direct_websockets = {"/direct": Sender}
-    port = free_port()
-    uv = uvicorn.Server(server_config(app, "127.0.0.1", port))
-    task = asyncio.create_task(uv.serve())
-    while not uv.started:
-        await asyncio.sleep(0.01)
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    try:
-        writer.write(
-            b"GET /direct HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-            b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-            b"Sec-WebSocket-Version: 13\r\n\r\n"
-        )
-        assert (await reader.readuntil(b"\r\n\r\n")).startswith(b"HTTP/1.1 101")
+    async with direct_websocket(send) as (reader, writer):
         writer.write(client_frame(b"ping", opcode=0x9) + client_frame(b"go"))
         await writer.drain()
         expected = b"\x8a\x04ping"
@@ -322,7 +312,3 @@ async def _sent_frames() -> None:
             frame = Frame(Opcode.TEXT, message)
             expected += frame.serialize(mask=False, extensions=[])
         assert await asyncio.wait_for(reader.readexactly(len(expected)), 10) == expected
-    finally:
-        writer.close()
-        uv.should_exit = True
-        await task

@@ -247,6 +247,29 @@ async def send_held_buys(
     assert len(node.runtime.inbox) == len(ids)
 
 
+@contextlib.asynccontextmanager
+async def two_endpoints(tmp_path: Path) -> AsyncIterator[tuple[Served, Any, Any]]:
+    """A served node (ALICE funded) with blocks held (``del node.cut_block`` lets them go)
+    and the endpoints of two of her authenticated WebSockets, to drive them by hand
+    (``endpoint.received(message)`` as if read)."""
+    async with (
+        connected(tmp_path) as (served, _, _),
+        aiohttp.ClientSession() as http,
+        http.ws_connect(served.ws) as other,
+    ):
+        await Ws(other).call("public/auth", client_signature(served.api_key, served.secret))
+        served.node.cut_block = lambda: None  # type: ignore[method-assign]  # blocks held
+        first, second = (s.socket.endpoint for s in served.api.hub.sessions.values())
+        yield served, first, second
+
+
+def buy_message(request_id: int, price_ticks: int) -> bytes:
+    """A ``private/test_buy`` message, as a connection reads it."""
+    params = {"price_ticks": price_ticks}
+    request = {"jsonrpc": "2.0", "id": request_id, "method": "private/test_buy"}
+    return json.dumps({**request, "params": params}).encode()
+
+
 async def fund(node: Node, account: str) -> None:
     """Credit ``account`` and give BTC an index (orders need one)."""
     report = OracleReport(
@@ -737,20 +760,11 @@ def test_a_pass_reads_each_connections_first_message_then_a_round_of_the_rest(
     the order they were sent in, not socket by socket."""
 
     async def main() -> None:
-        async with (
-            connected(tmp_path) as (served, _, _),
-            aiohttp.ClientSession() as http,
-            http.ws_connect(served.ws) as other,
-        ):
-            await Ws(other).call("public/auth", client_signature(served.api_key, served.secret))
+        async with two_endpoints(tmp_path) as (served, first, second):
             node = served.node
-            node.cut_block = lambda: None  # type: ignore[method-assign]  # blocks held
-            first, second = (s.socket.endpoint for s in served.api.hub.sessions.values())
 
             def buy(price_ticks: int) -> bytes:
-                params = {"price_ticks": price_ticks}
-                request = {"jsonrpc": "2.0", "id": price_ticks, "method": "private/test_buy"}
-                return json.dumps({**request, "params": params}).encode()
+                return buy_message(price_ticks, price_ticks)
 
             for price in (90_001, 90_002, 90_003):  # one read of three messages
                 first.received(buy(price))
@@ -794,15 +808,8 @@ def test_a_blocks_answers_that_waited_longest_go_first_a_connection_at_a_time(
     was when a connection's answers all went together."""
 
     async def main() -> None:
-        async with (
-            connected(tmp_path) as (served, _, _),
-            aiohttp.ClientSession() as http,
-            http.ws_connect(served.ws) as other,
-        ):
-            await Ws(other).call("public/auth", client_signature(served.api_key, served.secret))
+        async with two_endpoints(tmp_path) as (served, first, second):
             node, api = served.node, served.api
-            node.cut_block = lambda: None  # type: ignore[method-assign]  # blocks held
-            first, second = (s.socket.endpoint for s in api.hub.sessions.values())
             pushed: list[tuple[str, list[int]]] = []
             for name, endpoint in (("first", first), ("second", second)):
                 real = endpoint.session.push_all
@@ -814,9 +821,7 @@ def test_a_blocks_answers_that_waited_longest_go_first_a_connection_at_a_time(
                 endpoint.session.push_all = push_all
 
             def buy(request_id: int) -> bytes:
-                params = {"price_ticks": 90_000 + request_id}
-                request = {"jsonrpc": "2.0", "id": request_id, "method": "private/test_buy"}
-                return json.dumps({**request, "params": params}).encode()
+                return buy_message(request_id, 90_000 + request_id)
 
             api.first_after_ns = 50_000_000
             first.received(buy(1))
