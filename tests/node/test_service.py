@@ -17,7 +17,7 @@ from strikechain.engine.oracle import OracleReport, sign_report
 from strikechain.engine.signing import address_of, keccak256
 from strikechain.engine.txs import Cancel, PlaceOrder, PostOnly
 from strikechain.node.config import ConfigError, NodeConfig, parse_config
-from strikechain.node.service import DRAIN_PASSES, Node, NodeHalted
+from strikechain.node.service import Node, NodeHalted
 from strikechain.runtime.errors import RuntimeRejection
 from strikechain.runtime.replay import replay
 from strikechain.runtime.sqlite_log import SqliteLog
@@ -349,9 +349,11 @@ def test_the_timer_drains_input_already_arriving_before_it_cuts(tmp_path: Path) 
             after_due = [t for t in sent[:-1] if t >= due]
             assert after_due, "nothing was submitted after the due time"
             assert all(ack.height == height + 1 for ack in acks)  # all in the drained block
-            # a few passes (its wake-up, the drain), not the thousands of the whole grace
-            assert len(after_due) <= 3 * DRAIN_PASSES
-            assert due <= block < due + 40_000_000  # before the grace was over
+            # A few passes (its wake-up, the drain), not the thousands of the whole grace,
+            # bounded in time, not in passes: the timer sleeps on the loop's monotonic clock
+            # towards a due time on the wall clock, and on a fast host (~4 us a pass) the two
+            # clocks' drift over an interval is itself a few passes (10 counted once).
+            assert due <= block < due + 10_000_000  # within a quarter of the grace
         finally:
             await node.stop()
 
