@@ -4,6 +4,9 @@ and its failures (a full inbox, a failed log write, a chain that stops answering
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +20,7 @@ from strikechain.engine.oracle import OracleReport, sign_report
 from strikechain.engine.signing import address_of, keccak256
 from strikechain.engine.txs import Cancel, PlaceOrder, PostOnly
 from strikechain.node.config import ConfigError, NodeConfig, parse_config
-from strikechain.node.service import Node, NodeHalted
+from strikechain.node.service import CHAIN_THREAD_NICE, Node, NodeHalted
 from strikechain.runtime.errors import RuntimeRejection
 from strikechain.runtime.replay import replay
 from strikechain.runtime.sqlite_log import SqliteLog
@@ -433,6 +436,30 @@ def test_followers_get_each_block_after_its_answers_and_one_that_fails_halts(
         with pytest.raises(NodeHalted):
             node.submit_nowait(report(clock))
         await node.stop()
+
+    run(main())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="a thread's own nice: Linux")
+def test_the_chain_thread_runs_at_a_lower_priority(tmp_path: Path) -> None:
+    """Batch compression and chain calls run on the chain thread, below the event loop's
+    priority (CHAIN_THREAD_NICE): on the node's one core they take its idle time, not half of
+    it while a batch closes."""
+    cfg, clock = config(tmp_path), Clock()
+
+    async def main() -> None:
+        node = await started(unsettled(cfg), clock, BoaChain)
+        try:
+
+            def nice() -> int:
+                return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+            mine = nice()
+            theirs = await node.on_chain(nice)
+            assert theirs == min(mine + CHAIN_THREAD_NICE, 19)
+            assert nice() == mine  # the loop's thread keeps its own
+        finally:
+            await node.stop()
 
     run(main())
 

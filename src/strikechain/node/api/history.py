@@ -73,9 +73,14 @@ class HistoryLimits(msgspec.Struct, frozen=True, kw_only=True):
             invariant(getattr(self, name) > 0, f"HistoryLimits.{name} must be positive")
 
 
-@dataclass(slots=True, kw_only=True)
-class OrderRecord:
-    """One order as Deribit reports it; updated by the blocks' events until it closes."""
+class OrderRecord(msgspec.Struct, kw_only=True, gc=False):
+    """One order as Deribit reports it; updated by the blocks' events until it closes.
+
+    Not tracked by the cyclic garbage collector (``gc=False``: its fields are numbers and
+    strings, it can be in no cycle): the history keeps up to ``closed_orders`` of them plus
+    every open order, and tracked (a slotted dataclass) they were three quarters of what the
+    node's scheduled collection walked: 131k of 176k objects after a minute of orders, a
+    233 ms pause (:mod:`strikechain.node.heap`)."""
 
     order_id: int
     account: str
