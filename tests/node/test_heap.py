@@ -17,10 +17,13 @@ from strikechain.node.heap import (
     FULL_COLLECTIONS_OFF,
     MIDDLE_EVERY,
     YOUNG_THRESHOLD,
+    Collection,
     HeapPolicy,
 )
-from strikechain.node.service import Node
-from tests.node.test_service import config
+from strikechain.node.service import COLLECTION_SKIPS_MAX, Node
+from tests.node.test_service import config, report_now
+
+NANOS = 1_000_000_000
 
 
 class Clock:
@@ -193,3 +196,50 @@ def _collections(rendered: str) -> float:
         if line.startswith("strikechain_gc_pause_seconds_count")
     )
     return float(count.split()[-1])
+
+
+def test_a_due_collection_waits_for_room_between_blocks(tmp_path: Path, restored: object) -> None:
+    """The node's collection runs a third of an interval after the cut only if the next block
+    is half an interval away or more; else the next block's pass tries again, and after
+    COLLECTION_SKIPS_MAX blocks without room it runs anyway."""
+    cfg = config(tmp_path, block_interval_ms=60_000.0)  # the timer never cuts: the test does
+    cfg = msgspec.structs.replace(
+        cfg, settlement=msgspec.structs.replace(cfg.settlement, enabled=False)
+    )
+    now = [1_800_000_000 * NANOS]
+
+    async def main() -> None:
+        node = Node(cfg, clock=lambda: now[0])
+        await node.start()
+        collected: list[float] = []
+        real = node.heap.collect
+
+        def collect() -> Collection:
+            collection = real()
+            collected.append(collection.pause_s)
+            return collection
+
+        node.heap.collect = collect  # type: ignore[method-assign]
+        try:
+            node.submit_nowait(report_now(node))
+            node.cut_block()
+            interval = cfg.node.block_interval_ns
+            due = node.runtime.next_due_ns()  # type: ignore[union-attr]
+            assert due is not None
+            now[0] = due - interval // 2 + 1  # past the third, less than half left
+            await node._collect_between_blocks()
+            assert collected == []
+            assert node._collection_skips == 1
+            now[0] = due - interval // 2  # half left: room
+            await node._collect_between_blocks()
+            assert len(collected) == 1
+            assert node._collection_skips == 0
+            now[0] = due - 1
+            node._collection_skips = COLLECTION_SKIPS_MAX  # waited long enough: runs anyway
+            await node._collect_between_blocks()
+            assert len(collected) == 2
+            assert node._collection_skips == 0
+        finally:
+            await node.stop()
+
+    asyncio.run(main())
