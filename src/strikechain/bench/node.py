@@ -2,10 +2,11 @@
 
 A :class:`~strikechain.node.service.Node` as ``strikechain serve`` runs it (100 ms blocks, the
 block log synced per block, settlement on the embedded chain with the batcher, a batch every
-:data:`BATCH_BLOCKS` blocks) and its API on uvicorn on 127.0.0.1, in this process. :data:`ACCOUNTS` accounts are funded on chain (mint and
-deposit, relayed into the engine as ``Deposit`` transactions) and an index is reported every
-half second. Then a load generator, in a child process (on a core of its own when the runner
-left one: :func:`~strikechain.bench.runner.allowed_cores`; otherwise on the node's core, which
+:data:`BATCH_BLOCKS` blocks) and its API on uvicorn on 127.0.0.1, in this process.
+:data:`ACCOUNTS` accounts are funded on chain (mint and deposit, relayed into the engine as
+``Deposit`` transactions) and an index is reported every half second. Then a load generator,
+in a child process (on a core of its own when the runner left one:
+:func:`~strikechain.bench.runner.allowed_cores`; otherwise on the node's core, which
 ``load_generator_cores`` = 0 says), drives the API:
 
 - ``ws_orders_per_s``: :data:`CONNECTIONS` authenticated WebSockets, each with
