@@ -356,7 +356,7 @@ def test_the_timer_drains_input_already_arriving_before_it_cuts(tmp_path: Path) 
             # bounded in time, not in passes: the timer sleeps on the loop's monotonic clock
             # towards a due time on the wall clock, and on a fast host (~4 us a pass) the two
             # clocks' drift over an interval is itself a few passes (10 counted once).
-            assert due <= block < due + 10_000_000  # within a quarter of the grace
+            assert due <= block < due + 20_000_000  # within half the grace
         finally:
             await node.stop()
 

@@ -823,10 +823,10 @@ def test_a_blocks_answers_that_waited_longest_go_first_a_connection_at_a_time(
             def buy(request_id: int) -> bytes:
                 return buy_message(request_id, 90_000 + request_id)
 
-            api.first_after_ns = 50_000_000
+            api.first_after_ns = 500_000_000  # (3 and 4 would need a 0.5 s stall to join)
             first.received(buy(1))
             second.received(buy(2))
-            await asyncio.sleep(0.08)  # 1 and 2 have waited 80 ms: the first round's
+            await asyncio.sleep(0.6)  # 1 and 2 have waited 0.6 s: the first round's
             first.received(buy(3))
             second.received(buy(4))
             del node.cut_block
