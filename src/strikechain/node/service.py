@@ -353,14 +353,13 @@ class Node:
         now = self.clock()
         latencies: list[float] = []
         resolved: list[AckFuture] = []
-        if self._ack_listeners or self._followers:
-            # Scheduled first: before the callbacks set_result schedules (a task woken by its
-            # acknowledgement finds the followers up to date with the block).
-            loop = asyncio.get_running_loop()
-            if self._ack_listeners:
-                loop.call_soon(self._announce, resolved)
-            if self._followers:
-                loop.call_soon(self._follow, committed)
+        # Scheduled first: before the callbacks set_result schedules (a task woken by its
+        # acknowledgement finds the followers up to date with the block).
+        loop = asyncio.get_running_loop()
+        if self._ack_listeners:
+            loop.call_soon(self._announce, resolved)
+        if self._followers:
+            loop.call_soon(self._follow, committed)
         for index, sequence in enumerate(committed.sequences):
             entry = self._waiting.pop(sequence, None)
             if entry is not None and not entry[0].done():

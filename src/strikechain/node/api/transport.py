@@ -24,9 +24,9 @@ cancel-on-disconnect), else :func:`strikechain.node.api.registry.call` (-32601 i
 Over a WebSocket the connection's own methods run in order as they arrive (so a ``public/auth``
 binds the session before the next request is read); the registry's methods run concurrently,
 at most ``requests_in_flight`` per connection (later messages wait and reading pauses), and may
-answer out of order (match replies by ``id``). A reply is sent as soon as it is built: the
-answers to a block's orders leave one by one in the block's order, so the first orders of a
-block, which waited longest for it, are answered first.
+answer out of order (match replies by ``id``). A block's answers leave a connection at a
+time in the block's order, in two rounds (:meth:`Api._acknowledged`): the requests that waited
+longest for the block first, so the orders sent first in an interval are answered first.
 """
 
 from __future__ import annotations
@@ -70,8 +70,8 @@ MUST_BE_WEBSOCKET: Final = 10030
 TRY_AGAIN_LATER: Final = 1013
 REQUESTS_IN_FLIGHT: Final = 32
 FIRST_ANSWERS_AFTER: Final = 0.6
-"""The share of the block interval a request has waited when its block's answers begin that puts its
-answer in the block's first round (:meth:`Api._acknowledged`)."""
+"""The share of the block interval a request has waited, when its block's answers begin, that
+puts its answer in the block's first round (:meth:`Api._acknowledged`)."""
 WEBSOCKET_PATH: Final = "/ws/api/v2"
 ENCODER: Final = msgspec.json.Encoder(decimal_format="number")
 DECODER: Final = msgspec.json.Decoder()
@@ -418,12 +418,12 @@ class _WebSocket:
     per step; the coroutines here wait only on the node's futures.
 
     Answers go out a connection at a time. A block resolves all its orders' futures at once;
-    when the first of this connection's is announced, every request of the connection whose
-    future is done goes on (:meth:`resolved`), in the order they arrived, and their answers
-    leave with one write: one system call per connection and block, not one per order (on
-    loopback each also does the receiver's TCP work: ~20 us, the largest single cost of an
-    answer). The block's first orders are still answered first (their connections come first),
-    each behind at most its own connection's other answers."""
+    in each of the block's two rounds (:meth:`Api._acknowledged`), when the first of this
+    connection's is announced, every request of the connection whose future is done (and, in
+    the first round, that waited long enough) goes on (:meth:`resolved`), in the order they
+    arrived, and their answers leave with one write: at most two system calls per connection
+    and block, not one per order (on loopback each also does the receiver's TCP work: ~20 us,
+    the largest single cost of an answer)."""
 
     def __init__(self, api: Api, session: Session) -> None:
         self.api = api
